@@ -1,0 +1,3 @@
+from zipldump.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Command line: `zipldump COMMAND ...`.
+
+Each command lives in its own module under zipldump/commands/ and exposes
+`register(subparsers)`, which adds its parser and sets `func(args, ui) -> int`.
+This module only builds the parser, runs the command and turns ZiplDumpError
+into a one-line message and the error's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from zipldump import __version__, commands
+from zipldump.errors import UsageError, ZiplDumpError
+from zipldump.ui import UI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zipldump", description="zipl SCSI IPL and dump disks for IBM Z")
+    parser.add_argument("--version", action="version", version=f"zipldump {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no status messages on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"zipldump.commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its message
+        return UsageError.exit_code if exc.code else 0
+    ui = UI(json_output=getattr(args, "json", False), quiet=args.quiet)
+    try:
+        return int(args.func(args, ui) or 0)
+    except ZiplDumpError as exc:
+        print(f"zipldump: error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            ui.emit_json({"error": {"kind": exc.kind, "where": exc.where, "message": exc.message, "exit_code": exc.exit_code}})
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("zipldump: interrupted", file=sys.stderr)
+        return 130
