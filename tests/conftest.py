@@ -1,0 +1,41 @@
+"""Shared fixtures.
+
+`tmp_image(size, *, name="disk.img", fill=None)` makes a sparse image file under
+tmp_path (zero-filled, or filled with a repeating byte pattern when `fill` is
+given) and returns its Path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def tmp_image(tmp_path: Path) -> Callable[..., Path]:
+    def make(size: int, *, name: str = "disk.img", fill: bytes | None = None) -> Path:
+        path = tmp_path / name
+        with open(path, "wb") as fh:
+            if fill:
+                chunk = (fill * (1 << 20 // len(fill) + 1))[: 1 << 20]
+                left = size
+                while left:
+                    n = min(left, len(chunk))
+                    fh.write(chunk[:n])
+                    left -= n
+            else:
+                fh.truncate(size)
+        return path
+
+    return make
+
+
+def have_tool(name: str) -> bool:
+    """True when an external program is on PATH (e2fsprogs live in /sbin on Debian)."""
+    for d in os.environ.get("PATH", "").split(os.pathsep) + ["/sbin", "/usr/sbin"]:
+        if os.access(os.path.join(d, name), os.X_OK):
+            return True
+    return False
