@@ -1,0 +1,489 @@
+"""zipl.conf parser: sections, menus and [defaultboot], adapted to disk images.
+
+The syntax follows zipl's configuration file (zipl.conf(5)); docs/zipl-conf.md
+lists what is supported and where zipldump differs.  The one deliberate change:
+`target=`, `dumpto=` and `dumptofs=` name a PARTITION NUMBER of the image given
+on the command line, not a directory or a device node.
+
+Relative `image`, `ramdisk` and `parmfile` paths are resolved against the
+directory that holds the configuration file, so a config works no matter where
+zipldump is started from.
+
+Every error is a UsageError whose `where` is "FILE:LINE".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from zipldump.errors import UsageError
+
+DEFAULTBOOT = "defaultboot"
+# Program-table entries 1..30 are menu positions on SCSI; entry 0 is the default copy.
+MAX_MENU_POSITION = 30
+# zipl's limits on the boot menu's timeout/prompt are not relevant to SCSI IPL
+# (the firmware selects by boot program number), but the values are still checked.
+
+SECTION_KEYS = {"image", "ramdisk", "parmfile", "parameters", "target", "dumpto", "dumptofs"}
+MENU_KEYS = {"default", "prompt", "timeout", "target"}
+DEFAULTBOOT_KEYS = {"default", "defaultmenu", "defaultauto", "target", "prompt", "timeout"}
+# zipl keywords that are valid in zipl.conf but mean nothing for a SCSI disk image.
+UNSUPPORTED_KEYS = {
+    "mvdump": "multi-volume DASD dumps",
+    "segment": "segment loading",
+    "tape": "tape IPL",
+    "kdump": "kdump sections",
+    "optional": "optional sections",
+    "secure": "secure boot",
+    "targetbase": "target device options (the image is the target)",
+    "targettype": "target device options (the image is the target)",
+    "targetgeometry": "target device options (the image is the target)",
+    "targetblocksize": "target device options (use --block-size)",
+    "targetoffset": "target device options (the image is the target)",
+}
+
+_SECTION_RE = re.compile(r"^\[(?P<name>[^\]]*)\]$")
+_MENU_RE = re.compile(r"^:(?P<name>.*)$")
+_KEYVAL_RE = re.compile(r"^(?P<key>[^=\s]+)\s*=\s*(?P<value>.*)$")
+_ADDR_RE = re.compile(r"^(?P<path>.+),(?P<addr>(0[xX])?[0-9a-fA-F]+)$")
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    """One configuration section, with paths already resolved.
+
+    `kind` is "ipl" (image=), "dump" (dumpto=) or "dumptofs" (dumptofs=).
+    `target`, `dumpto`, `dumptofs` are partition numbers of the image.
+    `*_address` are the optional ",ADDR" load addresses zipl allows after a file name.
+    """
+
+    name: str
+    image: Path | None
+    ramdisk: Path | None
+    parameters: str | None
+    parmfile: Path | None
+    target: int | None
+    dumpto: int | None
+    dumptofs: int | None
+    source_line: int
+    source_file: str = ""
+    image_address: int | None = None
+    ramdisk_address: int | None = None
+    parmfile_address: int | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.dumpto is not None:
+            return "dump"
+        if self.dumptofs is not None:
+            return "dumptofs"
+        return "ipl"
+
+    @property
+    def where(self) -> str:
+        return f"{self.source_file}:{self.source_line}"
+
+    def command_line(self) -> str:
+        """Kernel command line: parmfile contents, then `parameters`, joined by a space (as zipl)."""
+        parts: list[str] = []
+        if self.parmfile is not None:
+            try:
+                text = self.parmfile.read_text(encoding="ascii", errors="strict")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"section '{self.name}': cannot read parmfile {self.parmfile}: {exc}", where=self.where) from exc
+            # Line breaks in a parmfile separate parameters, like blanks.
+            text = " ".join(text.split())
+            if text:
+                parts.append(text)
+        if self.parameters:
+            parts.append(self.parameters)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to install: program-table position -> section.
+
+    A single section is position 0.  A menu uses its positions 1..30; the
+    installer also points table entry 0 at `entries[default_position]`.
+    """
+
+    entries: dict[int, SectionSpec]
+    default_position: int
+    menu: str | None = None
+    target: int | None = None
+    prompt: bool | None = None
+    timeout: int | None = None
+
+    @property
+    def default(self) -> SectionSpec:
+        return self.entries[self.default_position]
+
+
+@dataclass
+class _Block:
+    kind: str  # "section" | "menu"
+    name: str
+    line: int
+    values: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (value, line)
+
+
+@dataclass
+class ZiplConfig:
+    """A parsed configuration file.  `sections` and `menus` keep file order."""
+
+    path: Path
+    sections: dict[str, SectionSpec]
+    menus: dict[str, _Block]
+    defaultboot: _Block | None
+
+    def _where(self, line: int) -> str:
+        return f"{self.path}:{line}"
+
+    def select(self, section: str | None = None, menu: str | None = None) -> Selection:
+        """Pick a section or a menu; with neither, follow [defaultboot]."""
+        if section is not None and menu is not None:
+            raise UsageError("give a section or a menu, not both")
+        if section is not None:
+            return self._single(section, None)
+        if menu is not None:
+            return self._menu(menu, None)
+        db = self.defaultboot
+        if db is None:
+            if len(self.sections) == 1 and not self.menus:
+                return self._single(next(iter(self.sections)), None)
+            names = ", ".join(list(self.sections) + [":" + m for m in self.menus]) or "none"
+            raise UsageError(f"no section or menu given and no [defaultboot] section (choose one of: {names})", where=str(self.path))
+        if "default" in db.values and "defaultauto" not in db.values:
+            name, line = db.values["default"]
+            return self._single(name, line)
+        if "defaultmenu" in db.values:
+            name, line = db.values["defaultmenu"]
+            return self._menu(name, line)
+        if "defaultauto" in db.values:
+            return self._auto(db)
+        raise UsageError("[defaultboot] needs default=, defaultmenu= or defaultauto", where=self._where(db.line))
+
+    def _single(self, name: str, line: int | None) -> Selection:
+        spec = self.sections.get(name)
+        if spec is None:
+            where = self._where(line) if line else str(self.path)
+            raise UsageError(f"no section [{name}] in the configuration (sections: {', '.join(self.sections) or 'none'})", where=where)
+        return Selection(entries={0: spec}, default_position=0)
+
+    def _menu(self, name: str, line: int | None) -> Selection:
+        block = self.menus.get(name)
+        if block is None:
+            where = self._where(line) if line else str(self.path)
+            raise UsageError(f"no menu :{name} in the configuration (menus: {', '.join(self.menus) or 'none'})", where=where)
+        entries: dict[int, SectionSpec] = {}
+        for key, (value, vline) in block.values.items():
+            if not key.isdigit():
+                continue
+            spec = self.sections.get(value)
+            if spec is None:
+                raise UsageError(f"menu :{name} position {int(key)} names unknown section [{value}]", where=self._where(vline))
+            if spec.kind == "dump":
+                raise UsageError(
+                    f"menu :{name} position {int(key)}: section [{value}] is a dump section; only IPL and dumptofs sections can be menu entries",
+                    where=self._where(vline),
+                )
+            entries[int(key)] = spec
+        target = _menu_target(block, self._where)
+        entries = {pos: _inherit_target(spec, target) for pos, spec in entries.items()}
+        if not entries:
+            raise UsageError(f"menu :{name} has no entries (add lines like 1=SECTION)", where=self._where(block.line))
+        default = _menu_default(block, entries, self._where)
+        return Selection(
+            entries=dict(sorted(entries.items())),
+            default_position=default,
+            menu=name,
+            target=target,
+            prompt=_menu_bool(block, "prompt", self._where),
+            timeout=_menu_int(block, "timeout", self._where),
+        )
+
+    def _auto(self, db: _Block) -> Selection:
+        # defaultauto: a menu of every IPL section, in file order.
+        ipl = [s for s in self.sections.values() if s.kind == "ipl"]
+        if not ipl:
+            raise UsageError("defaultauto: the configuration has no IPL section", where=self._where(db.line))
+        if len(ipl) > MAX_MENU_POSITION:
+            raise UsageError(f"defaultauto: {len(ipl)} IPL sections exceed the {MAX_MENU_POSITION} menu positions", where=self._where(db.line))
+        target = _menu_target(db, self._where)
+        entries = {i + 1: _inherit_target(s, target) for i, s in enumerate(ipl)}
+        default = 1
+        if "default" in db.values:
+            value, vline = db.values["default"]
+            names = [s.name for s in ipl]
+            if value.isdigit():
+                default = int(value)
+            elif value in names:
+                default = names.index(value) + 1
+            else:
+                raise UsageError(f"defaultauto: default={value} is neither a position nor an IPL section", where=self._where(vline))
+            if default not in entries:
+                raise UsageError(f"defaultauto: default position {default} has no entry", where=self._where(vline))
+        return Selection(
+            entries=entries,
+            default_position=default,
+            menu=DEFAULTBOOT,
+            target=target,
+            prompt=_menu_bool(db, "prompt", self._where),
+            timeout=_menu_int(db, "timeout", self._where),
+        )
+
+
+def _inherit_target(spec: SectionSpec, target: int | None) -> SectionSpec:
+    # A menu's target= applies to entries that do not name their own.
+    if target is None or spec.target is not None:
+        return spec
+    return replace(spec, target=target)
+
+
+def _menu_default(block: _Block, entries: dict[int, SectionSpec], where) -> int:
+    if "default" not in block.values:
+        return min(entries)
+    value, line = block.values["default"]
+    if not value.isdigit() or int(value) not in entries:
+        raise UsageError(f"menu :{block.name}: default={value} is not one of the positions {sorted(entries)}", where=where(line))
+    return int(value)
+
+
+def _menu_target(block: _Block, where) -> int | None:
+    if "target" not in block.values:
+        return None
+    value, line = block.values["target"]
+    return _partition_number("target", value, where(line))
+
+
+def _menu_bool(block: _Block, key: str, where) -> bool | None:
+    if key not in block.values:
+        return None
+    value, line = block.values[key]
+    if value not in ("0", "1"):
+        raise UsageError(f"{key}={value}: expected 0 or 1", where=where(line))
+    return value == "1"
+
+
+def _menu_int(block: _Block, key: str, where) -> int | None:
+    if key not in block.values:
+        return None
+    value, line = block.values[key]
+    if not value.isdigit():
+        raise UsageError(f"{key}={value}: expected a number of seconds", where=where(line))
+    return int(value)
+
+
+def _partition_number(key: str, value: str, where: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(
+            f"{key}={value}: zipldump expects the partition number of the image here (for example {key}=1), not a path or device",
+            where=where,
+        )
+    return int(value)
+
+
+def _unquote(raw: str, where: str) -> str:
+    raw = raw.strip()
+    if raw[:1] in ("'", '"'):
+        quote = raw[0]
+        if len(raw) < 2 or raw[-1] != quote:
+            raise UsageError(f"unterminated quoted value {raw}", where=where)
+        return raw[1:-1]
+    return raw
+
+
+def _split_address(value: str, key: str, where: str) -> tuple[str, int | None]:
+    m = _ADDR_RE.match(value)
+    if not m:
+        return value, None
+    try:
+        return m["path"], int(m["addr"], 16)
+    except ValueError as exc:  # pragma: no cover - regex guarantees hex
+        raise UsageError(f"{key}: bad load address {m['addr']}", where=where) from exc
+
+
+def parse_config(path: str | Path) -> ZiplConfig:
+    """Parse a zipl.conf-style file.  Raises UsageError naming FILE:LINE."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read configuration file: {exc.strerror or exc}", where=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"configuration file is not UTF-8 text: {exc}", where=str(path)) from exc
+    return parse_config_text(text, path)
+
+
+def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
+    """Parse configuration text; `path` names the file in errors and anchors relative paths."""
+    path = Path(path)
+    base = path.parent
+
+    def where(line: int) -> str:
+        return f"{path}:{line}"
+
+    blocks: list[_Block] = []
+    current: _Block | None = None
+    seen_sections: dict[str, int] = {}
+    seen_menus: dict[str, int] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _SECTION_RE.match(line)
+        if m:
+            name = m["name"].strip()
+            if not name or any(c.isspace() or not c.isprintable() for c in name):
+                raise UsageError(f"bad section name [{m['name']}] (printable characters, no blanks)", where=where(lineno))
+            if name in seen_sections:
+                raise UsageError(f"section [{name}] defined twice (first at line {seen_sections[name]})", where=where(lineno))
+            seen_sections[name] = lineno
+            current = _Block("section", name, lineno)
+            blocks.append(current)
+            continue
+        m = _MENU_RE.match(line)
+        if m:
+            name = m["name"].strip()
+            if not name or not name.isalnum() or not name.isascii():
+                raise UsageError(f"bad menu name :{m['name']} (letters and digits only)", where=where(lineno))
+            if name in seen_menus:
+                raise UsageError(f"menu :{name} defined twice (first at line {seen_menus[name]})", where=where(lineno))
+            seen_menus[name] = lineno
+            current = _Block("menu", name, lineno)
+            blocks.append(current)
+            continue
+        if line == "defaultauto" and current is not None and current.name == DEFAULTBOOT and current.kind == "section":
+            current.values["defaultauto"] = ("", lineno)
+            continue
+        m = _KEYVAL_RE.match(line)
+        if not m:
+            raise UsageError(f"expected [section], :menu or key=value, got {line!r}", where=where(lineno))
+        if current is None:
+            raise UsageError(f"keyword '{m['key']}' outside of a section (add a [section] line above it)", where=where(lineno))
+        key = m["key"].lower()
+        value = _unquote(m["value"], where(lineno))
+        if key in current.values:
+            raise UsageError(
+                f"keyword '{key}' given twice in {_describe(current)} (first at line {current.values[key][1]})",
+                where=where(lineno),
+            )
+        _check_key(current, key, value, where(lineno))
+        current.values[key] = (value, lineno)
+
+    sections: dict[str, SectionSpec] = {}
+    menus: dict[str, _Block] = {}
+    defaultboot: _Block | None = None
+    for block in blocks:
+        if block.kind == "menu":
+            menus[block.name] = block
+        elif block.name == DEFAULTBOOT:
+            _check_defaultboot(block, where)
+            defaultboot = block
+        else:
+            sections[block.name] = _make_section(block, base, str(path), where)
+    return ZiplConfig(path=path, sections=sections, menus=menus, defaultboot=defaultboot)
+
+
+def _describe(block: _Block) -> str:
+    return f"menu :{block.name}" if block.kind == "menu" else f"section [{block.name}]"
+
+
+def _check_key(block: _Block, key: str, value: str, where: str) -> None:
+    if block.kind == "menu":
+        if key.isdigit():
+            pos = int(key)
+            if not 1 <= pos <= MAX_MENU_POSITION:
+                raise UsageError(
+                    f"position {pos} in menu :{block.name} is outside 1..{MAX_MENU_POSITION} (the SCSI maximum)", where=where
+                )
+            if not value:
+                raise UsageError(f"position {pos} in menu :{block.name} names no section", where=where)
+            return
+        if key not in MENU_KEYS:
+            raise UsageError(f"keyword '{key}' is not allowed in a menu (allowed: N=section, {', '.join(sorted(MENU_KEYS))})", where=where)
+        return
+    if block.name == DEFAULTBOOT:
+        if key not in DEFAULTBOOT_KEYS:
+            raise UsageError(f"keyword '{key}' is not allowed in [defaultboot] (allowed: {', '.join(sorted(DEFAULTBOOT_KEYS))})", where=where)
+        return
+    if key in UNSUPPORTED_KEYS:
+        raise UsageError(f"keyword '{key}' ({UNSUPPORTED_KEYS[key]}) is not supported by zipldump", where=where)
+    if key not in SECTION_KEYS:
+        raise UsageError(f"unknown keyword '{key}' (allowed: {', '.join(sorted(SECTION_KEYS))})", where=where)
+    if not value and key != "parameters":
+        raise UsageError(f"keyword '{key}' has an empty value", where=where)
+
+
+def _check_defaultboot(block: _Block, where) -> None:
+    v = block.values
+    modes = [k for k in ("default", "defaultmenu", "defaultauto") if k in v]
+    if "defaultauto" in v:
+        modes = ["defaultauto"] + (["defaultmenu"] if "defaultmenu" in v else [])
+    if not modes:
+        raise UsageError("[defaultboot] needs default=, defaultmenu= or defaultauto", where=where(block.line))
+    if len(modes) > 1:
+        raise UsageError(f"[defaultboot] may use only one of {', '.join(modes)}", where=where(block.line))
+    if "defaultauto" not in v:
+        for key in ("target", "prompt", "timeout"):
+            if key in v:
+                raise UsageError(f"keyword '{key}' in [defaultboot] needs defaultauto", where=where(v[key][1]))
+
+
+def _make_section(block: _Block, base: Path, source: str, where) -> SectionSpec:
+    v = block.values
+
+    def get(key: str) -> tuple[str, int] | None:
+        return v.get(key)
+
+    kinds = [k for k in ("image", "dumpto", "dumptofs") if k in v]
+    if not kinds:
+        raise UsageError(f"section [{block.name}] needs image=, dumpto= or dumptofs=", where=where(block.line))
+    if "dumpto" in v and "dumptofs" in v:
+        raise UsageError(f"section [{block.name}]: dumpto and dumptofs exclude each other", where=where(v["dumptofs"][1]))
+
+    def file_value(key: str) -> tuple[Path | None, int | None]:
+        item = get(key)
+        if item is None:
+            return None, None
+        value, line = item
+        name, addr = _split_address(value, key, where(line))
+        p = Path(name)
+        if not p.is_absolute():
+            p = base / p
+        return p, addr
+
+    image, image_addr = file_value("image")
+    ramdisk, ramdisk_addr = file_value("ramdisk")
+    parmfile, parmfile_addr = file_value("parmfile")
+
+    def part(key: str) -> int | None:
+        item = get(key)
+        if item is None:
+            return None
+        value, line = item
+        if key == "dumpto" and "," in value:
+            raise UsageError(
+                f"dumpto={value}: the dump size cannot be limited for a partition dump on a SCSI disk", where=where(line)
+            )
+        return _partition_number(key, value, where(line))
+
+    params = get("parameters")
+    return SectionSpec(
+        name=block.name,
+        image=image,
+        ramdisk=ramdisk,
+        parameters=params[0] if params else None,
+        parmfile=parmfile,
+        target=part("target"),
+        dumpto=part("dumpto"),
+        dumptofs=part("dumptofs"),
+        source_line=block.line,
+        source_file=source,
+        image_address=image_addr,
+        ramdisk_address=ramdisk_addr,
+        parmfile_address=parmfile_addr,
+    )
