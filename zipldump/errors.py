@@ -114,6 +114,13 @@ class ComponentError(FormatError):
     kind = "bad-component"
 
 
+class SuperblockError(FormatError):
+    """boot_info or the dump superblock disagree with the disk or its partition table."""
+
+    exit_code = 26
+    kind = "bad-superblock"
+
+
 # --- IPL simulation ----------------------------------------------------------
 class IplError(ZiplDumpError):
     """The firmware loader refused the disk, or the loaded program cannot start."""

@@ -1,0 +1,455 @@
+"""Strict reader of the zipl SCSI bootmap chain (spec zipl-scsi-format.md §2-§7).
+
+Boot record (block 0) -> program table -> component tables -> block lists ->
+component data.  Shared by `inspect` and the simulator's firmware model, so it
+holds no policy: it parses, checks what makes a structure unreadable or
+ambiguous (magic, pointers outside the disk, size fields, chain loops, missing
+EXECUTE), and raises a FormatError subclass whose `where` names the block,
+byte offset and field.  Judgements about the content (version numbers, HSA,
+overlaps, superblock) belong to the callers.
+
+Strictness limits (spec Appendix B, reader item 8): nothing here reads the
+bytes zipl leaves unwritten: program-table block after byte 511, the tail of
+the last data block of a component, the superblock block after byte 71.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from zipldump.errors import BlockListLoopError, ComponentError, MagicError, PointerError
+from zipldump.formats.blocklist import data_slots_per_block, parse_list_block
+from zipldump.formats.blockptr import BLOCKPTR_SIZE, BlockPtr
+from zipldump.formats.bootrecord import (
+    BOOT_INFO_OFFSET,
+    BOOT_RECORD_SIZE,
+    BootInfo,
+    BootRecord as BootRecordStruct,
+    ZIPL_MAGIC,
+)
+from zipldump.formats.component_table import (
+    COMPONENT_ENTRY_SIZE,
+    COMPONENT_HEADER_SIZE,
+    TYPE_EXECUTE,
+    TYPE_LOAD,
+    TYPE_NAMES,
+    TYPE_SIGNATURE,
+    ComponentEntry as ComponentEntryStruct,
+)
+from zipldump.formats.dump_superblock import SB_MAGIC, SUPERBLOCK_SIZE, DumpSuperblock
+from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, PROGRAM_TABLE_SIZE, ProgramTable as ProgramTableStruct
+
+CHUNK = 1 << 20  # streaming unit for component data
+
+
+class Disk(Protocol):
+    """What the reader needs from zipldump.disk.image.DiskImage."""
+
+    block_size: int
+    nblocks: int
+    size: int
+
+    def read_block(self, lba: int, count: int = 1) -> bytes: ...
+    def read_at(self, offset: int, length: int) -> bytes: ...
+    def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int: ...
+
+
+def place(lba: int, offset: int | None = None, what: str | None = None, fld: str | None = None) -> str:
+    """'block 0x7fb offset 0x20 (component entry 0) field type'."""
+    out = f"block {lba:#x}"
+    if offset is not None:
+        out += f" offset {offset:#x}"
+    if what:
+        out += f" ({what})"
+    if fld:
+        out += f" field {fld}"
+    return out
+
+
+# --- pointers -------------------------------------------------------------------
+def check_pointer(disk: Disk, ptr: BlockPtr, where: str, *, metadata: bool) -> None:
+    """A non-null pointer must lie inside the disk and carry the device block size.
+
+    Metadata pointers (program table, component table, list blocks, chain slots)
+    always cover one block: zipl writes them as {lba, bs, 0}, and QEMU
+    recognises a 512-byte chain slot only with blockct 0 (spec §6.3).
+    """
+    bs = disk.block_size
+    if ptr.size != bs:
+        raise PointerError(f"pointer size field is {ptr.size}, the device block size is {bs}", where=f"{where} field size")
+    if metadata and ptr.blockct != 0:
+        raise PointerError(
+            f"pointer to a single metadata block has blockct {ptr.blockct} (zipl writes 0)", where=f"{where} field blockct"
+        )
+    last = ptr.blockno + ptr.blockct
+    if ptr.blockno >= disk.nblocks or last >= disk.nblocks:
+        raise PointerError(
+            f"pointer to blocks {ptr.blockno:#x}..{last:#x} is past the end of the disk "
+            f"({disk.nblocks:#x} blocks of {bs} bytes)",
+            where=f"{where} field blockno",
+        )
+
+
+def _read_meta_block(disk: Disk, lba: int, what: str) -> bytes:
+    if lba >= disk.nblocks:
+        raise PointerError(f"{what} at block {lba:#x} is past the end of the disk ({disk.nblocks:#x} blocks)", where=place(lba))
+    return disk.read_block(lba)
+
+
+# --- boot record ------------------------------------------------------------------
+@dataclass(frozen=True)
+class BootInfoData:
+    magic: bytes
+    version: int
+    bp_type: int
+    dev_type: int
+    flags: int
+    dump_sb_offset: int
+    raw: bytes
+
+    @property
+    def is_empty(self) -> bool:
+        """IPL disks: zipl clears bytes 0x70-0x97 and fills nothing in."""
+        return not any(self.raw)
+
+    @property
+    def has_magic(self) -> bool:
+        return self.magic == ZIPL_MAGIC
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    version_id: int
+    program_table: BlockPtr
+    boot_info: BootInfoData
+    has_pc_label: bool  # 55 AA at 510 (DOS MBR or GPT protective MBR)
+
+
+def read_boot_record(disk: Disk) -> BootRecord:
+    """Block 0: magic and program-table pointer.  version_id and boot_info are returned, not judged."""
+    if disk.nblocks < 1:
+        raise PointerError(f"the disk is {disk.size} bytes, smaller than one {disk.block_size}-byte block", where=place(0))
+    block = disk.read_block(0)
+    if block[:4] != ZIPL_MAGIC:
+        raise MagicError(
+            f"boot record magic is {block[:4].hex()}, expected 7a49504c ('zIPL'): not a zipl SCSI disk",
+            where=place(0, 0, "boot record", "magic"),
+        )
+    rec = BootRecordStruct.parse(block[:BOOT_RECORD_SIZE])
+    pt = BlockPtr(rec.program_table.blockno, rec.program_table.size, rec.program_table.blockct)
+    if pt.is_null:
+        raise PointerError("no program table (pointer is zero)", where=place(0, 0x10, "boot record", "program_table.blockno"))
+    check_pointer(disk, pt, place(0, 0x10, "boot record", "program_table"), metadata=True)
+    bi_raw = block[BOOT_INFO_OFFSET:BOOT_RECORD_SIZE]
+    bi = BootInfo.parse(bi_raw)
+    info = BootInfoData(bytes(bi.magic), bi.version, bi.bp_type, bi.dev_type, bi.flags, bi.dump_sb_offset, bytes(bi_raw))
+    pc = disk.block_size >= 512 and block[510:512] == b"\x55\xaa"
+    return BootRecord(rec.version_id, pt, info, pc)
+
+
+# --- program table -------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProgramTable:
+    lba: int
+    entries: tuple[BlockPtr, ...]  # 31 slots, null ones included
+
+    def valid(self) -> list[tuple[int, BlockPtr]]:
+        """(index, pointer) of the non-empty slots; index 0 is the default."""
+        return [(i, p) for i, p in enumerate(self.entries) if not p.is_null]
+
+
+def read_program_table(disk: Disk, ptr: BlockPtr) -> ProgramTable:
+    """Magic and the 31 entries (only bytes 0..511 are zipl's, spec §4)."""
+    lba = ptr.blockno
+    block = _read_meta_block(disk, lba, "program table")
+    if block[:4] != ZIPL_MAGIC:
+        raise MagicError(
+            f"program table magic is {block[:4].hex()}, expected 7a49504c ('zIPL')", where=place(lba, 0, "program table", "magic")
+        )
+    pt = ProgramTableStruct.parse(block[:PROGRAM_TABLE_SIZE])
+    entries = tuple(BlockPtr(e.blockno, e.size, e.blockct) for e in pt.entries)
+    for i, e in enumerate(entries):
+        if not e.is_null:
+            check_pointer(disk, e, place(lba, 0x10 + BLOCKPTR_SIZE * i, f"program table entry {i}"), metadata=True)
+    if not any(not e.is_null for e in entries):
+        raise PointerError("empty program table: no entry points at a component table", where=place(lba, 0x10, "program table"))
+    assert len(entries) == PROGRAM_TABLE_ENTRIES
+    return ProgramTable(lba, entries)
+
+
+# --- component table -------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComponentEntry:
+    index: int
+    offset: int  # byte offset inside the component-table block
+    type: int
+    blocklist: BlockPtr  # first block-list block (LOAD, SIGNATURE)
+    address: int | None = None  # LOAD
+    psw: int | None = None  # EXECUTE
+    signature_format: int | None = None  # SIGNATURE
+    signature_length: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return TYPE_NAMES.get(self.type, f"type {self.type:#x}")
+
+
+@dataclass(frozen=True)
+class ComponentTable:
+    lba: int
+    header_type: int  # 0 IPL, 1 DUMP (others are returned for the caller to judge)
+    entries: tuple[ComponentEntry, ...]  # LOAD/SIGNATURE entries, then the EXECUTE entry
+
+    @property
+    def execute(self) -> ComponentEntry | None:
+        return self.entries[-1] if self.entries and self.entries[-1].type == TYPE_EXECUTE else None
+
+    def where(self, entry: ComponentEntry, fld: str | None = None) -> str:
+        return place(self.lba, entry.offset, f"component entry {entry.index}", fld)
+
+
+def read_component_table(disk: Disk, ptr: BlockPtr, *, require_execute: bool = True) -> ComponentTable:
+    """Header magic, then entries: LOAD/SIGNATURE until the first other type, which must be EXECUTE.
+
+    With `require_execute=False` a table without EXECUTE is returned (its last
+    entry is then not EXECUTE) so a caller can keep going and report it.
+    """
+    lba = ptr.blockno
+    block = _read_meta_block(disk, lba, "component table")
+    if block[:4] != ZIPL_MAGIC:
+        raise MagicError(
+            f"component table magic is {block[:4].hex()}, expected 7a49504c ('zIPL')",
+            where=place(lba, 0, "component table", "magic"),
+        )
+    header_type = block[4]
+    entries: list[ComponentEntry] = []
+    off = COMPONENT_HEADER_SIZE
+    k = 0
+    while off + COMPONENT_ENTRY_SIZE <= len(block):
+        e = ComponentEntryStruct.parse(block[off : off + COMPONENT_ENTRY_SIZE])
+        bl = BlockPtr(e.blocklist.blockno, e.blocklist.size, e.blocklist.blockct)
+        if e.type == TYPE_LOAD:
+            entries.append(ComponentEntry(k, off, e.type, bl, address=e.compdat))
+        elif e.type == TYPE_SIGNATURE:
+            entries.append(
+                ComponentEntry(k, off, e.type, bl, signature_format=e.compdat.format, signature_length=e.compdat.length)
+            )
+        elif e.type == TYPE_EXECUTE:
+            entries.append(ComponentEntry(k, off, e.type, bl, psw=e.compdat))
+            return ComponentTable(lba, header_type, tuple(entries))
+        else:
+            if require_execute:
+                raise ComponentError(
+                    f"no EXECUTE entry: entry {k} has type {e.type:#04x} (expected 1 EXECUTE, 2 LOAD or 3 SIGNATURE)",
+                    where=place(lba, off + 0x17, f"component entry {k}", "type"),
+                )
+            entries.append(ComponentEntry(k, off, e.type, bl))
+            return ComponentTable(lba, header_type, tuple(entries))
+        if not bl.is_null:
+            check_pointer(disk, bl, place(lba, off, f"component entry {k}", "blocklist"), metadata=True)
+        else:
+            raise PointerError(
+                f"{TYPE_NAMES[e.type].upper()} entry has no block list (pointer is zero)",
+                where=place(lba, off, f"component entry {k}", "blocklist.blockno"),
+            )
+        off += COMPONENT_ENTRY_SIZE
+        k += 1
+    if require_execute:
+        raise ComponentError(
+            f"no EXECUTE entry: {k} LOAD/SIGNATURE entries fill the {len(block)}-byte block",
+            where=place(lba, off, "component table", "type"),
+        )
+    return ComponentTable(lba, header_type, tuple(entries))
+
+
+# --- block lists --------------------------------------------------------------------
+@dataclass
+class BlockList:
+    """Data pointers of one component in load order, and the list blocks that held them."""
+
+    first: int
+    list_blocks: list[int] = field(default_factory=list)
+    pointers: list[BlockPtr] = field(default_factory=list)
+    # Non-zero bytes after the terminating zero slot of a list block.  zipl writes
+    # whole list blocks, so this never happens on its disks; readers ignore them.
+    stray_after_end: list[str] = field(default_factory=list)
+
+    @property
+    def nblocks(self) -> int:
+        return sum(p.nblocks for p in self.pointers)
+
+    def length(self, block_size: int) -> int:
+        return self.nblocks * block_size
+
+    def extents(self) -> list[tuple[int, int]]:
+        """(first LBA, block count) of every data run plus the list blocks, for overlap checks."""
+        return [(p.blockno, p.nblocks) for p in self.pointers] + [(lb, 1) for lb in self.list_blocks]
+
+
+def walk_block_list(
+    disk: Disk,
+    ptr: BlockPtr | int,
+    *,
+    max_list_blocks: int | None = None,
+    max_total_blocks: int | None = None,
+) -> BlockList:
+    """Follow a component's block list (spec §6.3, intended semantics).
+
+    Data slots 0..N-2 hold pointers in load order; the first zero blockno ends
+    the component; only a list block whose N-1 data slots are all used chains
+    on through slot N-1.  Bounded: list blocks may not repeat (the repeated LBA
+    is named), their number is limited by the disk size, and so is the number
+    of blocks loaded (holes may repeat the same data block, never list blocks).
+    """
+    bs = disk.block_size
+    nslots = data_slots_per_block(bs)
+    first = ptr if isinstance(ptr, int) else ptr.blockno
+    if max_total_blocks is None:
+        max_total_blocks = disk.nblocks
+    if max_list_blocks is None:
+        # every list block but the last carries nslots pointers of >= 1 block each
+        max_list_blocks = max_total_blocks // nslots + 2
+    out = BlockList(first)
+    seen: dict[int, tuple[int, int]] = {}  # list LBA -> (referencing LBA, slot offset)
+    lb = first
+    came_from: tuple[int, int] | None = None
+    total = 0
+    while lb:
+        if lb in seen:
+            src = came_from or (lb, 0)
+            raise BlockListLoopError(
+                f"block list loops: chain slot points back to list block {lb:#x}, already read "
+                f"as list block {out.list_blocks.index(lb)} of this component",
+                where=place(src[0], src[1], "block list chain slot", "blockno"),
+            )
+        if len(out.list_blocks) >= max_list_blocks:
+            raise BlockListLoopError(
+                f"block list has more than {max_list_blocks} list blocks, more than the disk can hold",
+                where=place(lb, None, "block list"),
+            )
+        seen[lb] = came_from or (0, 0)
+        out.list_blocks.append(lb)
+        block = _read_meta_block(disk, lb, "block list")
+        slots = parse_list_block(block)
+        nxt = 0
+        for i in range(nslots):
+            p = slots[i]
+            if p.is_null:
+                rest = block[i * BLOCKPTR_SIZE :]
+                if any(rest):
+                    out.stray_after_end.append(place(lb, i * BLOCKPTR_SIZE, f"block list slot {i}"))
+                break
+            check_pointer(disk, p, place(lb, i * BLOCKPTR_SIZE, f"block list slot {i}"), metadata=False)
+            total += p.nblocks
+            if total > max_total_blocks:
+                raise PointerError(
+                    f"component is longer than {max_total_blocks} blocks, more than the disk holds",
+                    where=place(lb, i * BLOCKPTR_SIZE, f"block list slot {i}", "blockct"),
+                )
+            out.pointers.append(p)
+        else:
+            chain = slots[nslots]
+            if not chain.is_null:
+                check_pointer(disk, chain, place(lb, nslots * BLOCKPTR_SIZE, "block list chain slot"), metadata=True)
+                nxt = chain.blockno
+                came_from = (lb, nslots * BLOCKPTR_SIZE)
+        lb = nxt
+    return out
+
+
+def iter_component_data(disk: Disk, pointers: Iterable[BlockPtr], length: int | None = None) -> Iterator[bytes]:
+    """Stream a component's bytes in load order, in chunks of at most 1 MiB.
+
+    `length` stops early (a component's real length may end inside its last
+    block; the bytes after it are not zipl's).  Pointers are re-checked against
+    the disk end on every read by the disk itself.
+    """
+    bs = disk.block_size
+    left = length
+    buf = bytearray(CHUNK)
+    for p in pointers:
+        off = p.blockno * bs
+        n = p.nblocks * bs
+        while n > 0:
+            if left is not None and left <= 0:
+                return
+            want = min(n, CHUNK)
+            if left is not None:
+                want = min(want, left)
+            view = memoryview(buf)[:want]
+            if p.blockno + p.blockct >= disk.nblocks:
+                raise PointerError(
+                    f"data blocks {p.blockno:#x}..{p.blockno + p.blockct:#x} are past the end of the disk",
+                    where=place(p.blockno),
+                )
+            disk.readinto_at(off, view)
+            yield bytes(view)
+            off += want
+            n -= want
+            if left is not None:
+                left -= want
+
+
+def component_sha256(disk: Disk, pointers: Iterable[BlockPtr], length: int | None = None) -> str:
+    h = hashlib.sha256()
+    for chunk in iter_component_data(disk, pointers, length):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+# --- dump superblock -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Superblock:
+    offset: int  # byte offset on the whole disk
+    version: int
+    part_start: int
+    part_size: int
+    dump_offset: int
+    dump_size: int
+    csum_offset: int
+    csum_size: int
+    csum: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def read_superblock(disk: Disk, byte_offset: int) -> Superblock:
+    """The 72-byte ZFCPDUMP superblock at a byte offset (from boot_info; never found by position)."""
+    bs = disk.block_size
+    where = f"byte offset {byte_offset:#x} (block {byte_offset // bs:#x} offset {byte_offset % bs:#x}, dump superblock)"
+    if byte_offset <= 0 or byte_offset + SUPERBLOCK_SIZE > disk.size:
+        raise PointerError(
+            f"dump superblock at byte offset {byte_offset:#x} is outside the disk ({disk.size:#x} bytes)",
+            where=place(0, 0x78, "boot_info", "dump_sb_offset"),
+        )
+    raw = disk.read_at(byte_offset, SUPERBLOCK_SIZE)
+    if raw[:8] != SB_MAGIC:
+        raise MagicError(f"dump superblock magic is {raw[:8].hex()}, expected 5a46435044554d50 ('ZFCPDUMP')", where=f"{where} field magic")
+    sb = DumpSuperblock.parse(raw)
+    return Superblock(
+        byte_offset, sb.version, sb.part_start, sb.part_size, sb.dump_offset, sb.dump_size, sb.csum_offset, sb.csum_size, sb.csum
+    )
+
+
+def superblock_checksum(disk: Disk, sb: Superblock, seed: int | None = None) -> int:
+    """CKSM over csum_size bytes at part_start + csum_offset, streamed (ones'-complement sums compose)."""
+    from zipldump.formats.dump_superblock import SB_SEED, cksm
+
+    start = sb.part_start + sb.csum_offset
+    if sb.csum_size < 0 or start + sb.csum_size > disk.size:
+        raise PointerError(
+            f"checksummed range {start:#x}+{sb.csum_size:#x} is outside the disk ({disk.size:#x} bytes)",
+            where=f"byte offset {sb.offset + 0x38:#x} (dump superblock) field csum_size",
+        )
+    total = SB_SEED if seed is None else seed
+    off, left = start, sb.csum_size
+    while left:
+        n = min(left, CHUNK)  # CHUNK is a multiple of 4, so only the last piece is padded
+        total = cksm(disk.read_at(off, n), total)
+        off += n
+        left -= n
+    return total
