@@ -1,0 +1,570 @@
+"""The installer: writes zipl SCSI IPL and dump programs onto a disk image.
+
+`install(job, ui)` runs every check first (input files, partition, kernel images,
+parmline, addresses, HSA limit, space), asks before destroying data, then writes
+in this order: bootmap data and tables, (dump partition) the 64 KiB wipe, fsync,
+read-back of every block list with data hashes, and block 0 last, fsync.  The
+image stays locked (flock) for the whole run; `dry_run` does everything except
+the writes.  See docs/installer.md.
+
+Three targets:
+* `dumpto`   - raw dump partition, bootmap in its tail (zipl >= 2.26 bytes, §7);
+* `target`   - file /bootmap in the ext2/3/4 file system of a partition (IPL);
+* `dumptofs` - as `target`, with dump programs (s390-tools <= 1.23 design, §8.8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zipldump.disk.image import DiskImage
+from zipldump.errors import DiskError, LayoutError, PartitionTooSmallError, UsageError
+from zipldump.formats.blocklist import data_slots_per_block, parse_list_block
+from zipldump.formats.bootrecord import (
+    BOOT_RECORD_SIZE,
+    ZIPL_MAGIC,
+    build_boot_record,
+    dump_boot_info,
+)
+from zipldump.formats.component_table import TYPE_LOAD, ComponentEntry, ComponentHeader
+from zipldump.formats.dump_superblock import PARTITION_WIPE_SIZE, SB_SEED, build_superblock, cksm
+from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, ProgramTable
+from zipldump.plan.job import InstallJob
+from zipldump.plan.layout import (
+    BootmapLayout,
+    ProgramImage,
+    Source,
+    Write,
+    bootmap_file_size,
+    compose_program,
+    dump_tail,
+    layout_bootmap,
+)
+from zipldump.ui import UI
+
+BOOTMAP_NAME = "/bootmap"
+BOOTMAP_TEMP = "/bootmap_temp.zipldump"
+STAGE3_MAX_SIZE = 0x4000  # 0xA000..0xDFFF; 0xE000 is the extra command line, 0xF000 the stack
+S390_DUMP_MAGIC = 0xA8190173618F23FD
+EXT_MAGIC_OFFSET = 0x438
+EXT_MAGIC = b"\x53\xef"
+_EXTENDED_TYPES = (0x05, 0x0F, 0x85)
+_LAYOUT_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the bootmap goes: partition `number` (0 = whole disk) in device blocks."""
+
+    number: int
+    start: int
+    length: int
+    block_size: int
+
+    @property
+    def start_bytes(self) -> int:
+        return self.start * self.block_size
+
+    @property
+    def size_bytes(self) -> int:
+        return self.length * self.block_size
+
+
+@dataclass
+class InstallResult:
+    mode: str
+    image: str
+    block_size: int
+    partition: int
+    dry_run: bool
+    layout: BootmapLayout
+    target: Target
+    superblock_offset: int | None = None
+    dump_size: int | None = None
+    bootmap_start: int | None = None
+    bootmap_file: str | None = None
+    verified: bool = False
+    losses: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    hashes: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        lay = self.layout
+        progs = []
+        for pi, prog in enumerate(lay.programs):
+            comps = []
+            for ci, pc in enumerate(prog.components):
+                comps.append(
+                    {
+                        "kind": pc.spec.kind,
+                        "name": pc.spec.name,
+                        "address": pc.spec.address,
+                        "address_hex": f"{pc.spec.address:#x}",
+                        "length": pc.spec.source.length,
+                        "sha256": self.hashes.get((pi, ci)) or pc.spec.source.sha256(),
+                        "list_blocks": pc.list_lbas,
+                        "extents": [[p.blockno, p.nblocks] for p in pc.pointers],
+                    }
+                )
+            progs.append(
+                {
+                    "position": prog.image.position,
+                    "name": prog.image.name,
+                    "kind": prog.image.kind,
+                    "layout": prog.image.layout,
+                    "header_type": "dump" if prog.image.header_type else "ipl",
+                    "component_table": prog.ct_lba,
+                    "execute_psw": f"{prog.image.psw:#018x}",
+                    "parmline": prog.image.parmline,
+                    "components": comps,
+                }
+            )
+        return {
+            "mode": self.mode,
+            "image": self.image,
+            "block_size": self.block_size,
+            "partition": {
+                "number": self.target.number,
+                "start": self.target.start,
+                "length": self.target.length,
+                "start_bytes": self.target.start_bytes,
+                "size_bytes": self.target.size_bytes,
+            },
+            "dry_run": self.dry_run,
+            "program_table": lay.pt_lba,
+            "program_table_entries": {str(k): v for k, v in sorted(lay.pt_entries.items())},
+            "bootmap_header": lay.header_lba,
+            "empty_block": lay.empty_lba,
+            "bootmap_blocks": lay.nblocks,
+            "bootmap_start": self.bootmap_start,
+            "bootmap_file": self.bootmap_file,
+            "superblock_lba": lay.superblock_lba,
+            "superblock_offset": self.superblock_offset,
+            "dump_size": self.dump_size,
+            "programs": progs,
+            "verified": self.verified,
+            "overwritten": self.losses,
+            "warnings": self.warnings,
+        }
+
+
+# ---------------------------------------------------------------------------- checks
+def _check_block0_layout(block0: bytes, partition: int, where: str) -> None:
+    """zipl's get_scsi_layout: PC-BIOS (55 AA) is fine; Sun/SGI are not; else only whole disk."""
+    if block0[508:510] == b"\xda\xbe" or block0[0:4] == b"\x0b\xe5\xa9\x41":
+        raise DiskError("Unsupported SCSI disk layout (Sun or SGI label in block 0)", where=where)
+    if block0[510:512] != b"\x55\xaa" and partition != 0:
+        raise DiskError(
+            "block 0 has no 55 AA signature, so there is no partition table to find the partition in",
+            where=f"{where} LBA 0 offset 0x1fe",
+        )
+
+
+def find_target(disk: DiskImage, partition: int, mode: str) -> Target:
+    """Partition `partition` of the image (0 = the whole unpartitioned disk)."""
+    bs = disk.block_size
+    if disk.size < bs:
+        raise DiskError(f"image is {disk.size} bytes, less than one {bs}-byte block", where=disk.path)
+    block0 = disk.read_block(0)
+    _check_block0_layout(block0, partition, disk.path)
+    if partition == 0:
+        if mode == "dumpto":
+            raise UsageError("Dump device is not a partition (partition number 0 means the whole disk)", where="--dumpto")
+        return Target(0, 0, disk.nblocks, bs)
+    from zipldump.disk.partitions import read_partition_table
+
+    table = read_partition_table(disk)
+    if table.label == "msdos" and 1 <= partition <= 4:
+        etype = block0[0x1BE + 16 * (partition - 1) + 4]
+        if etype in _EXTENDED_TYPES:
+            raise UsageError(
+                f"Invalid dump device: partition {partition} is an extended partition (type {etype:#04x})"
+                if mode == "dumpto"
+                else f"partition {partition} is an extended partition (type {etype:#04x}) and holds no file system",
+                where=f"LBA 0 offset {0x1BE + 16 * (partition - 1):#x} (MBR entry {partition})",
+            )
+    part = table.get(partition)
+    return Target(part.number, part.start, part.length, bs)
+
+
+def _stage3_source(job: InstallJob) -> Source | None:
+    if job.stage3 is None:
+        return None
+    src = Source.of_file(job.stage3)
+    if src.length == 0 or src.length > STAGE3_MAX_SIZE:
+        raise LayoutError(
+            f"stage3 loader {job.stage3} is {src.length} bytes; it must be 1..{STAGE3_MAX_SIZE:#x} bytes "
+            "(loaded at 0xA000, below the extra command line at 0xE000)",
+            where=str(job.stage3),
+        )
+    return src
+
+
+def compose_programs(job: InstallJob, stage3: Source | None) -> list[ProgramImage]:
+    """Every program of the job in menu order, with all per-program checks done."""
+    out = []
+    for pos in sorted(job.programs):
+        img, _ = compose_program(pos, job.programs[pos], stage3=stage3, hsa_size=job.hsa_size, check_kernel=job.check_kernel)
+        out.append(img)
+    return out
+
+
+def find_losses(disk: DiskImage, job: InstallJob, target: Target, block0: bytes) -> list[str]:
+    """What the install would destroy, for the confirmation question."""
+    losses: list[str] = []
+    head = block0[:BOOT_RECORD_SIZE]
+    if head[:4] != ZIPL_MAGIC and any(head):
+        losses.append("boot code in block 0 (bytes 0x00-0x97 hold something that is not a zipl boot record)")
+    if job.mode == "dumpto":
+        n = min(PARTITION_WIPE_SIZE, target.size_bytes)
+        data = disk.read_at(target.start_bytes, n)
+        name = f"partition {target.number}"
+        if len(data) >= 8 and struct.unpack(">Q", data[:8])[0] == S390_DUMP_MAGIC:
+            losses.append(f"the s390 dump on {name} (dump header magic at its first byte)")
+        elif data[EXT_MAGIC_OFFSET : EXT_MAGIC_OFFSET + 2] == EXT_MAGIC:
+            losses.append(f"the ext2/3/4 file system on {name} (magic 0xEF53 at partition offset 0x438)")
+        elif any(data):
+            losses.append(f"data in the first {n // 1024} KiB of {name}")
+    return losses
+
+
+# ---------------------------------------------------------------------------- layout
+def _plan_dumpto(job: InstallJob, disk: DiskImage, target: Target, programs: list[ProgramImage]) -> tuple[BootmapLayout, int]:
+    bs = disk.block_size
+    prog = programs[0]
+    if job.bootmap_start is not None:
+        start = job.bootmap_start
+        if not 0 <= start < target.length:
+            raise LayoutError(f"bootmap start {start} lies outside partition {target.number} ({target.length} blocks)")
+    else:
+        kern = next(c for c in prog.components if c.kind == "kernel")
+        rd = next((c for c in prog.components if c.kind == "ramdisk"), None)
+        spec = job.programs[0]
+        tail = dump_tail(
+            target.length,
+            os.path.getsize(spec.image),
+            rd.source.length if rd is not None else None,
+            bs,
+        )
+        del kern
+        start = tail.start
+    if start * bs < min(PARTITION_WIPE_SIZE, target.size_bytes):
+        raise PartitionTooSmallError(
+            f"bootmap at partition block {start} would lie inside the first 64 KiB that are wiped",
+            where=f"partition {target.number}",
+        )
+    sb = build_superblock(target.start_bytes, target.size_bytes, start * bs, SB_SEED)
+    base = target.start + start
+    layout = layout_bootmap(programs, bs, lambda i: base + i, superblock=sb, pad=False)
+    if start + layout.nblocks > target.length:
+        raise PartitionTooSmallError(
+            f"Partition too small for dump tool: the bootmap needs {layout.nblocks} blocks from partition block {start}, "
+            f"the partition has {target.length}",
+            where=f"partition {target.number}",
+        )
+    return layout, start
+
+
+class _FileMap:
+    """Bootmap-file device block index -> disk LBA through the file's physical blocks."""
+
+    def __init__(self, fs_blocks: list[int], fs_bs: int, target: Target) -> None:
+        self.fs_blocks = fs_blocks
+        self.fs_bs = fs_bs
+        self.target = target
+        self.per = fs_bs // target.block_size
+        self.beyond = False
+
+    @property
+    def capacity(self) -> int:
+        return len(self.fs_blocks) * self.per
+
+    def __call__(self, i: int) -> int:
+        if i >= self.capacity:
+            self.beyond = True
+            return 0x7FFFFFFFFFFF + i  # placeholder; the caller re-allocates
+        fsb = self.fs_blocks[i // self.per]
+        if fsb == 0:
+            raise DiskError(f"bootmap file block {i // self.per} is a hole after allocation", where=BOOTMAP_TEMP)
+        return (self.target.start_bytes + fsb * self.fs_bs) // self.target.block_size + i % self.per
+
+
+def _open_fs(job: InstallJob, target: Target) -> Any:
+    from zipldump.disk.extfs import ExtFs
+
+    fs = ExtFs(job.image_path, target.start_bytes, target.size_bytes)
+    bs = target.block_size
+    if fs.block_size < bs or fs.block_size % bs:
+        raise LayoutError(
+            f"file-system block size {fs.block_size} is smaller than the {bs}-byte device block; "
+            "a device block of the bootmap would span two file-system blocks",
+            where=f"partition {target.number}",
+        )
+    return fs
+
+
+def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs: Any, ui: UI) -> BootmapLayout:
+    bs = target.block_size
+    kw = dict(default_position=job.default_position, pad=True)
+    # First pass on an imaginary contiguous file: its size, and the space check.
+    guess = layout_bootmap(programs, bs, lambda i: 1 + i, **kw)
+    size = bootmap_file_size(guess)
+    free = fs.free_bytes()
+    old = fs.file_size(BOOTMAP_NAME) if fs.exists(BOOTMAP_NAME) else 0
+    if size > free:
+        raise PartitionTooSmallError(
+            f"the bootmap file needs {size} bytes, the file system on partition {target.number} has {free} free"
+            + (f" (the old bootmap's {old} bytes are freed only after the new one is written)" if old else ""),
+            where=f"partition {target.number}",
+        )
+    if job.dry_run:
+        return guess
+    # Allocate, map, lay out; more list blocks for a fragmented file need a bigger file.
+    for _ in range(_LAYOUT_RETRIES):
+        if fs.exists(BOOTMAP_TEMP):
+            fs.remove(BOOTMAP_TEMP)
+        fs_blocks = fs.allocate(BOOTMAP_TEMP, size)
+        fmap = _FileMap(fs_blocks, fs.block_size, target)
+        layout = layout_bootmap(programs, bs, fmap, **kw)
+        need = bootmap_file_size(layout)
+        if not fmap.beyond and need <= size:
+            if need < size:
+                fs.set_size(BOOTMAP_TEMP, need)
+            return layout
+        size = need
+    fs.remove(BOOTMAP_TEMP)
+    raise LayoutError("the bootmap file layout did not settle (file system too fragmented)", where=BOOTMAP_TEMP)
+
+
+# ---------------------------------------------------------------------------- writing
+def _do_writes(disk: DiskImage, layout: BootmapLayout, ui: UI) -> dict[int, str]:
+    """Perform every layout write; returns nothing but streams files in chunks."""
+    bs = disk.block_size
+    total = sum(w.length if w.source is not None else len(w.data or b"") for w in layout.writes())
+    with ui.progress("Writing bootmap", total) as prog:
+        for w in layout.writes():
+            if w.data is not None:
+                disk.write_block(w.lba, w.data)
+                prog.advance(len(w.data))
+                continue
+            assert w.source is not None
+            done = 0
+            while done < w.length:
+                n = min(1 << 20, w.length - done)
+                chunk = w.source.read(w.src_offset + done, n)
+                if layout.pad and done + n == w.length and len(chunk) % bs:
+                    chunk = chunk + bytes(bs - len(chunk) % bs)
+                disk.write_at(w.lba * bs + done, chunk)
+                done += n
+                prog.advance(n)
+    return {}
+
+
+def read_back(disk: DiskImage, pt_lba: int) -> dict[int, list[tuple[int, int, str]]]:
+    """Walk program table -> component tables -> block lists from disk.
+
+    Returns {program-table entry: [(load address, data bytes, sha256 of the loaded
+    blocks)]}.  Bounded: each list chain may visit a block only once.
+    """
+    bs = disk.block_size
+    pt = ProgramTable.parse(disk.read_block(pt_lba)[:512])
+    out: dict[int, list[tuple[int, int, str]]] = {}
+    per = data_slots_per_block(bs)
+    for i in range(PROGRAM_TABLE_ENTRIES):
+        e = pt.entries[i]
+        if e.blockno == 0:
+            continue
+        ct = disk.read_block(e.blockno)
+        ComponentHeader.parse(ct[:32])
+        comps = []
+        for k in range(32, bs, 32):
+            ent = ComponentEntry.parse(ct[k : k + 32])
+            if ent.type != TYPE_LOAD:
+                break
+            h = hashlib.sha256()
+            nbytes = 0
+            lb, seen = ent.blocklist.blockno, set()
+            while lb:
+                if lb in seen:
+                    raise DiskError("block list loops", where=f"LBA {lb:#x}")
+                seen.add(lb)
+                slots = parse_list_block(disk.read_block(lb))
+                nxt = 0
+                for j, p in enumerate(slots[:per]):
+                    if p.blockno == 0:
+                        break
+                    for b in range(p.blockct + 1):
+                        h.update(disk.read_block(p.blockno + b))
+                    nbytes += p.nblocks * bs
+                else:
+                    nxt = slots[per].blockno
+                lb = nxt
+            comps.append((ent.compdat, nbytes, h.hexdigest()))
+        out[i] = comps
+    return out
+
+
+def _expected_block_hash(source: Source, nblocks: int, bs: int, disk: DiskImage, pointers: list) -> str:
+    """SHA-256 of what the loaded blocks must hold: the data, then the last block's tail as on disk."""
+    h = hashlib.sha256()
+    for c in source.chunks():
+        h.update(c)
+    rem = source.length % bs
+    if rem:
+        last = pointers[-1]
+        tail_lba = last.blockno + last.blockct
+        h.update(disk.read_block(tail_lba)[rem:])
+    return h.hexdigest()
+
+
+def verify(disk: DiskImage, layout: BootmapLayout, ui: UI) -> dict[tuple[int, int], str]:
+    """Read every block list back and compare the loaded data with the sources."""
+    found = read_back(disk, layout.pt_lba)
+    hashes: dict[tuple[int, int], str] = {}
+    bs = disk.block_size
+    for pi, prog in enumerate(layout.programs):
+        got = found.get(prog.image.position)
+        if got is None or len(got) != len(prog.components):
+            raise DiskError(
+                f"read-back: program table entry {prog.image.position} does not list the {len(prog.components)} components written",
+                where=f"LBA {layout.pt_lba:#x}",
+            )
+        for ci, pc in enumerate(prog.components):
+            addr, nbytes, digest = got[ci]
+            want = _expected_block_hash(pc.spec.source, pc.nblocks, bs, disk, pc.pointers)
+            if addr != pc.spec.address or nbytes != pc.nblocks * bs or digest != want:
+                raise DiskError(
+                    f"read-back of component '{pc.spec.name}' differs from what was written "
+                    f"(address {addr:#x}, {nbytes} bytes)",
+                    where=f"list block LBA {pc.first_list_lba:#x}",
+                )
+            hashes[(pi, ci)] = pc.spec.source.sha256()
+    return hashes
+
+
+def _write_block0(disk: DiskImage, record: bytes) -> None:
+    """Bytes 0x00-0x97 of block 0 only: the rest is the partition label's."""
+    assert len(record) == BOOT_RECORD_SIZE
+    disk.write_at(0, record)
+
+
+# ---------------------------------------------------------------------------- main
+def install(job: InstallJob, ui: UI) -> InstallResult:
+    """Check everything, then write; see the module docstring for the order."""
+    with ui.step("Checking input files and programs"):
+        job.check_input_files()
+        stage3 = _stage3_source(job)
+        programs = compose_programs(job, stage3)
+    disk = DiskImage(job.image_path, job.block_size, writable=True, dry_run=job.dry_run)
+    with disk:
+        return _install_locked(job, disk, programs, ui)
+
+
+def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImage], ui: UI) -> InstallResult:
+    bs = disk.block_size
+    with ui.step(f"Checking partition {job.partition} of {job.image_path}"):
+        target = find_target(disk, job.partition, job.mode)
+        block0 = disk.read_block(0)
+    fs = None
+    result_kw: dict[str, Any] = {}
+    if job.mode == "dumpto":
+        with ui.step("Planning the dump partition tail"):
+            layout, start = _plan_dumpto(job, disk, target, programs)
+        result_kw.update(
+            bootmap_start=start,
+            superblock_offset=layout.superblock_lba * bs if layout.superblock_lba is not None else None,
+            dump_size=start * bs,
+        )
+    else:
+        with ui.step(f"Checking the file system on partition {target.number}"):
+            fs = _open_fs(job, target)
+            guess = layout_bootmap(programs, bs, lambda i: 1 + i, default_position=job.default_position, pad=True)
+            if fs.free_bytes() < bootmap_file_size(guess):
+                _plan_file(job, target, programs, fs, ui)  # raises with the numbers
+        result_kw.update(bootmap_file=BOOTMAP_NAME)
+    losses = find_losses(disk, job, target, block0)
+    ui.confirm(f"Install on {job.image_path}?", losses, assume_yes=job.assume_yes)
+    if job.dry_run:
+        if fs is not None:
+            layout = _plan_file(job, target, programs, fs, ui)
+        _do_writes(disk, layout, ui)
+        ui.info(f"dry run: {len(disk.writes)} writes planned, image not changed")
+        return InstallResult(job.mode, str(job.image_path), bs, target.number, True, layout, target, losses=losses, **result_kw)
+
+    # ---- first write from here on ----
+    if fs is not None:
+        with ui.step("Allocating the bootmap file"):
+            layout = _plan_file(job, target, programs, fs, ui)
+    elif block0[:4] == ZIPL_MAGIC:
+        # The old boot record may point into the tail we are about to rewrite: disarm it first.
+        _write_block0(disk, bytes(BOOT_RECORD_SIZE))
+        disk.flush()
+    with ui.step("Writing programs and tables"):
+        _do_writes(disk, layout, ui)
+        if job.mode == "dumpto":
+            disk.write_at(target.start_bytes, bytes(min(PARTITION_WIPE_SIZE, target.size_bytes)))
+        disk.flush()
+    if job.mode == "dumpto":
+        csum = cksm(disk.read_at(target.start_bytes, 4096))
+        if csum != SB_SEED:
+            raise DiskError(f"partition start checksum is {csum:#x} after the wipe, expected the seed", where=f"partition {target.number}")
+    hashes: dict[tuple[int, int], str] = {}
+    if job.verify:
+        with ui.step("Reading back every block list"):
+            hashes = verify(disk, layout, ui)
+    with ui.step("Writing block 0 (boot record)"):
+        info = dump_boot_info(layout.superblock_lba * bs) if job.mode == "dumpto" and layout.superblock_lba else None
+        _write_block0(disk, build_boot_record(layout.pt_lba, bs, info))
+        disk.flush()
+    if fs is not None:
+        with ui.step("Renaming the bootmap file"):
+            if fs.exists(BOOTMAP_NAME):
+                fs.remove(BOOTMAP_NAME)
+            fs.rename(BOOTMAP_TEMP, BOOTMAP_NAME)
+    return InstallResult(
+        job.mode, str(job.image_path), bs, target.number, False, layout, target,
+        verified=job.verify, losses=losses, hashes=hashes, **result_kw,
+    )
+
+
+# ---------------------------------------------------------------------------- spec §13
+SPEC_EXAMPLE_SHA256 = "78353e546c6e7464a1a9cd37ed63179bdf88de6b76a6d315bafb6782908383c8"
+
+
+def build_spec_example(image: str | os.PathLike[str], workdir: str | os.PathLike[str], ui: UI | None = None) -> InstallResult:
+    """Build the worked example of zipl-scsi-format.md §13 (1 MiB, 512-byte blocks).
+
+    Inputs of §13.1: partition 1 at LBA 64 with 1984 blocks (type 0x83, no CHS, no
+    boot flag), bootmap start R = 1920, 1024-byte 'S' stage 3 placeholder, 1536-byte
+    'K' kernel, 1024-byte 'R' initrd, default dump parmline.  The image's SHA-256
+    must be SPEC_EXAMPLE_SHA256.
+    """
+    from zipldump.plan.job import ProgramSpec
+
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    files = {"stage3.bin": b"S" * 1024, "kernel": b"K" * 1536, "initrd": b"R" * 1024}
+    for name, data in files.items():
+        (work / name).write_bytes(data)
+    mbr = bytearray(512)
+    struct.pack_into("<B3sB3sII", mbr, 0x1BE, 0, bytes(3), 0x83, bytes(3), 64, 1984)
+    mbr[510:512] = b"\x55\xaa"
+    with open(image, "wb") as fh:
+        fh.write(mbr)
+        fh.truncate(2048 * 512)
+    job = InstallJob(
+        image_path=Path(image),
+        mode="dumpto",
+        partition=1,
+        programs={0: ProgramSpec("dump", "dump", work / "kernel", work / "initrd")},
+        stage3=work / "stage3.bin",
+        bootmap_start=1920,
+        check_kernel=False,
+        assume_yes=True,
+    )
+    return install(job, ui or UI(quiet=True, interactive=False))
