@@ -1,0 +1,344 @@
+"""Model of the machine loader for load types "SCSI" and "SCSI dump" (spec §11, §12).
+
+`scsi_load` reads block 0, the program-table entry `loadparm`, the component
+table and the block lists through the strict reader (zipldump.reader), loads
+every LOAD component into machine storage and returns the EXECUTE PSW.  The
+reader parses; this module adds firmware policy and turns every refusal into an
+IplError whose message starts with the QEMU s390-ccw text for the same
+condition (spec §12.2) and whose `where` is the reader's block/offset/field.
+
+Policy choices where the real firmware is not documented (spec §11, §14):
+
+* Header type: an IPL load ("SCSI") needs component header type 0 (as QEMU
+  enforces); a dump load ("SCSI dump") needs type 1, the value zipl writes for
+  dump programs.  Either mismatch is refused with "Bad header type".
+* An empty program-table entry selected by loadparm is refused (QEMU >= 9.2).
+* `version_id != 1` in block 0 only warns, as QEMU does.
+* SIGNATURE entries are recorded and skipped (no secure IPL in the model).
+* The EXECUTE PSW must be a short-format PSW (bit 12 set); QEMU does not check
+  this, a real CPU would raise a specification exception.
+* Load type "SCSI" clears storage before loading; "SCSI dump" does not (the
+  HSA was saved first), so loads overwrite the crashed system's data below the
+  HSA limit, as on real hardware.  A dump-program component ending above the
+  HSA limit destroys crash data that nothing saved: refused by default
+  (`allow_above_hsa=True` turns it into a warning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from zipldump.errors import BlockListLoopError, ComponentError, FormatError, IplError, MagicError, PointerError
+from zipldump.formats.blockptr import BlockPtr
+from zipldump.formats.bootrecord import DISK_LAYOUT_ID
+from zipldump.formats.component_table import (
+    HEADER_DUMP,
+    HEADER_IPL,
+    PSW_BIT12,
+    TYPE_EXECUTE,
+    TYPE_LOAD,
+    TYPE_SIGNATURE,
+    psw_address,
+)
+from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, PROGRAM_TABLE_SIZE, ProgramTable
+from zipldump.reader import (
+    BootRecord,
+    iter_component_data,
+    place,
+    read_boot_record,
+    read_component_table,
+    read_program_table,
+    walk_block_list,
+)
+
+# Lowcore fields the loader fills before starting the program (spec §9 step 3, §12.1 step 8).
+LC_SUBCHANNEL_ID = 0xB8
+LC_SUBCHANNEL_NR = 0xBA
+LC_IPLDEV = 0xC6C
+DEFAULT_SUBCHANNEL_ID = 0x0001  # subsystem-id word high half: "subchannel set 0, valid"
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LoadedComponent:
+    """One LOAD entry after loading: where it went and what it held."""
+
+    index: int  # component entry number
+    address: int
+    length: int  # whole blocks, as the loader transfers them
+    pointers: int  # data pointers followed (QEMU prints one dot each)
+    list_blocks: int
+    sha256: str
+
+    @property
+    def end(self) -> int:
+        return self.address + self.length
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entry": self.index,
+            "address": self.address,
+            "end": self.end,
+            "length": self.length,
+            "pointers": self.pointers,
+            "list_blocks": self.list_blocks,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass
+class LoadResult:
+    """What the loader did; input to stage 3."""
+
+    dump: bool
+    loadparm: int
+    block_size: int
+    boot_record: BootRecord
+    component_table_lba: int
+    header_type: int
+    components: list[LoadedComponent]
+    signatures: list[int]  # entry numbers of skipped SIGNATURE entries
+    psw: int
+    hsa_size: int | None
+    subchannel_id: int = DEFAULT_SUBCHANNEL_ID
+    subchannel_nr: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def entry(self) -> int:
+        return psw_address(self.psw)
+
+    def component_at(self, address: int) -> LoadedComponent | None:
+        """The LOAD component whose first byte is at `address`."""
+        for c in self.components:
+            if c.address == address:
+                return c
+        return None
+
+    def covering(self, start: int, length: int) -> LoadedComponent | None:
+        """A component that holds all of [start, start+length)."""
+        for c in self.components:
+            if c.address <= start and start + length <= c.end:
+                return c
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "load_type": "scsi-dump" if self.dump else "scsi",
+            "loadparm": self.loadparm,
+            "block_size": self.block_size,
+            "component_table_lba": self.component_table_lba,
+            "header_type": self.header_type,
+            "components": [c.to_json() for c in self.components],
+            "signatures": self.signatures,
+            "psw": f"{self.psw:016x}",
+            "entry": self.entry,
+            "hsa_size": self.hsa_size,
+            "warnings": self.warnings,
+        }
+
+
+def _refuse(msg: str, exc: FormatError | None = None, where: str | None = None) -> IplError:
+    """IplError with the QEMU-style text first, then the reader's detail."""
+    text = msg if exc is None else f"{msg}: {exc.message}"
+    err = IplError(text, where=where if where is not None else (exc.where if exc else None))
+    err.firmware_message = msg  # type: ignore[attr-defined]
+    return err
+
+
+def _hsa_size(machine: Any) -> int:
+    hsa = getattr(machine, "hsa_size", None)
+    if hsa is None:
+        hsa = machine.hsa.size
+    return int(hsa)
+
+
+def _memory_size(machine: Any) -> int:
+    return int(machine.storage.size)
+
+
+def scsi_load(
+    machine: Any,
+    disk: Any,
+    *,
+    dump: bool,
+    loadparm: int = 0,
+    allow_above_hsa: bool = False,
+    subchannel_nr: int = 0,
+    ui: Any = None,
+) -> LoadResult:
+    """Load program `loadparm` of the SCSI disk into `machine` like the machine loader.
+
+    For a dump load the caller must have stored status and saved the HSA first
+    (`machine.store_status(); machine.save_hsa()`); this function checks that.
+    """
+    bs = disk.block_size
+    hsa = _hsa_size(machine) if dump else None
+    if dump and not getattr(machine, "hsa_saved", True):
+        raise IplError("SCSI dump load before the HSA was saved: crash data would be lost", where="machine")
+    if not 0 <= loadparm:
+        raise IplError(f"loadparm {loadparm} is negative", where="loadparm")
+    if loadparm >= PROGRAM_TABLE_ENTRIES:
+        raise IplError(
+            f"loadparm value greater than max number of boot entries allowed ({loadparm} > {PROGRAM_TABLE_ENTRIES - 1})",
+            where="loadparm",
+        )
+
+    # Block 0.
+    try:
+        br = read_boot_record(disk)
+    except MagicError as exc:
+        raise _refuse("No zIPL magic in block 0 (not a zipl SCSI disk)", exc) from exc
+    except PointerError as exc:
+        if "no program table" in exc.message:
+            raise _refuse("No Program Table", exc) from exc
+        raise _refuse("Error reading Program Table", exc) from exc
+    warnings: list[str] = []
+    if br.version_id != DISK_LAYOUT_ID:
+        warnings.append(f"Unknown MBR layout version, assuming version 1 (version_id {br.version_id})")
+
+    # Program table and the selected entry.
+    try:
+        pt = read_program_table(disk, br.program_table)
+    except MagicError as exc:
+        raise _refuse("No zIPL magic in Program Table", exc) from exc
+    except PointerError as exc:
+        raw = disk.read_block(br.program_table.blockno)[:PROGRAM_TABLE_SIZE]
+        if all(e.blockno == 0 for e in ProgramTable.parse(raw).entries):
+            raise _refuse("Empty Program Table", exc) from exc
+        raise _refuse("Error reading Program Table", exc) from exc
+    entry_ptr = pt.entries[loadparm]
+    if entry_ptr.is_null:
+        valid = ", ".join(str(i) for i, _ in pt.valid())
+        raise IplError(
+            f"The requested boot entry ({loadparm}) is invalid: program table entry {loadparm} is empty "
+            f"(valid entries: {valid})",
+            where=place(pt.lba, 0x10 + 16 * loadparm, f"program table entry {loadparm}", "blockno"),
+        )
+
+    # Component table.
+    try:
+        ct = read_component_table(disk, entry_ptr, require_execute=False)
+    except MagicError as exc:
+        raise _refuse("No zIPL magic in header", exc) from exc
+    except PointerError as exc:
+        raise _refuse("zIPL failed to read BPRS", exc) from exc
+    want = HEADER_DUMP if dump else HEADER_IPL
+    if ct.header_type != want:
+        kind = "SCSI dump" if dump else "SCSI"
+        names = {HEADER_IPL: "0 (IPL)", HEADER_DUMP: "1 (DUMP)"}
+        raise IplError(
+            f"Bad header type: load type {kind} needs component header type {names[want]}, "
+            f"the program has {names.get(ct.header_type, f'{ct.header_type:#04x}')}",
+            where=place(ct.lba, 4, "component table", "type"),
+        )
+    execute = ct.execute
+    if execute is None:
+        last = ct.entries[-1] if ct.entries else None
+        where = ct.where(last, "type") if last else place(ct.lba, 0x20, "component table", "type")
+        raise IplError("No EXEC entry: the component table has no EXECUTE entry", where=where)
+    psw = int(execute.psw or 0)
+    if not psw & PSW_BIT12:
+        raise IplError(
+            f"EXECUTE PSW {psw:016x} is not a short-format PSW (bit 12 is 0): the CPU would take a specification exception",
+            where=ct.where(execute, "psw"),
+        )
+
+    # Clear storage for a normal load; a dump load keeps the crashed system's memory.
+    if not dump:
+        clear = getattr(machine.storage, "clear", None)
+        if clear is not None:
+            clear()
+
+    mem = _memory_size(machine)
+    components: list[LoadedComponent] = []
+    signatures: list[int] = []
+    for e in ct.entries:
+        if e.type == TYPE_SIGNATURE:
+            signatures.append(e.index)
+            continue
+        if e.type != TYPE_LOAD:
+            continue
+        try:
+            bl = walk_block_list(disk, e.blocklist)
+        except BlockListLoopError as exc:
+            raise _refuse(f"block list of component entry {e.index} loops", exc) from exc
+        except PointerError as exc:
+            # A bad data pointer fails the segment load; a bad chain or list
+            # pointer fails reading the next list block ("BPRS").
+            if "(block list slot" in (exc.where or ""):
+                raise _refuse("zIPL load segment failed", exc) from exc
+            raise _refuse(f"zIPL failed to read BPRS at 0x{_lba_of(exc, e.blocklist):016x}", exc) from exc
+        address = int(e.address or 0)
+        length = bl.nblocks * bs
+        end = address + length
+        if end > mem:
+            raise IplError(
+                f"zIPL load segment failed: component entry {e.index} loads {address:#x}..{end - 1:#x}, "
+                f"past the end of the machine's storage ({mem:#x} bytes)",
+                where=ct.where(e, "address"),
+            )
+        if dump and hsa is not None and end > hsa:
+            msg = (
+                f"component entry {e.index} loads {address:#x}..{end - 1:#x}, above the HSA limit {hsa:#x}: "
+                f"the load destroys crash data the hardware did not save"
+            )
+            if not allow_above_hsa:
+                raise IplError(msg, where=ct.where(e, "address"))
+            warnings.append(msg)
+        h = hashlib.sha256()
+        at = address
+        for chunk in iter_component_data(disk, bl.pointers):
+            machine.storage.write(at, chunk)
+            h.update(chunk)
+            at += len(chunk)
+        components.append(LoadedComponent(e.index, address, length, len(bl.pointers), len(bl.list_blocks), h.hexdigest()))
+
+    entry = psw_address(psw)
+    if not any(c.address <= entry < c.end for c in components):
+        raise IplError(
+            f"EXECUTE PSW {psw:016x} starts at {entry:#x}, which no LOAD component of this program covers",
+            where=ct.where(execute, "psw"),
+        )
+
+    # What the loader leaves for the program (QEMU jump_to_IPL_code; the machine
+    # loader stores the IPL device the same way): the reset PSW at 0, the
+    # subchannel id at 0xB8 and the IPL device word at 0xC6C.
+    machine.storage.write(0, struct.pack(">Q", psw))
+    machine.storage.write(LC_SUBCHANNEL_ID, struct.pack(">HH", DEFAULT_SUBCHANNEL_ID, subchannel_nr))
+    machine.storage.write(LC_IPLDEV, struct.pack(">I", (DEFAULT_SUBCHANNEL_ID << 16) | subchannel_nr))
+
+    for w in warnings:
+        if ui is not None:
+            ui.warn(w)
+    return LoadResult(
+        dump=dump,
+        loadparm=loadparm,
+        block_size=bs,
+        boot_record=br,
+        component_table_lba=ct.lba,
+        header_type=ct.header_type,
+        components=components,
+        signatures=signatures,
+        psw=psw,
+        hsa_size=hsa,
+        subchannel_nr=subchannel_nr,
+        warnings=warnings,
+    )
+
+
+def _lba_of(exc: FormatError, fallback: BlockPtr) -> int:
+    """The LBA a reader error names ("block 0x7fb ..."), for the BPRS message."""
+    where = exc.where or ""
+    if where.startswith("block "):
+        try:
+            return int(where.split()[1], 16)
+        except (IndexError, ValueError):
+            pass
+    return fallback.blockno
+
+
+__all__ = ["LoadResult", "LoadedComponent", "scsi_load", "ComponentError"]
