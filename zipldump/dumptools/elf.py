@@ -1,0 +1,297 @@
+"""s390 dump -> s390x ELF core (like `zgetdump -f elf`), s390 dump copy, and an ELF core reader.
+
+Writers stream the memory in chunks (bounded memory), skip all-zero chunks to
+keep the output sparse, write to `OUT.part` and rename it to OUT only when
+complete, so a failure never leaves a half-written OUT.
+
+ELF layout written: ELF header, program headers at 64 (PT_NOTE, then one PT_LOAD
+per memory range, p_paddr = p_vaddr = absolute start, flags RWX, p_align 4096),
+the notes, then memory from the next 4 KiB boundary.  Notes: NT_PRPSINFO
+("vmlinux"), then for every CPU in lc_vec order the set of
+formats.elfcore.cpu_notes (pr_pid = 1-based position), when the dump's
+registers are usable (§4.4 all-or-nothing rule).
+
+`read_elf_core(path)` reads any s390x ELF core (QEMU `dump-guest-memory`,
+/proc/vmcore, zgetdump, this module's output) through e_phoff, for the
+simulator's `--crashed FILE` input.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from zipldump.dumptools.reader import DEFAULT_CHUNK, S390Dump
+from zipldump.errors import DiskError, FormatError
+from zipldump.formats import elfcore as ec
+from zipldump.formats import s390dump as sd
+from zipldump.formats.lowcore import CpuRegisters
+
+MEMORY_ALIGN = 4096
+MAX_NOTES_SIZE = 64 << 20  # sanity bound for reading PT_NOTE segments into memory
+
+
+# --- writing -----------------------------------------------------------------------
+class _AtomicOut:
+    """OUT.part, renamed to OUT on success, removed on failure."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.tmp = self.path + ".part"
+        try:
+            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o640)
+        except OSError as exc:
+            raise DiskError(f"cannot create: {exc.strerror}", where=self.tmp) from exc
+
+    def pwrite(self, data: bytes | memoryview, offset: int) -> None:
+        mv = memoryview(data).cast("B")
+        done = 0
+        try:
+            while done < len(mv):
+                done += os.pwrite(self.fd, mv[done:], offset + done)
+        except OSError as exc:
+            raise DiskError(f"write failed at byte 0x{offset + done:x}: {exc.strerror}", where=self.tmp) from exc
+
+    def finish(self, size: int) -> None:
+        try:
+            os.ftruncate(self.fd, size)
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            raise DiskError(f"cannot finish: {exc.strerror}", where=self.path) from exc
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+def _copy_stream(dump: S390Dump, out: _AtomicOut, src_start: int, src_end: int, dst: int, progress: object, chunk: int) -> None:
+    zero = bytes(chunk)
+    pos = dst
+    for piece in dump.iter_file(src_start, src_end, chunk=chunk):
+        n = len(piece)
+        # Zero chunks become holes: dumps are mostly empty memory.
+        if piece != zero[:n]:
+            out.pwrite(piece, pos)
+        pos += n
+        if progress is not None:
+            progress.advance(n)  # type: ignore[attr-defined]
+
+
+@dataclass
+class ElfLayout:
+    notes_offset: int
+    notes_size: int
+    loads: list[tuple[int, int, int]]  # (paddr, file offset, size)
+    file_size: int
+    ncpus: int
+
+
+def elf_notes_for(dump: S390Dump) -> bytes:
+    notes = [ec.Note(ec.CORE_NAME, ec.NT_PRPSINFO, ec.build_prpsinfo("vmlinux"))]
+    for i, regs in enumerate(dump.cpus):
+        notes += ec.cpu_notes(regs, i + 1)
+    return ec.build_notes(notes)
+
+
+def plan_elf(dump: S390Dump) -> tuple[ElfLayout, bytes]:
+    notes = elf_notes_for(dump)
+    ranges = dump.memory_ranges()
+    phnum = 1 + len(ranges)
+    notes_off = ec.EHDR_SIZE + phnum * ec.PHDR_SIZE
+    pos = -(-(notes_off + len(notes)) // MEMORY_ALIGN) * MEMORY_ALIGN
+    loads = []
+    for start, length in ranges:
+        loads.append((start, pos, length))
+        pos += length
+    return ElfLayout(notes_off, len(notes), loads, pos, len(dump.cpus)), notes
+
+
+def write_elf(dump: S390Dump, out_path: str | os.PathLike[str], *, ui: object = None, chunk: int = DEFAULT_CHUNK,
+              allow_incomplete: bool = False) -> ElfLayout:
+    """Convert `dump` to an s390x ELF core at out_path.  An incomplete dump is
+    refused (IncompleteDumpError) unless allow_incomplete."""
+    if not allow_incomplete:
+        dump.require_complete()
+    layout, notes = plan_elf(dump)
+    head = bytearray(ec.build_ehdr(1 + len(layout.loads)))
+    head += ec.build_phdr(ec.PT_NOTE, offset=layout.notes_offset, filesz=layout.notes_size, memsz=0)
+    for paddr, off, size in layout.loads:
+        head += ec.build_phdr(ec.PT_LOAD, offset=off, filesz=size, paddr=paddr, flags=ec.PF_R | ec.PF_W | ec.PF_X,
+                              align=MEMORY_ALIGN)
+    head += notes
+    out = _AtomicOut(out_path)
+    try:
+        out.pwrite(bytes(head), 0)
+        total = sum(size for _, _, size in layout.loads)
+        with _progress(ui, "writing ELF core", total) as prog:
+            for paddr, off, size in layout.loads:
+                _copy_stream(dump, out, sd.HEADER_SIZE + paddr, sd.HEADER_SIZE + paddr + size, off, prog, chunk)
+        out.finish(layout.file_size)
+    except BaseException:
+        out.abort()
+        raise
+    return layout
+
+
+def write_s390(dump: S390Dump, out_path: str | os.PathLike[str], *, ui: object = None, chunk: int = DEFAULT_CHUNK,
+               allow_incomplete: bool = False) -> int:
+    """Copy the dump (header, memory, end marker; nothing after it) to out_path.
+    With allow_incomplete, copies whatever part of that range exists."""
+    if not allow_incomplete:
+        dump.require_complete()
+    length = min(dump.dump_length, dump.source.size)
+    out = _AtomicOut(out_path)
+    try:
+        with _progress(ui, "copying s390 dump", length) as prog:
+            _copy_stream(dump, out, 0, length, 0, prog, chunk)
+        out.finish(length)
+    except BaseException:
+        out.abort()
+        raise
+    return length
+
+
+class _NullProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress(ui: object, text: str, total: int):  # type: ignore[no-untyped-def]
+    if ui is None:
+        return _NullProgress()
+    return ui.progress(text, total)  # type: ignore[attr-defined]
+
+
+# --- reading -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Segment:
+    paddr: int
+    offset: int
+    filesz: int
+    memsz: int
+
+
+@dataclass
+class ElfCore:
+    """An s390x ELF core: PT_LOAD segments, notes and per-CPU registers.
+
+    `read(addr, n)` reads absolute memory; bytes covered by no segment (or
+    beyond p_filesz) read as zeros.  Close with `close()` or use as a context
+    manager."""
+
+    path: str
+    file_size: int
+    segments: list[Segment]
+    notes: list[ec.Note]
+    cpus: list[CpuRegisters]
+    _fd: int = field(default=-1, repr=False)
+
+    @property
+    def memory_end(self) -> int:
+        return max((s.paddr + s.memsz for s in self.segments), default=0)
+
+    def read(self, addr: int, length: int) -> bytes:
+        out = bytearray(length)
+        self.readinto(addr, out)
+        return bytes(out)
+
+    def readinto(self, addr: int, buf: bytearray | memoryview) -> None:
+        mv = memoryview(buf).cast("B")
+        end = addr + len(mv)
+        if self._fd < 0:
+            raise ValueError("ElfCore was read without keep_open=True")
+        zero = bytes(min(len(mv), 1 << 20))
+        for i in range(0, len(mv), max(len(zero), 1)):
+            n = min(len(zero), len(mv) - i)
+            mv[i : i + n] = zero[:n]
+        for s in self.segments:
+            lo, hi = max(addr, s.paddr), min(end, s.paddr + s.filesz)
+            if lo >= hi:
+                continue
+            target = mv[lo - addr : hi - addr]
+            done = 0
+            while done < len(target):
+                got = os.preadv(self._fd, [target[done:]], s.offset + (lo - s.paddr) + done)
+                if got <= 0:
+                    raise FormatError("file ends inside a PT_LOAD segment", where=f"{self.path} offset 0x{s.offset:x}")
+                done += got
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> ElfCore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", keep_open: bool = False) -> ElfCore:
+    """Read program headers (through e_phoff), PT_LOAD segments and CPU notes.
+
+    Returns an ElfCore whose `segments` are (paddr, file offset, filesz, memsz)
+    and `cpus` the CpuRegisters in note order.  Every PT_LOAD must lie inside the
+    file.  See formats.elfcore.cpus_from_notes for ckc_encoding.  With
+    keep_open the file stays open for `read()`."""
+    p = os.fspath(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise DiskError(f"cannot open: {exc.strerror}", where=p) from exc
+    try:
+        size = os.fstat(fd).st_size
+        eh = ec.parse_ehdr(os.pread(fd, ec.EHDR_SIZE, 0))
+        phoff, phnum = eh["e_phoff"], eh["e_phnum"]
+        if phnum == 0:
+            raise FormatError("no program headers", where=f"{p} ELF header field e_phnum")
+        if phoff + phnum * ec.PHDR_SIZE > size:
+            raise FormatError(
+                f"program headers 0x{phoff:x}+{phnum}*56 run past the file end 0x{size:x}", where=f"{p} ELF header field e_phoff"
+            )
+        raw = os.pread(fd, phnum * ec.PHDR_SIZE, phoff)
+        segments: list[Segment] = []
+        notes: list[ec.Note] = []
+        for i in range(phnum):
+            ph = ec.ProgramHeader.parse(raw[i * ec.PHDR_SIZE : (i + 1) * ec.PHDR_SIZE])
+            where = f"{p} program header {i} (file offset 0x{phoff + i * ec.PHDR_SIZE:x})"
+            if ph.p_type in (ec.PT_LOAD, ec.PT_NOTE) and ph.p_offset + ph.p_filesz > size:
+                raise FormatError(
+                    f"segment 0x{ph.p_offset:x}+0x{ph.p_filesz:x} runs past the file end 0x{size:x} (truncated core?)", where=where
+                )
+            if ph.p_type == ec.PT_LOAD:
+                if ph.p_filesz > ph.p_memsz:
+                    raise FormatError(f"p_filesz 0x{ph.p_filesz:x} > p_memsz 0x{ph.p_memsz:x}", where=where)
+                if ph.p_memsz:
+                    segments.append(Segment(ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz))
+            elif ph.p_type == ec.PT_NOTE:
+                if ph.p_filesz > MAX_NOTES_SIZE:
+                    raise FormatError(f"PT_NOTE of {ph.p_filesz} bytes is implausibly large", where=where)
+                notes += ec.parse_notes(os.pread(fd, ph.p_filesz, ph.p_offset), where=where, base=ph.p_offset)
+        ordered = sorted(segments, key=lambda s: s.paddr)
+        for a, b in zip(ordered, ordered[1:]):
+            if a.paddr + a.memsz > b.paddr:
+                raise FormatError(f"PT_LOAD segments at 0x{a.paddr:x} and 0x{b.paddr:x} overlap", where=p)
+        cpus = ec.cpus_from_notes(notes, ckc_encoding=ckc_encoding, where=p)
+        core = ElfCore(p, size, segments, notes, cpus, fd if keep_open else -1)
+        if not keep_open:
+            os.close(fd)
+        return core
+    except BaseException:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,360 @@
+"""Streaming reader of s390 standalone dumps, with zgetdump's checks (s390-dump-format.md §3, §4.4, §8).
+
+`S390Dump(source)` reads and checks the 4 KiB header, decides completeness from
+the end marker, and reads each CPU's registers from its prefix page inside the
+dump.  Memory is only ever streamed: `iter_memory()` yields views of one reused
+buffer (default 4 MiB), `read_memory()` serves small reads.
+
+A source is anything with `size`, `name` and `readinto_at(offset, buf) -> int`
+(short only at the end); `FileSource` covers a file or a byte range of a disk
+image (a dump partition), dumptools.locate adds a file inside an ext2/3/4
+file system.
+
+Completeness (zgetdump 1.10+): the 16-byte end marker `DUMP_END` + TOD lies at
+file offset 0x1000 + mem_size and its TOD is >= the header TOD.  Bytes after the
+marker are never read (the rest of a dump partition).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from zipldump.errors import DumpError, FormatError, IncompleteDumpError, MagicError
+from zipldump.formats import s390dump as sd
+from zipldump.formats.lowcore import (
+    LOWCORE_SIZE,
+    SAVE_AREA_OFFSET,
+    SAVE_AREA_SIZE,
+    CpuRegisters,
+    parse_save_area,
+)
+
+DEFAULT_CHUNK = 4 << 20
+
+
+class ByteSource(Protocol):
+    name: str
+    size: int
+
+    def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class FileSource:
+    """`length` bytes of a file from `offset` (default: the whole file)."""
+
+    def __init__(self, path: str | os.PathLike[str], offset: int = 0, length: int | None = None, *, name: str | None = None) -> None:
+        self.path = os.fspath(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            from zipldump.errors import DiskError
+
+            raise DiskError(f"cannot open: {exc.strerror}", where=self.path) from exc
+        total = os.lseek(self._fd, 0, os.SEEK_END)
+        self.offset = offset
+        avail = max(0, total - offset)
+        self.size = avail if length is None else min(length, avail)
+        self.name = name or (self.path if offset == 0 else f"{self.path} at byte 0x{offset:x}")
+
+    def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int:
+        mv = memoryview(buf).cast("B")
+        n = max(0, min(len(mv), self.size - offset))
+        done = 0
+        while done < n:
+            got = os.preadv(self._fd, [mv[done:n]], self.offset + offset + done)
+            if got <= 0:
+                break
+            done += got
+        return done
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class CpuInfo:
+    index: int  # position in lc_vec
+    prefix: int  # lc_vec entry
+    registers: CpuRegisters | None  # None when unreadable (all-or-nothing rule, or truncated)
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"index": self.index, "lc_vec_prefix": f"0x{self.prefix:08x}"}
+        if self.registers is not None:
+            out["registers"] = self.registers.to_json()
+        return out
+
+
+@dataclass
+class DumpInfo:
+    """What `dumpinfo` reports."""
+
+    source: str
+    file_size: int
+    header: sd.DumpHeader
+    complete: bool
+    incomplete_reason: str | None
+    end_marker_tod: int | None
+    cpus: list[CpuInfo]
+    registers_available: bool
+    registers_reason: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        h = self.header
+        return {
+            "source": self.source,
+            "format": "s390",
+            "file_size": self.file_size,
+            "complete": self.complete,
+            "incomplete_reason": self.incomplete_reason,
+            "header": {
+                "version": h.version,
+                "hdr_size": h.hdr_size,
+                "dump_level": h.dump_level,
+                "page_size": h.page_size,
+                "mem_size": h.mem_size,
+                "mem_start": h.mem_start,
+                "mem_end": h.end,
+                "num_pages": h.pages,
+                "tod": f"0x{h.tod:016x}",
+                "created": _tod_text(h.tod),
+                "cpu_id": f"{h.cpu_id:x}",
+                "arch": h.arch,
+                "build_arch": h.build_arch,
+                "mem_size_real": h.real_mem,
+                "cpu_cnt": h.cpus,
+                "real_cpu_cnt": h.real_cpus,
+            },
+            "end_marker_tod": None if self.end_marker_tod is None else f"0x{self.end_marker_tod:016x}",
+            "ended": _tod_text(self.end_marker_tod) if self.end_marker_tod is not None and self.complete else None,
+            "registers_available": self.registers_available,
+            "registers_reason": self.registers_reason,
+            "cpus": [c.to_json() for c in self.cpus],
+            "warnings": self.warnings,
+        }
+
+
+def _tod_text(tod: int | None) -> str | None:
+    if not tod:
+        return None  # 0 = unknown
+    try:
+        return sd.tod_to_datetime(tod).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+class S390Dump:
+    """An s390 standalone dump read from `source` (a ByteSource or a path)."""
+
+    def __init__(self, source: ByteSource | str | os.PathLike[str]) -> None:
+        self._owns = not hasattr(source, "readinto_at")
+        self.source: ByteSource = FileSource(source) if self._owns else source  # type: ignore[arg-type, assignment]
+        try:
+            self.header = self._read_header()
+            self.info = self._check()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- context manager ------------------------------------------------------
+    def close(self) -> None:
+        if self._owns:
+            self.source.close()
+
+    def __enter__(self) -> S390Dump:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- header ---------------------------------------------------------------
+    def _read_exact(self, offset: int, n: int) -> bytes:
+        buf = bytearray(n)
+        got = self.source.readinto_at(offset, buf)
+        return bytes(buf[:got])
+
+    def _read_header(self) -> sd.DumpHeader:
+        name = self.source.name
+        if self.source.size < sd.HEADER_SIZE:
+            raise DumpError(
+                f"no valid dump: {self.source.size} bytes, an s390 dump header needs {sd.HEADER_SIZE}", where=f"{name} offset 0x0"
+            )
+        raw = self._read_exact(0, sd.HEADER_SIZE)
+        magic = int.from_bytes(raw[:8], "big")
+        if magic == sd.DUMP_MAGIC_EXT:
+            raise DumpError("extended (segmented) s390_ext dump format is not supported", where=f"{name} offset 0x0 field magic")
+        if magic == sd.LKCD_MAGIC:
+            raise MagicError("this is an LKCD dump (zfcpdump 1.x/2.x), not the s390 format", where=f"{name} offset 0x0 field magic")
+        if raw[:4] == b"\x7fELF":
+            raise MagicError("this is an ELF core, not the s390 format", where=f"{name} offset 0x0")
+        try:
+            hdr = sd.parse_header(raw)
+        except FormatError as exc:
+            raise type(exc)(exc.message, where=f"{name} {exc.where or ''}".strip()) from exc
+        if hdr.mem_size == 0:
+            raise DumpError("mem_size is 0", where=f"{name} offset 0x18 field mem_size")
+        if hdr.version >= sd.HEADER_VERSION and hdr.cpus > sd.MAX_CPUS:
+            raise DumpError(f"cpu_cnt {hdr.cpus} exceeds {sd.MAX_CPUS}", where=f"{name} offset 0x5d field cpu_cnt")
+        return hdr
+
+    def _check(self) -> DumpInfo:
+        h = self.header
+        name = self.source.name
+        size = self.source.size
+        warnings: list[str] = []
+
+        def warn_if(cond: bool, text: str) -> None:
+            if cond:
+                warnings.append(text)
+
+        # Fields zgetdump 2.16 ignores but other readers use (§2.1, §8.7).
+        warn_if(h.hdr_size != sd.HEADER_SIZE, f"hdr_size is 0x{h.hdr_size:x}, not 0x1000 (offset 0xc)")
+        warn_if(h.page_size != sd.PAGE_SIZE, f"page_size is {h.page_size}, not 4096 (offset 0x14)")
+        warn_if(h.mem_start != 0, f"mem_start is 0x{h.mem_start:x}, not 0 (offset 0x20)")
+        warn_if(h.end != h.mem_size, f"mem_end 0x{h.end:x} differs from mem_size 0x{h.mem_size:x} (offset 0x28)")
+        warn_if(h.pages != h.mem_size // sd.PAGE_SIZE, f"num_pages {h.pages} is not mem_size/4096 (offset 0x30)")
+        warn_if(h.mem_size % sd.PAGE_SIZE != 0, f"mem_size 0x{h.mem_size:x} is not a multiple of 4096 (offset 0x18)")
+        warn_if(h.arch != sd.ARCH_S390X, f"arch {h.arch} is not 2 (s390x): CPU registers are not read (offset 0x48)")
+        warn_if(h.build_arch not in (0, sd.ARCH_S390X), f"build_arch {h.build_arch} is neither 0 nor 2 (offset 0x50)")
+        warn_if(
+            h.zlib_version_s390 != 0 or h.zlib_entry_size != 0, "bytes 0x61-0x65 (zlib fields of the extended format) are not zero"
+        )
+        warn_if(h.version < sd.HEADER_VERSION, f"header version {h.version} < 5: no CPU information")
+
+        # Completeness.
+        em_off = h.end_marker_offset
+        marker_tod: int | None = None
+        reason: str | None = None
+        if size < em_off:
+            reason = f"truncated: the file ends at 0x{size:x}, memory ends at 0x{em_off:x}"
+        elif size < em_off + sd.END_MARKER_SIZE:
+            reason = f"no end marker: the file ends at 0x{size:x}, the 16-byte end marker starts at 0x{em_off:x}"
+        else:
+            raw = self._read_exact(em_off, sd.END_MARKER_SIZE)
+            marker_tod = sd.parse_end_marker(raw)
+            if marker_tod is None:
+                reason = f"no DUMP_END end marker at 0x{em_off:x} (found {raw[:8]!r})"
+            elif marker_tod < h.tod:
+                reason = f"end marker TOD 0x{marker_tod:016x} at 0x{em_off + 8:x} is earlier than the header TOD 0x{h.tod:016x}"
+        complete = reason is None
+
+        # CPUs: all-or-nothing (§4.4 rule 5).
+        cpus: list[CpuInfo] = []
+        regs_ok = False
+        regs_reason: str | None = None
+        prefixes = h.prefixes if h.version >= sd.HEADER_VERSION else ()
+        if not prefixes:
+            regs_reason = "no CPUs in the header" if h.version >= sd.HEADER_VERSION else f"header version {h.version} has no CPU list"
+        elif h.arch != sd.ARCH_S390X:
+            regs_reason = "31-bit (ESA/390) save areas are not supported"
+        else:
+            bad = [(i, p) for i, p in enumerate(prefixes) if p + LOWCORE_SIZE > h.mem_size]
+            if bad:
+                i, p = bad[0]
+                regs_reason = (
+                    f"lc_vec[{i}] = 0x{p:x}: prefix + 0x2000 lies beyond memory (0x{h.mem_size:x}), "
+                    "so no CPU's registers are used (offset 0x{:x})".format(sd.LC_VEC_OFFSET + 4 * i)
+                )
+            else:
+                regs_ok = True
+        for i, p in enumerate(prefixes):
+            regs = None
+            if regs_ok:
+                off = sd.HEADER_SIZE + p + SAVE_AREA_OFFSET
+                raw = self._read_exact(off, SAVE_AREA_SIZE)
+                if len(raw) == SAVE_AREA_SIZE:
+                    regs = parse_save_area(raw)
+                else:
+                    warnings.append(f"CPU {i}: save area at file offset 0x{off:x} is past the end of the file")
+            cpus.append(CpuInfo(i, p, regs))
+        if regs_ok and any(c.registers is None for c in cpus):
+            regs_ok = False
+            regs_reason = "a save area lies in the truncated part of the file"
+        return DumpInfo(
+            source=name,
+            file_size=size,
+            header=h,
+            complete=complete,
+            incomplete_reason=reason,
+            end_marker_tod=marker_tod,
+            cpus=cpus,
+            registers_available=regs_ok,
+            registers_reason=None if regs_ok else regs_reason,
+            warnings=warnings,
+        )
+
+    # -- accessors -------------------------------------------------------------
+    @property
+    def mem_size(self) -> int:
+        return self.header.mem_size
+
+    @property
+    def complete(self) -> bool:
+        return self.info.complete
+
+    @property
+    def cpus(self) -> list[CpuRegisters]:
+        """Registers of every CPU in lc_vec order (empty when unavailable)."""
+        if not self.info.registers_available:
+            return []
+        return [c.registers for c in self.info.cpus if c.registers is not None]
+
+    @property
+    def dump_length(self) -> int:
+        """Bytes of the complete dump file: header, memory, end marker."""
+        return self.header.end_marker_offset + sd.END_MARKER_SIZE
+
+    def require_complete(self) -> None:
+        if not self.info.complete:
+            raise IncompleteDumpError(f"dump is not complete: {self.info.incomplete_reason}", where=self.source.name)
+
+    def memory_ranges(self) -> list[tuple[int, int]]:
+        """(start, length) of the memory the dump holds: one range for this format."""
+        return [(0, self.header.mem_size)]
+
+    def iter_memory(self, start: int = 0, end: int | None = None, *, chunk: int = DEFAULT_CHUNK) -> Iterator[memoryview]:
+        """Absolute memory [start, end) in chunks.  Each view is valid only until
+        the next one is produced (one buffer is reused)."""
+        yield from self.iter_file(sd.HEADER_SIZE + start, sd.HEADER_SIZE + (self.mem_size if end is None else end), chunk=chunk)
+
+    def iter_file(self, start: int, end: int, *, chunk: int = DEFAULT_CHUNK) -> Iterator[memoryview]:
+        """Raw dump bytes [start, end) in chunks (reused buffer); IncompleteDumpError
+        naming the offset when the source ends early."""
+        if start < 0 or end < start:
+            raise ValueError(f"bad range {start:#x}-{end:#x}")
+        buf = bytearray(min(chunk, max(end - start, 1)))
+        mv = memoryview(buf)
+        pos = start
+        while pos < end:
+            n = min(len(buf), end - pos)
+            got = self.source.readinto_at(pos, mv[:n])
+            if got < n:
+                raise IncompleteDumpError(
+                    f"dump ends at file offset 0x{pos + got:x}, expected data up to 0x{end:x}", where=self.source.name
+                )
+            yield mv[:n]
+            pos += n
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        if addr < 0 or addr + length > self.mem_size:
+            raise DumpError(
+                f"memory 0x{addr:x}-0x{addr + length:x} is outside the dump (mem_size 0x{self.mem_size:x})", where=self.source.name
+            )
+        return b"".join(bytes(c) for c in self.iter_memory(addr, addr + length, chunk=max(length, 1)))
+
+
+def open_dump(source: ByteSource | str | os.PathLike[str]) -> S390Dump:
+    return S390Dump(source)
