@@ -1,0 +1,355 @@
+"""`zipldump inspect`: the worked example reads back as spec §13.4 says, and every
+corruption gives its documented exit code and a message naming the place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_reader import PARMLINE, Layout, build_4k, build_dump_disk, default_components
+from zipldump.cli import main
+from zipldump.errors import (
+    BlockListLoopError,
+    ChecksumError,
+    ComponentError,
+    HsaLimitError,
+    MagicError,
+    PointerError,
+    SuperblockError,
+)
+from zipldump.formats.blockptr import BlockPtr
+from zipldump.formats.dump_superblock import cksm
+from zipldump.formats.program_table import build_program_table
+from zipldump.formats.s390dump import DUMP_MAGIC
+from zipldump.inspect import inspect_disk
+
+PATTERN = b"\xde\xad\xbe\xef\x5a"
+
+
+def run_json(capsys: pytest.CaptureFixture[str], path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    rc = main(["inspect", str(path), "--json", *extra])
+    out, err = capsys.readouterr()
+    return rc, json.loads(out), err
+
+
+def write(lay: Layout, tmp_path: Path, name: str = "disk.img") -> Path:
+    return lay.write(tmp_path / name)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- the worked example -------------------------------------------------------------------
+def test_worked_example_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, doc, err = run_json(capsys, write(build_dump_disk(), tmp_path))
+    assert rc == 0 and doc["valid"] is True and doc["problems"] == [] and err == ""
+    assert doc["block_size"] == 512
+    [prog] = doc["programs"]
+    assert prog["index"] == 0 and prog["type"] == "dump" and prog["component_table"] == 0x7FB
+    loads = [c for c in prog["components"] if c["kind"] == "load"]
+    assert [(c["address"], c["length"]) for c in loads] == [
+        (0x2000, 0x4000),
+        (0xF000, 0x1000),
+        (0xA000, 0x400),
+        (0x9000, 0x200),
+        (0x10000, 0x600),
+        (0x11000, 0x200),
+        (0x30000, 0x400),
+    ]
+    shas = {c["address"]: c["sha256"] for c in loads}
+    assert shas[0xA000] == sha(b"S" * 1024)
+    assert shas[0x10000] == sha(b"K" * 1536)
+    assert shas[0x30000] == sha(b"R" * 1024)
+    assert shas[0x11000] == sha(PARMLINE.ljust(512, b"\0"))
+    assert shas[0x2000] == sha(bytes(0x4000))
+    ex = prog["components"][-1]
+    assert ex == {"kind": "execute", "entry": 7, "psw": 0x000800008000A000, "entry_address": 0xA000, "addressing": "31-bit"}
+    d = doc["dump"]
+    assert {k: d[k] for k in ("offset", "version", "part_start", "part_size", "dump_offset", "dump_size", "csum_offset", "csum_size", "csum")} == {
+        "offset": 0xF8400,
+        "version": 1,
+        "part_start": 0x8000,
+        "part_size": 0xF8000,
+        "dump_offset": 0,
+        "dump_size": 0xF0000,
+        "csum_offset": 0,
+        "csum_size": 0x1000,
+        "csum": 0x12345678,
+    }
+    assert d["checksum_ok"] is True and d["partition"] == 1 and d["present"] == "none"
+
+
+def test_human_report_is_aligned_key_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["inspect", str(write(build_dump_disk(), tmp_path))])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    lines = out.splitlines()
+    assert all(line.index(": ") == lines[0].index(": ") for line in lines)
+    assert "Block size............: 512" in lines
+    assert any("EXECUTE" in line and "0x000800008000a000" in line for line in lines)
+    assert any(line.startswith("  Checksum") and line.endswith(": ok") for line in lines)
+    assert lines[-1].endswith(": valid")
+
+
+def test_4096_byte_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(build_4k(), tmp_path)
+    rc, doc, _ = run_json(capsys, path, "--block-size", "4096")
+    assert rc == 0, doc["problems"]
+    assert doc["block_size"] == 4096 and doc["dump"]["checksum_ok"] is True
+    loads = [c for c in doc["programs"][0]["components"] if c["kind"] == "load"]
+    assert [c["length"] for c in loads] == [0x4000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000]
+    # read with the wrong block size, the pointers' size fields disagree
+    rc, doc, _ = run_json(capsys, path)
+    assert rc == PointerError.exit_code
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zipl-2.26", "zipl-2.16"])
+@pytest.mark.parametrize("bs", [512, 4096])
+def test_undefined_bytes_hold_a_pattern(tmp_path: Path, capsys: pytest.CaptureFixture[str], bs: int, legacy: bool) -> None:
+    """Spec §7.4 / Appendix B item 8: bytes zipl leaves unwritten may hold anything."""
+    if bs == 512:
+        lay = build_dump_disk(fill=PATTERN, legacy=legacy)
+    else:
+        lay = build_dump_disk(bs=4096, disk_blocks=2048, part_start=256, part_blocks=1792, bootmap_start=1728, fill=PATTERN, legacy=legacy)
+    # the pattern really is there: after the superblock's 72 bytes, after the header, in the boot code
+    sb = lay.superblock * bs
+    assert lay.image[sb + 72 : sb + 77] != bytes(5)
+    assert lay.image[0x98:0x9D] != bytes(5)
+    hdr_end = lay.header * bs + (38 if legacy else 512)
+    if hdr_end < (lay.header + 1) * bs:
+        assert lay.image[hdr_end : hdr_end + 5] != bytes(5)
+    rc, doc, _ = run_json(capsys, write(lay, tmp_path), "--block-size", str(bs))
+    assert rc == 0, doc["problems"]
+    assert doc["problems"] == []
+    kernel = next(c for c in doc["programs"][0]["components"] if c.get("address") == 0x10000)
+    # the kernel's last block tail holds the pattern, so only its first 1536 bytes are 'K'
+    assert kernel["length"] == -(-1536 // bs) * bs
+
+
+def test_zipl_216_layout_superblock_last(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, doc, _ = run_json(capsys, write(build_dump_disk(legacy=True), tmp_path))
+    assert rc == 0, doc["problems"]
+    assert doc["dump"]["offset"] == 0xFF800
+    assert [c["address"] for c in doc["programs"][0]["components"] if c["kind"] == "load"][-1] == 0x20000
+
+
+def first_error(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(p for p in doc["problems"] if p["severity"] == "error")
+
+
+# --- failures: one exit code per class, a message naming the place ------------------------------
+def expect(capsys: pytest.CaptureFixture[str], path: Path, cls: type, where: str, *extra: str) -> dict[str, Any]:
+    rc, doc, err = run_json(capsys, path, *extra)
+    assert rc == cls.exit_code, doc["problems"]
+    assert doc["valid"] is False
+    first = first_error(doc)
+    assert first["kind"] == cls.kind
+    assert where in first["where"], first
+    # one stderr line naming the same place
+    assert err.count("\n") == 1 and err.startswith("zipldump: error: ") and where in err
+    return doc
+
+
+def test_bad_magic_boot_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0, b"zIPX")
+    doc = expect(capsys, write(lay, tmp_path), MagicError, "block 0x0 offset 0x0 (boot record) field magic")
+    assert doc["programs"] == [] and doc["dump"] is None
+
+
+def test_bad_magic_program_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0x7FC * 512, b"\0")
+    doc = expect(capsys, write(lay, tmp_path), MagicError, "block 0x7fc offset 0x0 (program table) field magic")
+    assert doc["dump"]["checksum_ok"] is True  # the rest was still checked
+
+
+def test_bad_magic_component_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0x7FB * 512 + 3, b"l")
+    expect(capsys, write(lay, tmp_path), MagicError, "block 0x7fb offset 0x0 (component table) field magic")
+
+
+def test_bad_magic_superblock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0x7C2 * 512, b"ZFCPDUMX")
+    expect(capsys, write(lay, tmp_path), MagicError, "byte offset 0xf8400")
+
+
+def test_bad_magic_boot_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0x70, b"ZIPL")
+    expect(capsys, write(lay, tmp_path), MagicError, "block 0x0 offset 0x70 (boot_info) field magic")
+
+
+def test_pointer_past_disk_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.u64(0x7FA * 512, 0x900)  # initrd data -> block 0x900 of a 0x800-block disk
+    doc = expect(capsys, write(lay, tmp_path), PointerError, "block 0x7fa offset 0x0 (block list slot 0) field blockno")
+    assert "past the end of the disk" in first_error(doc)["message"]
+    # the other components were still read
+    assert sum(1 for c in doc["programs"][0]["components"] if "sha256" in c) == 6
+
+
+def test_truncated_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    path = write(lay, tmp_path)
+    with open(path, "r+b") as fh:
+        fh.truncate(0x7F8 * 512)  # cut before the initrd, its list, the tables
+    expect(capsys, path, PointerError, "block 0x0 offset 0x10 (boot record) field program_table")
+
+
+def test_looped_block_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    comps = default_components()
+    kern = next(c for c in comps if c.name == "kernel")
+    kern.data, kern.fragment = b"K" * (40 * 512), True
+    comps = [c for c in comps if c.name not in ("parmline", "initrd")]
+    lay = build_dump_disk(comps=comps, disk_blocks=4096, part_blocks=4032, bootmap_start=4032 - 200)
+    first, second = kern.list_lbas
+    for i in range(9, 31):
+        lay.poke(second * 512 + i * 16, BlockPtr(kern.data_lbas[0], 512, 0).build())
+    lay.poke(second * 512 + 0x1F0, BlockPtr(first, 512, 0).build())
+    doc = expect(capsys, write(lay, tmp_path), BlockListLoopError, f"block {second:#x} offset 0x1f0 (block list chain slot)")
+    assert f"{first:#x}" in first_error(doc)["message"]
+
+
+def test_bad_checksum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0x8000 + 100, b"\x01")  # the partition start changed after zipl ran
+    doc = expect(capsys, write(lay, tmp_path), ChecksumError, "byte offset 0xf8400 (dump superblock) field csum")
+    assert doc["dump"]["checksum_ok"] is False
+    assert doc["dump"]["checksum_computed"] == cksm(bytes(100) + b"\x01" + bytes(4096 - 101))
+
+
+def test_missing_execute(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0x7FB * 512 + 0x100, bytes(32))
+    expect(capsys, write(lay, tmp_path), ComponentError, "block 0x7fb offset 0x100 (component entry 7) field type")
+
+
+def test_psw_without_bit_12(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk(psw=0x000000008000A000)
+    expect(capsys, write(lay, tmp_path), ComponentError, "(component entry 7) field compdat (PSW)")
+
+
+def test_overlapping_components(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    comps = default_components()
+    next(c for c in comps if c.name == "parmline").address = 0x10400  # inside the kernel 0x10000-0x105ff
+    doc = expect(capsys, write(build_dump_disk(comps=comps), tmp_path), ComponentError, "(component entry 5) field compdat (address)")
+    assert "overlap" in first_error(doc)["message"] and "0x10000-0x105ff" in first_error(doc)["message"]
+
+
+def test_touching_components_do_not_overlap(tmp_path: Path) -> None:
+    comps = default_components()
+    next(c for c in comps if c.name == "parmline").address = 0x10600  # right after the kernel's last byte
+    rep = inspect_disk(write(build_dump_disk(comps=comps), tmp_path))
+    assert rep.valid, rep.problems
+
+
+def test_dump_tool_above_hsa(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    comps = default_components()
+    next(c for c in comps if c.name == "initrd").address = 0x2000000 - 0x200  # 1 KiB ending 0x200 above 32 MiB
+    path = write(build_dump_disk(comps=comps), tmp_path)
+    doc = expect(capsys, path, HsaLimitError, "(component entry 6) field compdat (address)")
+    assert "0x2000000" in first_error(doc)["message"]
+    rc, doc, _ = run_json(capsys, path, "--hsa-size", "512M")
+    assert rc == 0, doc["problems"]
+
+
+def test_dump_tool_ending_exactly_at_hsa(tmp_path: Path) -> None:
+    comps = default_components()
+    next(c for c in comps if c.name == "initrd").address = 0x2000000 - 0x400
+    rep = inspect_disk(write(build_dump_disk(comps=comps), tmp_path))
+    assert rep.valid, rep.problems
+
+
+def test_small_hsa_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    expect(capsys, write(build_dump_disk(), tmp_path), HsaLimitError, "(component entry 6)", "--hsa-size", "128K")
+
+
+def test_superblock_disagrees_with_partition_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.u64(0x7C2 * 512 + 0x18, 0xF0000)  # part_size; keep the checksum range valid
+    doc = expect(capsys, write(lay, tmp_path), SuperblockError, "field part_size")
+    msg = first_error(doc)["message"]
+    assert "0xf0000" in msg and "0xf8000" in msg
+    lay = build_dump_disk()
+    lay.image[0x1C6:0x1CA] = (0x48).to_bytes(4, "little")
+    lay.image[0x1CA:0x1CE] = (0x7B8).to_bytes(4, "little")
+    doc = expect(capsys, write(lay, tmp_path, "b.img"), SuperblockError, "field part_start")
+    msg = first_error(doc)["message"]
+    assert "0x8000" in msg and "0x9000" in msg
+
+
+def test_dump_area_covering_the_dump_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.u64(0x7C2 * 512 + 0x28, 0xF0000 + 0x200 * 3)  # dump_size reaches into the superblock
+    expect(capsys, write(lay, tmp_path), SuperblockError, "field dump_size")
+
+
+def test_dump_present_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.u64(0x8000, DUMP_MAGIC)
+    lay.u64(0x7C2 * 512 + 0x40, cksm(bytes(lay.image[0x8000:0x9000])))  # the dump tool updates the checksum
+    rc, doc, _ = run_json(capsys, write(lay, tmp_path))
+    assert rc == 0, doc["problems"]
+    assert doc["dump"]["present"] == "s390"
+    assert any("s390 dump is present" in n for n in doc["notes"])
+
+
+def test_unknown_version_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(4, (2).to_bytes(4, "big"))
+    rc, doc, err = run_json(capsys, write(lay, tmp_path))
+    assert rc == 0 and doc["valid"] is True and err == ""
+    [w] = doc["problems"]
+    assert w["severity"] == "warning" and w["where"] == "block 0x0 offset 0x4 (boot record) field version_id"
+
+
+def test_menu_entries_sharing_a_component_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    # an IPL copy of the component table at the free block 0x7FD, menu: 1 -> IPL, 2 -> dump, 0 = default = 2
+    ct = bytearray(lay.image[0x7FB * 512 : 0x7FC * 512])
+    ct[4] = 0
+    lay.poke(0x7FD * 512, bytes(ct))
+    lay.poke(0x7FC * 512, build_program_table({0: 0x7FB, 1: 0x7FD, 2: 0x7FB}, 512))
+    rc, doc, _ = run_json(capsys, write(lay, tmp_path))
+    assert rc == 0, doc["problems"]
+    progs = doc["programs"]
+    assert [(p["index"], p["type"], p["component_table"], p["duplicate_of"]) for p in progs] == [
+        (0, "dump", 0x7FB, None),
+        (1, "ipl", 0x7FD, None),
+        (2, "dump", 0x7FB, 0),
+    ]
+    assert progs[2]["components"] == progs[0]["components"]
+    assert any("entries 0 and 2" in n for n in doc["notes"])
+
+
+def test_ipl_disk_without_boot_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0x70, bytes(40))
+    lay.poke(0x7FB * 512 + 4, b"\0")  # IPL component table
+    rc, doc, _ = run_json(capsys, write(lay, tmp_path))
+    assert rc == 0, doc["problems"]
+    assert doc["dump"] is None and doc["programs"][0]["type"] == "ipl"
+
+
+def test_not_a_zipl_disk_names_block_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "zero.img"
+    path.write_bytes(bytes(1 << 16))
+    expect(capsys, path, MagicError, "block 0x0 offset 0x0")
+
+
+def test_missing_image_is_a_disk_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["inspect", str(tmp_path / "nope.img")])
+    _, err = capsys.readouterr()
+    assert rc == 3 and "nope.img" in err
+
+
+def test_bad_hsa_size_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(write(build_dump_disk(), tmp_path)), "--hsa-size", "lots"]) == 2

@@ -1,0 +1,545 @@
+"""Strict inspection of a zipl SCSI disk: `inspect_disk(path, block_size) -> Report`.
+
+Reads anything zipl has written since 1.24 (both superblock positions, 38- or
+512-byte bootmap header, 64- or 80-byte stage-3 parameters, legacy EXECUTE
+PSWs) through zipldump.reader, and judges it: magics, versions, pointers,
+block-list chains, component overlaps and address limits, EXECUTE PSW, the HSA
+limit of dump programs, boot_info, the dump superblock, its CKSM checksum and
+its agreement with the partition table.  Problems are collected, not raised,
+so one run reports as much as it can; the report's exit code is that of the
+first error.  Bytes zipl does not define (spec §7.4) are never examined.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from zipldump import reader
+from zipldump.disk.image import DiskImage
+from zipldump.errors import (
+    ComponentError,
+    FormatError,
+    HsaLimitError,
+    PointerError,
+    SuperblockError,
+    ZiplDumpError,
+)
+from zipldump.formats.blockptr import BlockPtr
+from zipldump.formats.bootrecord import (
+    BOOT_INFO_VERSION,
+    BP_TYPE_DUMP,
+    BP_TYPE_IPL,
+    DEV_TYPE_SCSI,
+    DISK_LAYOUT_ID,
+)
+from zipldump.formats.component_table import (
+    HEADER_DUMP,
+    HEADER_IPL,
+    PKCS7_FORMAT,
+    TYPE_EXECUTE,
+    TYPE_LOAD,
+    TYPE_SIGNATURE,
+    psw_address,
+)
+from zipldump.formats.dump_superblock import SB_VERSION
+
+DEFAULT_HSA_SIZE = 32 << 20  # HSA of z10..z14; SCSI dump tools must load below it (spec §8.5)
+ADDRESS_LIMIT = 0x80000000  # zipl's 31-bit limit for every component (spec §8.4)
+
+PSW_BIT12 = 1 << 51
+PSW_WAIT = 1 << 49
+PSW_EA = 1 << 32
+PSW_BA = 1 << 31
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: str  # "error" | "warning"
+    where: str
+    message: str
+    kind: str
+    exit_code: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "where": self.where,
+            "message": self.message,
+            "kind": self.kind,
+            "exit_code": self.exit_code,
+        }
+
+    def line(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+@dataclass
+class Report:
+    image: str
+    block_size: int
+    hsa_size: int
+    disk_size: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    boot_record: dict[str, Any] | None = None
+    program_table: dict[str, Any] | None = None
+    programs: list[dict[str, Any]] = field(default_factory=list)
+    dump: dict[str, Any] | None = None
+
+    # -- collecting --------------------------------------------------------
+    def error(self, exc: ZiplDumpError) -> None:
+        self.problems.append(Problem("error", exc.where or "", exc.message, exc.kind, exc.exit_code))
+
+    def warning(self, where: str, message: str, cls: type[ZiplDumpError] = FormatError) -> None:
+        self.problems.append(Problem("warning", where, message, cls.kind, cls.exit_code))
+
+    # -- results -----------------------------------------------------------
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    @property
+    def exit_code(self) -> int:
+        errs = self.errors
+        return errs[0].exit_code if errs else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "valid": self.valid,
+            "exit_code": self.exit_code,
+            "block_size": self.block_size,
+            "disk_size": self.disk_size,
+            "hsa_size": self.hsa_size,
+            "problems": [p.to_json() for p in self.problems],
+            "notes": self.notes,
+            "boot_record": self.boot_record,
+            "program_table": self.program_table,
+            "programs": self.programs,
+            "dump": self.dump,
+        }
+
+
+def inspect_disk(path: str | os.PathLike[str], block_size: int = 512, *, hsa_size: int = DEFAULT_HSA_SIZE) -> Report:
+    """Read a zipl SCSI disk strictly.  DiskError (cannot open) is raised; everything else is a Problem."""
+    report = Report(os.fspath(path), block_size, hsa_size)
+    with DiskImage(path, block_size) as disk:
+        report.disk_size = disk.size
+        _Inspector(disk, report).run()
+    return report
+
+
+class _Inspector:
+    def __init__(self, disk: DiskImage, report: Report) -> None:
+        self.disk = disk
+        self.r = report
+        self.bs = disk.block_size
+        # program index -> [(first LBA, count, what)] of every block it references
+        self.extents: dict[int, list[tuple[int, int, str]]] = {}
+
+    def run(self) -> None:
+        try:
+            br = reader.read_boot_record(self.disk)
+        except FormatError as exc:
+            self.r.error(exc)
+            return
+        self._boot_record(br)
+        try:
+            pt = reader.read_program_table(self.disk, br.program_table)
+        except FormatError as exc:
+            self.r.error(exc)
+            pt = None
+        if pt is not None:
+            self._programs(pt)
+        self._dump(br)
+
+    # -- block 0 -------------------------------------------------------------
+    def _boot_record(self, br: reader.BootRecord) -> None:
+        bi = br.boot_info
+        self.r.boot_record = {
+            "version_id": br.version_id,
+            "program_table": br.program_table.blockno,
+            "pc_label": br.has_pc_label,
+            "boot_info": None
+            if bi.is_empty
+            else {
+                "magic": bi.magic.decode("latin-1"),
+                "version": bi.version,
+                "bp_type": bi.bp_type,
+                "dev_type": bi.dev_type,
+                "flags": bi.flags,
+                "dump_sb_offset": bi.dump_sb_offset,
+            },
+        }
+        if br.version_id != DISK_LAYOUT_ID:
+            self.r.warning(
+                reader.place(0, 4, "boot record", "version_id"),
+                f"unknown boot record layout version {br.version_id}, read as version 1",
+            )
+
+    # -- programs ----------------------------------------------------------------
+    def _programs(self, pt: reader.ProgramTable) -> None:
+        valid = pt.valid()
+        first_for_lba: dict[int, int] = {}
+        self.r.program_table = {"block": pt.lba, "entries": [i for i, _ in valid]}
+        by_index: dict[int, dict[str, Any]] = {}
+        for i, ptr in valid:
+            if ptr.blockno in first_for_lba:
+                j = first_for_lba[ptr.blockno]
+                prog = dict(by_index[j], index=i, duplicate_of=j)
+                self.r.notes.append(f"program table entries {j} and {i} point at the same component table {ptr.blockno:#x}")
+            else:
+                first_for_lba[ptr.blockno] = i
+                prog = self._program(i, ptr, pt.lba)
+            by_index[i] = prog
+            self.r.programs.append(prog)
+        if 0 not in by_index:
+            self.r.warning(
+                reader.place(pt.lba, 0x10, "program table entry 0"),
+                "entry 0 (the default program) is empty; only a boot program selector > 0 can load this disk",
+            )
+
+    def _program(self, index: int, ptr: BlockPtr, pt_lba: int) -> dict[str, Any]:
+        prog: dict[str, Any] = {
+            "index": index,
+            "type": None,
+            "component_table": ptr.blockno,
+            "duplicate_of": None,
+            "components": [],
+        }
+        try:
+            ct = reader.read_component_table(self.disk, ptr, require_execute=False)
+        except FormatError as exc:
+            self.r.error(exc)
+            return prog
+        ext = self.extents.setdefault(index, [])
+        ext.append((ct.lba, 1, f"program {index} component table"))
+        hdr_where = reader.place(ct.lba, 4, "component table", "type")
+        if ct.header_type == HEADER_IPL:
+            prog["type"] = "ipl"
+        elif ct.header_type == HEADER_DUMP:
+            prog["type"] = "dump"
+        else:
+            prog["type"] = f"unknown ({ct.header_type:#x})"
+            self.r.error(ComponentError(f"unknown component table type {ct.header_type:#04x} (0 IPL, 1 DUMP)", where=hdr_where))
+        loads: list[tuple[int, int, reader.ComponentEntry]] = []
+        execute: reader.ComponentEntry | None = None
+        prev: reader.ComponentEntry | None = None
+        for e in ct.entries:
+            if e.type in (TYPE_LOAD, TYPE_SIGNATURE):
+                comp = self._data_component(ct, e, ext, index)
+                prog["components"].append(comp)
+                if e.type == TYPE_LOAD and "length" in comp:
+                    loads.append((e.address or 0, comp["length"], e))
+            elif e.type == TYPE_EXECUTE:
+                execute = e
+                prog["components"].append(self._execute(ct, e))
+            else:
+                self.r.error(
+                    ComponentError(
+                        f"no EXECUTE entry: entry {e.index} has type {e.type:#04x} (expected 1 EXECUTE, 2 LOAD or 3 SIGNATURE)",
+                        where=ct.where(e, "type"),
+                    )
+                )
+            if prev is not None and prev.type == TYPE_SIGNATURE and e.type != TYPE_LOAD:
+                self.r.warning(ct.where(prev), "SIGNATURE entry is not followed by the LOAD entry it signs")
+            prev = e
+        if not ct.entries or (execute is None and ct.entries[-1].type in (TYPE_LOAD, TYPE_SIGNATURE)):
+            self.r.error(
+                ComponentError(
+                    f"no EXECUTE entry: the {len(ct.entries)} LOAD/SIGNATURE entries fill the component table block",
+                    where=reader.place(ct.lba, None, "component table"),
+                )
+            )
+        self._check_loads(ct, loads, prog["type"] == "dump")
+        if execute is not None and execute.psw is not None and not execute.psw & PSW_WAIT:
+            addr = psw_address(execute.psw)
+            if not any(a <= addr < a + n for a, n, _ in loads):
+                self.r.warning(ct.where(execute, "compdat"), f"EXECUTE address {addr:#x} is not inside any LOAD component")
+        if not loads:
+            self.r.warning(reader.place(ct.lba, None, "component table"), "program loads nothing")
+        return prog
+
+    def _data_component(
+        self, ct: reader.ComponentTable, e: reader.ComponentEntry, ext: list[tuple[int, int, str]], index: int
+    ) -> dict[str, Any]:
+        comp: dict[str, Any] = {"kind": e.kind, "entry": e.index}
+        if e.type == TYPE_LOAD:
+            comp["address"] = e.address
+        else:
+            comp["signature_format"] = e.signature_format
+            comp["signature_length"] = e.signature_length
+        comp["blocklist"] = e.blocklist.blockno
+        try:
+            bl = reader.walk_block_list(self.disk, e.blocklist)
+            comp["length"] = bl.length(self.bs)
+            comp["sha256"] = reader.component_sha256(self.disk, bl.pointers)
+        except FormatError as exc:
+            self.r.error(exc)
+            comp["error"] = exc.kind
+            return comp
+        comp["list_blocks"] = len(bl.list_blocks)
+        comp["extents"] = [{"block": p.blockno, "blocks": p.nblocks} for p in bl.pointers]
+        what = f"program {index} entry {e.index} ({e.kind})"
+        ext.extend((lba, n, what) for lba, n in bl.extents())
+        for w in bl.stray_after_end:
+            self.r.warning(w, "non-zero bytes after the end of the block list (zipl writes whole list blocks)", PointerError)
+        if not bl.pointers:
+            self.r.warning(ct.where(e, "blocklist"), f"{e.kind.upper()} component has no data blocks")
+        if e.type == TYPE_SIGNATURE:
+            if e.signature_format != PKCS7_FORMAT:
+                self.r.warning(ct.where(e, "compdat.format"), f"signature format {e.signature_format} is not PKCS#7 (1)")
+            if (e.signature_length or 0) > comp["length"]:
+                self.r.error(
+                    ComponentError(
+                        f"signature length {e.signature_length} exceeds its {comp['length']} data bytes",
+                        where=ct.where(e, "compdat.length"),
+                    )
+                )
+        return comp
+
+    def _execute(self, ct: reader.ComponentTable, e: reader.ComponentEntry) -> dict[str, Any]:
+        psw = e.psw or 0
+        ea, ba = bool(psw & PSW_EA), bool(psw & PSW_BA)
+        mode = {(False, False): "24-bit", (False, True): "31-bit", (True, True): "64-bit"}.get((ea, ba), "invalid")
+        comp = {"kind": "execute", "entry": e.index, "psw": psw, "entry_address": psw_address(psw), "addressing": mode}
+        where = ct.where(e, "compdat (PSW)")
+        if not psw & PSW_BIT12:
+            self.r.error(ComponentError(f"EXECUTE PSW {psw:#018x} has bit 12 clear (short-format PSWs need it set)", where=where))
+        if mode == "invalid":
+            self.r.error(ComponentError(f"EXECUTE PSW {psw:#018x} has EA set without BA (invalid addressing mode)", where=where))
+        if psw & PSW_WAIT:
+            self.r.notes.append(f"{where}: EXECUTE PSW {psw:#018x} is a wait PSW (segment program or disabled wait)")
+        return comp
+
+    def _check_loads(self, ct: reader.ComponentTable, loads: list[tuple[int, int, reader.ComponentEntry]], dump: bool) -> None:
+        for addr, n, e in loads:
+            if addr + n > ADDRESS_LIMIT:
+                self.r.error(
+                    ComponentError(
+                        f"LOAD {addr:#x}-{addr + n - 1:#x} ends above the 31-bit limit {ADDRESS_LIMIT:#x}",
+                        where=ct.where(e, "compdat (address)"),
+                    )
+                )
+            if dump and addr + n > self.r.hsa_size:
+                self.r.error(
+                    HsaLimitError(
+                        f"dump program LOAD {addr:#x}-{addr + n - 1:#x} ends above the HSA limit {self.r.hsa_size:#x} "
+                        "(set --hsa-size for a larger HSA)",
+                        where=ct.where(e, "compdat (address)"),
+                    )
+                )
+        ordered = sorted(loads, key=lambda t: (t[0], t[2].index))
+        for i, (a, n, e) in enumerate(ordered):
+            for b, m, f in ordered[i + 1 :]:
+                if b >= a + n:
+                    break
+                if m == 0 or n == 0:
+                    continue
+                self.r.error(
+                    ComponentError(
+                        f"LOAD entries {e.index} ({a:#x}-{a + n - 1:#x}) and {f.index} ({b:#x}-{b + m - 1:#x}) overlap in memory",
+                        where=ct.where(f, "compdat (address)"),
+                    )
+                )
+
+    # -- dump superblock -----------------------------------------------------------
+    def _dump(self, br: reader.BootRecord) -> None:
+        bi = br.boot_info
+        bi_where = reader.place(0, 0x70, "boot_info")
+        if bi.is_empty:
+            self.r.notes.append("boot_info is empty: an IPL disk, no dump superblock")
+            if any(p["type"] == "dump" and p["duplicate_of"] is None for p in self.r.programs):
+                self.r.warning(bi_where, "a DUMP program is installed, but boot_info names no dump superblock (kdump section?)")
+            return
+        if not bi.has_magic:
+            from zipldump.errors import MagicError
+
+            self.r.error(MagicError(f"boot_info magic is {bi.magic.hex()}, expected 7a49504c ('zIPL')", where=f"{bi_where} field magic"))
+            return
+        if bi.version != BOOT_INFO_VERSION:
+            self.r.warning(f"{bi_where} field version", f"boot_info version {bi.version}, expected 1")
+        if bi.dev_type != DEV_TYPE_SCSI:
+            self.r.error(SuperblockError(f"boot_info dev_type is {bi.dev_type}, expected 2 (SCSI)", where=f"{bi_where} field dev_type"))
+            return
+        if bi.bp_type == BP_TYPE_IPL:
+            self.r.notes.append("boot_info says IPL (bp_type 0): no dump superblock")
+            return
+        if bi.bp_type != BP_TYPE_DUMP:
+            self.r.error(SuperblockError(f"boot_info bp_type is {bi.bp_type}, expected 1 (DUMP)", where=f"{bi_where} field bp_type"))
+            return
+        if not any(p["type"] == "dump" for p in self.r.programs) and self.r.programs:
+            self.r.error(
+                ComponentError(
+                    "boot_info names a dump disk, but no program-table entry points at a DUMP component table",
+                    where=reader.place(br.program_table.blockno, None, "program table"),
+                )
+            )
+        try:
+            sb = reader.read_superblock(self.disk, bi.dump_sb_offset)
+        except FormatError as exc:
+            self.r.error(exc)
+            return
+        dump: dict[str, Any] = sb.to_json()
+        dump["checksum_ok"] = None
+        dump["partition"] = None
+        dump["present"] = None
+        self.r.dump = dump
+        sbw = f"byte offset {sb.offset:#x} (dump superblock)"
+        if sb.offset % self.bs:
+            self.r.warning(f"{bi_where} field dump_sb_offset", f"superblock offset {sb.offset:#x} is not block aligned")
+        if sb.version != SB_VERSION:
+            self.r.warning(f"{sbw} field version", f"dump superblock version {sb.version}, expected 1")
+        if sb.part_start % self.bs or sb.part_size % self.bs:
+            self.r.error(
+                SuperblockError(
+                    f"part_start {sb.part_start:#x} / part_size {sb.part_size:#x} are not multiples of the block size {self.bs}",
+                    where=f"{sbw} field part_start",
+                )
+            )
+        if sb.part_start + sb.part_size > self.disk.size or sb.part_size == 0:
+            self.r.error(
+                PointerError(
+                    f"partition {sb.part_start:#x}+{sb.part_size:#x} is not inside the disk ({self.disk.size:#x} bytes)",
+                    where=f"{sbw} field part_size",
+                )
+            )
+            return
+        if sb.dump_offset + sb.dump_size > sb.part_size:
+            self.r.error(
+                SuperblockError(
+                    f"dump area {sb.dump_offset:#x}+{sb.dump_size:#x} does not fit the partition size {sb.part_size:#x}",
+                    where=f"{sbw} field dump_size",
+                )
+            )
+        if sb.csum_offset + sb.csum_size > sb.part_size:
+            self.r.error(
+                SuperblockError(
+                    f"checksummed range {sb.csum_offset:#x}+{sb.csum_size:#x} does not fit the partition size {sb.part_size:#x}",
+                    where=f"{sbw} field csum_size",
+                )
+            )
+        else:
+            computed = reader.superblock_checksum(self.disk, sb)
+            dump["checksum_computed"] = computed
+            dump["checksum_ok"] = computed == sb.csum
+            if computed != sb.csum:
+                from zipldump.errors import ChecksumError
+
+                self.r.error(
+                    ChecksumError(
+                        f"stored checksum {sb.csum:#x} != CKSM of the {sb.csum_size} bytes at {sb.part_start + sb.csum_offset:#x} "
+                        f"({computed:#x}): the partition start changed since zipl ran",
+                        where=f"{sbw} field csum",
+                    )
+                )
+        part_end = sb.part_start + sb.part_size
+        dump_start = sb.part_start + sb.dump_offset
+        dump_end = dump_start + sb.dump_size
+        if not sb.part_start <= sb.offset < part_end:
+            self.r.warning(f"{bi_where} field dump_sb_offset", f"superblock at {sb.offset:#x} lies outside its partition")
+        if dump_start <= sb.offset < dump_end:
+            self.r.error(
+                SuperblockError(
+                    f"the dump area {dump_start:#x}-{dump_end - 1:#x} covers the superblock itself at {sb.offset:#x}",
+                    where=f"{sbw} field dump_size",
+                )
+            )
+        self._dump_area_overlaps(dump_start, dump_end, part_end, sbw)
+        self._partition_table(sb, dump, sbw)
+        dump["present"] = self._dump_present(dump_start, dump_end)
+
+    def _dump_area_overlaps(self, dump_start: int, dump_end: int, part_end: int, sbw: str) -> None:
+        bs = self.bs
+        for index, exts in self.extents.items():
+            prog = next((p for p in self.r.programs if p["index"] == index), None)
+            if prog is None or prog["type"] != "dump":
+                continue
+            reported_outside = False
+            for lba, n, what in exts:
+                a, b = lba * bs, (lba + n) * bs
+                if a < dump_end and b > dump_start:
+                    self.r.error(
+                        SuperblockError(
+                            f"the dump area {dump_start:#x}-{dump_end - 1:#x} covers blocks {lba:#x}..{lba + n - 1:#x} of {what}: "
+                            "a dump would overwrite the dump tool",
+                            where=f"{sbw} field dump_size",
+                        )
+                    )
+                    return
+                if not reported_outside and not (dump_start <= a and b <= part_end):
+                    reported_outside = True
+                    self.r.warning(reader.place(lba, None, what), "dump tool block lies outside the dump partition")
+
+    def _partition_table(self, sb: reader.Superblock, dump: dict[str, Any], sbw: str) -> None:
+        try:
+            from zipldump.disk.partitions import read_partition_table
+        except ImportError:  # pragma: no cover - the module ships with zipldump
+            self.r.warning(sbw, "partition table not checked (zipldump.disk.partitions is missing)")
+            return
+        try:
+            table = read_partition_table(self.disk)
+        except ZiplDumpError as exc:
+            self.r.error(
+                SuperblockError(
+                    f"cannot compare part_start {sb.part_start:#x}/part_size {sb.part_size:#x} with the partition table: {exc}",
+                    where=f"{sbw} field part_start",
+                )
+            )
+            return
+        parts = table.partitions
+        match = next((p for p in parts if p.start_bytes == sb.part_start), None)
+        if match is None:
+            have = ", ".join(f"{p.number} at {p.start_bytes:#x} size {p.size_bytes:#x}" for p in parts) or "none"
+            self.r.error(
+                SuperblockError(
+                    f"superblock part_start {sb.part_start:#x} is not the start of any partition "
+                    f"(partition table {table.label}: {have})",
+                    where=f"{sbw} field part_start",
+                )
+            )
+            return
+        dump["partition"] = match.number
+        if match.size_bytes != sb.part_size:
+            self.r.error(
+                SuperblockError(
+                    f"superblock part_size {sb.part_size:#x} != partition {match.number} size {match.size_bytes:#x} "
+                    f"in the {table.label} table",
+                    where=f"{sbw} field part_size",
+                )
+            )
+
+    def _dump_present(self, start: int, end: int) -> str:
+        """What the dump area starts with (informational only)."""
+        from zipldump.formats import s390dump
+
+        if end - start < 16:
+            return "none"
+        head = self.disk.read_at(start, 16)
+        magic = int.from_bytes(head[:8], "big")
+        if not any(head):
+            return "none"
+        if magic == s390dump.DUMP_MAGIC:
+            kind = "s390"
+        elif magic == s390dump.DUMP_MAGIC_EXT:
+            kind = "s390_ext"
+        elif magic == s390dump.LKCD_MAGIC:
+            kind = "lkcd"
+        elif head.startswith(b"\x7fELF"):
+            kind = "elf"
+        elif head.startswith(b"zfcpdump busy"):
+            kind = "busy"
+        else:
+            kind = "unknown"
+        text = {
+            "busy": "a dump was started but not finished ('zfcpdump busy' marker)",
+            "unknown": "the dump area starts with data that is not a known dump format",
+        }.get(kind, f"a {kind} dump is present at the partition start")
+        self.r.notes.append(text)
+        return kind
