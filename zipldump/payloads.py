@@ -15,6 +15,9 @@ a real zfcpdump kernel:
 * 0x10480  default command line "root=/dev/ram0 ro" (what head.S ships);
 * the rest up to the image size is a labelled filler pattern.
 
+A 16 KiB stage3.bin stand-in (disabled wait at 0xA000, zipl's trailer at
+0xDFE0) lets the installer write zipl's stage-3 layout.
+
 The initramfs is built from a gen_init_cpio list in the style of the original
 zfcpdump documentation (device nodes /dev/sda1..15, /init, /sbin/e2fsck); its
 /init and /sbin/e2fsck are text files that say what they stand for.
@@ -108,6 +111,29 @@ def _filler(size: int) -> bytes:
     return (unit * (size // len(unit) + 1))[:size]
 
 
+# --- stage 3 loader stand-in -------------------------------------------------------
+STAGE3_SIZE = 0x4000  # 0xA000..0xDFFF, like zipl's stage3.bin (spec §9)
+STAGE3_LABEL = b"zipldump simulator payload: zipl stage 3 stand-in. NOT RUNNABLE s390 CODE."
+# zipl >= 2.24 trailer at 0xDFE0 (file offset 0x3FE0), spec §9.
+STAGE3_TRAILER = struct.pack(">QQQQ", 0x0000C00000000000, 0x000800008000A000, 0xA000, 0x000000207A49504C)
+#   0xA000 basr %r13,0 ; 0xA002 lpsw 0xe(%r13) -> disabled-wait PSW at 0xA010
+_STAGE3_CODE = bytes.fromhex("0dd0" "8200d00e" "070007000700" "07000700") + struct.pack(
+    ">Q", 0x000A000000000000 | DISABLED_WAIT_CODE
+)
+assert len(_STAGE3_CODE) == 0x18
+
+
+def stage3_image() -> bytes:
+    """16 KiB stand-in for stage3.bin: a disabled wait at 0xA000, a label, zipl's trailer.
+
+    The simulator never runs it: sim/stage3.py applies stage 3's effects."""
+    img = bytearray(STAGE3_SIZE)
+    img[0 : len(_STAGE3_CODE)] = _STAGE3_CODE
+    _put_text(img, 0x40, STAGE3_LABEL)
+    img[STAGE3_SIZE - 32 :] = STAGE3_TRAILER
+    return bytes(img)
+
+
 INIT_TEXT = (
     "zipldump simulator payload: stand-in for the zfcpdump /init program.\n"
     "Not runnable. In the simulator, zipldump's reference dump writers do what\n"
@@ -142,6 +168,7 @@ class DemoPayloads:
 
     image: Path
     ramdisk: Path
+    stage3: Path
     cpio_list: Path
     image_size: int
     ramdisk_size: int
@@ -152,6 +179,7 @@ class DemoPayloads:
         return {
             "image": str(self.image),
             "ramdisk": str(self.ramdisk),
+            "stage3": str(self.stage3),
             "image_size": self.image_size,
             "ramdisk_size": self.ramdisk_size,
             "image_sha256": self.image_sha256,
@@ -160,7 +188,7 @@ class DemoPayloads:
 
 
 def write_demo_payloads(directory: str | os.PathLike[str], *, kernel_size: int = DEFAULT_KERNEL_SIZE) -> DemoPayloads:
-    """Write zfcpdump-image, the initramfs source files and zfcpdump-initrd into `directory`."""
+    """Write zfcpdump-image, zfcpdump-initrd (and its list and source files) and stage3.bin into `directory`."""
     from zipldump.initramfs import build_initramfs
 
     out = Path(directory)
@@ -178,9 +206,12 @@ def write_demo_payloads(directory: str | os.PathLike[str], *, kernel_size: int =
     ramdisk = out / "zfcpdump-initrd"
     _write_atomic(image, image_bytes)
     _write_atomic(ramdisk, ramdisk_bytes)
+    stage3 = out / "stage3.bin"
+    _write_atomic(stage3, stage3_image())
     return DemoPayloads(
         image=image,
         ramdisk=ramdisk,
+        stage3=stage3,
         cpio_list=cpio_list,
         image_size=len(image_bytes),
         ramdisk_size=len(ramdisk_bytes),
