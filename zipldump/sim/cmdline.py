@@ -1,0 +1,146 @@
+"""The dump kernel's command line as the zfcpdump user-space tool reads it.
+
+s390-dump-format.md §7.2 and zipl-scsi-format.md §8.6: the tool splits
+/proc/cmdline on blanks, tabs and newlines, splits each token at the first `=`
+and looks at the keys it knows (`dump_part`, `dump_dir`, `dump_mode`,
+`dump_compress`, `dump_mem`, `dump_debug`).  Tokens without `=` and unknown keys
+(`root=`, `possible_cpus=`, ...) are ignored.  A later token overrides an earlier
+one.  Problems the original tool only warned about become `warnings` here (the
+default is kept); those it failed on raise UsageError naming the token.
+
+The partition writer (--dumpto) uses none of these except `dump_debug`: zipl
+1.24-2.25 put the *partition number* into `dump_mem=` (a leftover), so a
+partition-mode caller must ignore `dump_mem` (see `DumpParams.for_partition`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field, replace
+
+from zipldump.errors import UsageError
+
+PAGE_SIZE = 4096
+MODES = ("interactive", "auto")
+COMPRESS = ("none", "gzip")
+
+
+@dataclass(frozen=True)
+class DumpParams:
+    """What the dump tool takes from the kernel command line (defaults as in zfcpdump 2.2)."""
+
+    dump_part: int = 1
+    dump_dir: str = "/"
+    dump_mode: str = "interactive"
+    dump_compress: str = "none"
+    dump_mem: int | None = None  # None: all memory
+    dump_debug: int = 2
+    warnings: tuple[str, ...] = ()
+    seen: tuple[str, ...] = field(default=(), repr=False)  # keys given on the line
+
+    @property
+    def auto(self) -> bool:
+        return self.dump_mode == "auto"
+
+    def for_partition(self) -> DumpParams:
+        """The partition tool (zfcpdump 3.0) reads only dump_debug."""
+        return replace(self, dump_mem=None)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "dump_part": self.dump_part,
+            "dump_dir": self.dump_dir,
+            "dump_mode": self.dump_mode,
+            "dump_compress": self.dump_compress,
+            "dump_mem": self.dump_mem,
+            "dump_debug": self.dump_debug,
+            "warnings": list(self.warnings),
+        }
+
+
+def parse_c_integer(text: str) -> int | None:
+    """strtoll(text, &end, 0) with *end == 0 required: decimal, 0x hex or 0 octal.
+
+    Returns None when the text is not entirely a number.  A leading '+' is
+    accepted as strtoll does; a negative value is returned as is (callers refuse it).
+    """
+    s = text
+    sign = 1
+    if s[:1] in "+-" and s:
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if not s:
+        return None
+    try:
+        if s[:2].lower() == "0x":
+            if len(s) == 2:
+                return None
+            value = int(s[2:], 16)
+        elif len(s) > 1 and s[0] == "0":
+            value = int(s[1:], 8)
+        else:
+            if not s.isdigit():
+                return None
+            value = int(s, 10)
+    except ValueError:
+        return None
+    if any(c in "_ " for c in s):  # int() accepts "1_000"; strtoll does not
+        return None
+    return sign * value
+
+
+def parse_dump_cmdline(cmdline: str) -> DumpParams:
+    """Parse a kernel command line.  Raises UsageError for the cases zfcpdump
+    failed on (missing `dump_part`/`dump_mem` value, bad numbers)."""
+    params = DumpParams()
+    warnings: list[str] = []
+    seen: list[str] = []
+    values: dict[str, object] = {}
+    for index, token in enumerate(cmdline.split()):
+        key, eq, value = token.partition("=")
+        if not eq or key not in ("dump_part", "dump_dir", "dump_mode", "dump_compress", "dump_mem", "dump_debug"):
+            continue
+        where = f"dump kernel command line token {index + 1} '{token}'"
+        seen.append(key)
+        if key == "dump_dir":
+            if not value:
+                warnings.append(f"{key} has no value, using '{params.dump_dir}'")
+                continue
+            # The tool mounts the file system and uses "/mnt/" + value; the path
+            # is relative to the file system root either way.
+            values[key] = posixpath.normpath("/" + value.strip("/")) if value.strip("/") else "/"
+        elif key == "dump_part":
+            number = parse_c_integer(value) if value else None
+            if number is None or not 1 <= number <= 15:
+                # /dev/sda1 ... /dev/sda15 are the nodes the dump initramfs has.
+                raise UsageError(f"dump_part needs a partition number 1..15, got '{value}'", where=where)
+            values[key] = number
+        elif key == "dump_mode":
+            if value in MODES:
+                values[key] = value
+            else:
+                warnings.append(f"dump_mode '{value}' is not interactive|auto, using 'interactive'")
+                values[key] = "interactive"
+        elif key == "dump_compress":
+            if value in COMPRESS:
+                values[key] = value
+                if value == "gzip":
+                    warnings.append("dump_compress=gzip applies to the old LKCD output only; the s390 dump format is written uncompressed")
+            else:
+                warnings.append(f"dump_compress '{value}' is not none|gzip, using 'none'")
+                values[key] = "none"
+        elif key == "dump_mem":
+            number = parse_c_integer(value) if value else None
+            if number is None:
+                raise UsageError(f"dump_mem needs a byte count (decimal, 0x hex or 0 octal), got '{value}'", where=where)
+            if number < PAGE_SIZE:
+                raise UsageError(f"dump_mem={value} leaves less than one {PAGE_SIZE}-byte page to dump", where=where)
+            values[key] = number
+        elif key == "dump_debug":
+            number = parse_c_integer(value) if value else None
+            if number is None or not 1 <= number <= 6:
+                warnings.append(f"dump_debug '{value}' is not 1..6, using 2")
+                values[key] = 2
+            else:
+                values[key] = number
+    return replace(params, warnings=tuple(warnings), seen=tuple(seen), **values)  # type: ignore[arg-type]

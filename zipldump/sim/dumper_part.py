@@ -1,0 +1,459 @@
+"""Reference dump writer for a zipl `--dumpto` SCSI dump partition (zfcpdump 3.0 design).
+
+The dump tool finds its partition through block 0 (boot_info at 0x70 -> byte
+offset of the `ZFCPDUMP` superblock), refuses a partition whose superblock magic
+or CKSM checksum no longer matches ("Checksum wrong, filesystem changed") or whose
+start/size no longer match a partition of the table, and refuses a dump that does
+not fit `dump_size` -- all before the first write.  s390-dump-format.md §7.5,
+zipl-scsi-format.md §7.4-§7.5.
+
+What it writes is the s390 standalone dump (4 KiB header, memory, 16-byte end
+marker) streamed from `zcore/mem`, in an order that never leaves a dump looking
+complete before it is:
+
+1. the 4 KiB header slot gets the busy marker `zfcpdump busy\\0` (rest zero) and
+   the superblock checksum is updated for it, so an interrupted dump leaves a
+   partition the next run accepts and a reader calls "busy / not complete";
+2. memory, HSA-backed part first; the HSA is released as soon as it has been
+   read (zcore/hsa <- 0), then the rest;
+3. the end marker `DUMP_END` + TOD (>= header TOD), fsync;
+4. the real header (the commit point), fsync;
+5. checksum over the first `csum_size` bytes (now the header) into the
+   superblock, fsync.
+
+The streaming helpers (`read_zcore_header`, `copy_memory`, `ExtentWriter`,
+`DumpResult`) are shared with dumper_fs.py.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from zipldump.disk.image import DiskImage
+from zipldump.disk.partitions import read_partition_table
+from zipldump.errors import DumpError, DumpSpaceError, DumpTargetChangedError, FormatError, MagicError
+from zipldump.formats.bootrecord import (
+    BOOT_INFO_OFFSET,
+    BOOT_INFO_VERSION,
+    BP_TYPE_DUMP,
+    DEV_TYPE_SCSI,
+    ZIPL_MAGIC,
+    BootInfo,
+)
+from zipldump.formats.dump_superblock import SB_MAGIC, SB_SEED, SUPERBLOCK_SIZE, DumpSuperblock, cksm
+from zipldump.formats.s390dump import (
+    END_MARKER_SIZE,
+    HEADER_SIZE,
+    DumpHeader,
+    build_end_marker,
+    tod_from_unix_us,
+    to_mib,
+)
+from zipldump.ui import UI, ByteProgress
+
+BUSY_MARKER = b"zfcpdump busy\0"  # 14 bytes, as zfcpdump 3.0 writes at the dump start
+DEFAULT_CHUNK = 8 << 20  # 8 MiB: large enough that per-chunk Python work is noise
+
+
+# --- result -----------------------------------------------------------------------
+@dataclass
+class DumpResult:
+    """What a writer did.  `image_offset` is where dump byte 0 lies on the image
+    (partition mode); `fs_path` the file (file-system mode)."""
+
+    mode: str  # "partition" | "fs"
+    image: str
+    partition: int | None
+    location: str
+    bytes_written: int  # header + memory + end marker
+    mem_size: int
+    header_tod: int
+    end_tod: int
+    seconds: float
+    image_offset: int | None = None
+    fs_path: str | None = None
+    fs_offset: int | None = None  # byte offset of the file system on the image
+    fs_size: int | None = None
+    deleted: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        """Bytes per second."""
+        return self.bytes_written / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "image": self.image,
+            "partition": self.partition,
+            "location": self.location,
+            "image_offset": self.image_offset,
+            "fs_path": self.fs_path,
+            "bytes_written": self.bytes_written,
+            "mem_size": self.mem_size,
+            "header_tod": f"0x{self.header_tod:016x}",
+            "end_tod": f"0x{self.end_tod:016x}",
+            "seconds": round(self.seconds, 3),
+            "throughput_mib_s": round(self.throughput / (1 << 20), 1),
+            "deleted": self.deleted,
+            "warnings": self.warnings,
+        }
+
+
+# --- the zcore side -----------------------------------------------------------------
+def read_zcore_header(mem: BinaryIO) -> tuple[bytes, DumpHeader]:
+    """The 4 KiB header at offset 0 of zcore/mem (zcore's header copy is only
+    right for reads that start at 0, §5.3, so read it in one piece from 0)."""
+    mem.seek(0)
+    buf = bytearray(HEADER_SIZE)
+    view = memoryview(buf)
+    done = 0
+    while done < HEADER_SIZE:
+        n = mem.readinto(view[done:])
+        if not n:
+            raise DumpError(f"zcore/mem ended after {done} bytes, inside the dump header", where="zcore/mem offset 0x0")
+        done += n
+    raw = bytes(buf)
+    try:
+        header = DumpHeader.parse(raw)
+    except FormatError as exc:
+        raise DumpError(f"zcore/mem does not start with an s390 dump header: {exc}", where="zcore/mem offset 0x0") from exc
+    if header.mem_size <= 0 or header.mem_size % header.page_size:
+        raise DumpError(f"zcore header mem_size {header.mem_size:#x} is not a positive multiple of the page size", where="zcore/mem header field mem_size")
+    return raw, header
+
+
+def zcore_hsa_size(zcore: Any) -> int:
+    """HSA size as zcore/hsa reports it (0 when not available)."""
+    return int(zcore.hsa_size())
+
+
+def zcore_release_hsa(zcore: Any) -> None:
+    """zcore/hsa <- '0' (DIAG 308 subcode 2)."""
+    zcore.release_hsa()
+
+
+def end_tod_now(header_tod: int, clock: Callable[[], int] | None = None) -> int:
+    """TOD for the end marker: the clock now, but never before the header TOD
+    (zgetdump requires marker TOD >= header TOD; equality is accepted)."""
+    now = clock() if clock is not None else tod_from_unix_us(time.time_ns() // 1000)
+    return max(now, header_tod)
+
+
+class ExtentWriter:
+    """Writes dump bytes (offsets within the dump) to where they live on the image.
+
+    `extents` are (dump_offset, image_offset, length), sorted and contiguous in
+    dump offsets: one extent for a partition, one per run of contiguous file
+    system blocks for a file.
+    """
+
+    def __init__(self, disk: DiskImage, extents: Sequence[tuple[int, int, int]]) -> None:
+        self.disk = disk
+        self.extents = list(extents)
+        self._starts = [e[0] for e in self.extents]
+        self.size = self.extents[-1][0] + self.extents[-1][2] if self.extents else 0
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        if offset < 0 or offset + len(view) > self.size:
+            raise DumpSpaceError(
+                f"dump byte range {offset:#x}+{len(view):#x} is outside the {self.size:#x} bytes of the dump area",
+                where=f"dump offset {offset:#x}",
+            )
+        i = bisect.bisect_right(self._starts, offset) - 1
+        done = 0
+        while done < len(view):
+            start, image_offset, length = self.extents[i]
+            skip = offset + done - start
+            n = min(length - skip, len(view) - done)
+            self.disk.write_at(image_offset + skip, view[done : done + n])
+            done += n
+            i += 1
+
+
+def copy_memory(
+    mem: BinaryIO,
+    writer: ExtentWriter,
+    *,
+    mem_size: int,
+    hsa_size: int,
+    release_hsa: Callable[[], None],
+    progress: ByteProgress,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> int:
+    """Stream zcore/mem bytes 0x1000 .. 0x1000+mem_size to dump offsets 0x1000.. .
+
+    The HSA-backed part (absolute 0 .. hsa_size) comes first and the HSA is
+    released as soon as it has been read, before the rest.  One reused buffer;
+    `readinto` and `pwrite` on memoryview slices, so there is no per-chunk copy.
+    Returns the number of memory bytes copied.
+    """
+    buf = bytearray(chunk_size)
+    view = memoryview(buf)
+    mem.seek(HEADER_SIZE)
+    addr = 0
+    released = False
+    while addr < mem_size:
+        limit = mem_size
+        if not released and addr < hsa_size:
+            limit = min(limit, hsa_size)  # end the chunk at the HSA boundary
+        want = min(chunk_size, limit - addr)
+        got = mem.readinto(view[:want])
+        if not got:
+            raise DumpError(
+                f"zcore/mem ended at absolute address {addr:#x}, before the {mem_size:#x} bytes the header announces",
+                where=f"zcore/mem offset {HEADER_SIZE + addr:#x}",
+            )
+        writer.write(HEADER_SIZE + addr, view[:got])
+        addr += got
+        progress.advance(got)
+        if not released and hsa_size and addr >= hsa_size:
+            release_hsa()
+            released = True
+    if not released and hsa_size:
+        release_hsa()  # dumped less than the HSA (dump_mem): closing zcore/mem would release it anyway
+    return addr
+
+
+def write_dump(
+    disk: DiskImage,
+    writer: ExtentWriter,
+    zcore: Any,
+    header_raw: bytes,
+    header: DumpHeader,
+    ui: UI,
+    *,
+    description: str,
+    chunk_size: int = DEFAULT_CHUNK,
+    clock: Callable[[], int] | None = None,
+    after_busy: Callable[[], None] | None = None,
+    after_header: Callable[[], None] | None = None,
+) -> tuple[int, float]:
+    """Busy marker, memory, end marker, header -- in that order, with fsyncs
+    between the steps that must not be reordered on disk.  Returns (end TOD, seconds)."""
+    mem_size = header.mem_size
+    busy = BUSY_MARKER + bytes(HEADER_SIZE - len(BUSY_MARKER))
+    writer.write(0, busy)
+    if after_busy is not None:
+        after_busy()
+    disk.flush()
+    start = time.monotonic()
+    with ui.progress(description, HEADER_SIZE + mem_size + END_MARKER_SIZE) as progress:
+        copy_memory(
+            zcore.mem,
+            writer,
+            mem_size=mem_size,
+            hsa_size=zcore_hsa_size(zcore),
+            release_hsa=lambda: zcore_release_hsa(zcore),
+            progress=progress,
+            chunk_size=chunk_size,
+        )
+        end_tod = end_tod_now(header.tod, clock)
+        writer.write(header.end_marker_offset, build_end_marker(end_tod))
+        disk.flush()  # memory and marker are on disk before the header says "dump"
+        writer.write(0, header_raw)
+        if after_header is not None:
+            after_header()
+        disk.flush()
+        progress.advance(HEADER_SIZE + END_MARKER_SIZE)
+    return end_tod, time.monotonic() - start
+
+
+# --- the partition side ---------------------------------------------------------------
+@dataclass(frozen=True)
+class DumpTarget:
+    """The dump partition as block 0 and the superblock describe it."""
+
+    sb_offset: int  # byte offset of the superblock on the disk
+    part_start: int
+    part_size: int
+    dump_offset: int
+    dump_size: int
+    csum_offset: int
+    csum_size: int
+    csum: int
+    version: int
+    partition: int | None  # number in the partition table
+
+    @property
+    def dump_start(self) -> int:
+        """Byte offset of the dump on the disk."""
+        return self.part_start + self.dump_offset
+
+    def superblock(self, csum: int) -> bytes:
+        return DumpSuperblock.build(
+            {
+                "version": self.version,
+                "part_start": self.part_start,
+                "part_size": self.part_size,
+                "dump_offset": self.dump_offset,
+                "dump_size": self.dump_size,
+                "csum_offset": self.csum_offset,
+                "csum_size": self.csum_size,
+                "csum": csum,
+            }
+        )
+
+
+def _sb_field(name: str) -> int:
+    """Byte offset of a superblock field (for error messages)."""
+    return {"magic": 0, "version": 8, "part_start": 0x10, "part_size": 0x18, "dump_offset": 0x20, "dump_size": 0x28, "csum_offset": 0x30, "csum_size": 0x38, "csum": 0x40}[name]
+
+
+def locate_dump_partition(disk: DiskImage) -> DumpTarget:
+    """boot_info -> superblock -> checksum -> partition table, as zfcpdump 3.0 does
+    before writing anything.  Raises MagicError/FormatError for a disk that is not
+    a SCSI dump disk and DumpTargetChangedError for one whose dump partition changed."""
+    block0 = disk.read_at(0, BOOT_INFO_OFFSET + BootInfo.sizeof())
+    if block0[:4] != ZIPL_MAGIC:
+        raise MagicError(f"block 0 starts with {block0[:4].hex()}, not 'zIPL': not a zipl disk", where="block 0 offset 0x0 field magic")
+    info = BootInfo.parse(block0[BOOT_INFO_OFFSET:])
+    base = f"block 0 offset {BOOT_INFO_OFFSET:#x} boot_info"
+    if info.magic != ZIPL_MAGIC:
+        raise MagicError(f"boot_info magic is {info.magic.hex()}, not 'zIPL': no dump tool installed (IPL disk?)", where=f"{base} field magic")
+    if info.dev_type != DEV_TYPE_SCSI:
+        raise FormatError(f"boot_info dev_type is {info.dev_type}, not {DEV_TYPE_SCSI} (SCSI)", where=f"{base} field dev_type (offset 0x76)")
+    if info.bp_type != BP_TYPE_DUMP:
+        raise FormatError(f"boot_info bp_type is {info.bp_type}, not {BP_TYPE_DUMP} (dump)", where=f"{base} field bp_type (offset 0x75)")
+    if info.version != BOOT_INFO_VERSION:
+        raise FormatError(f"boot_info version is {info.version}, not {BOOT_INFO_VERSION}", where=f"{base} field version (offset 0x74)")
+    sb_offset = info.dump_sb_offset
+    if sb_offset + SUPERBLOCK_SIZE > disk.size:
+        raise FormatError(
+            f"superblock offset {sb_offset:#x} lies outside the disk ({disk.size} bytes)", where=f"{base} field dump_sb_offset (offset 0x78)"
+        )
+    raw = disk.read_at(sb_offset, SUPERBLOCK_SIZE)
+    where_sb = f"superblock at byte {sb_offset:#x}"
+    if raw[:8] != SB_MAGIC:
+        raise DumpTargetChangedError(
+            f"superblock magic is {raw[:8].hex()}, not 'ZFCPDUMP': the dump tool's data block was overwritten", where=f"{where_sb} offset 0x0 field magic"
+        )
+    sb = DumpSuperblock.parse(raw)
+    # Sanity of the geometry before trusting it for reads.
+    if sb.part_start + sb.part_size > disk.size:
+        raise DumpTargetChangedError(
+            f"partition {sb.part_start:#x}+{sb.part_size:#x} ends past the disk ({disk.size:#x} bytes)",
+            where=f"{where_sb} offset {_sb_field('part_size'):#x} field part_size",
+        )
+    if sb.dump_offset + sb.dump_size > sb.part_size:
+        raise DumpTargetChangedError(
+            f"dump area {sb.dump_offset:#x}+{sb.dump_size:#x} ends past the partition ({sb.part_size:#x} bytes)",
+            where=f"{where_sb} offset {_sb_field('dump_size'):#x} field dump_size",
+        )
+    if sb.csum_offset + sb.csum_size > sb.part_size or sb.csum_size == 0:
+        raise DumpTargetChangedError(
+            f"checksum range {sb.csum_offset:#x}+{sb.csum_size:#x} is empty or outside the partition",
+            where=f"{where_sb} offset {_sb_field('csum_size'):#x} field csum_size",
+        )
+    # The checksum first: a file system made on the partition changes these bytes.
+    data = disk.read_at(sb.part_start + sb.csum_offset, sb.csum_size)
+    actual = cksm(data, SB_SEED)
+    if actual != sb.csum:
+        raise DumpTargetChangedError(
+            f"checksum wrong, partition changed: CKSM of {sb.csum_size} bytes at {sb.part_start + sb.csum_offset:#x} "
+            f"is {actual:#010x}, superblock says {sb.csum:#010x}",
+            where=f"{where_sb} offset {_sb_field('csum'):#x} field csum",
+        )
+    table = read_partition_table(disk)
+    number = None
+    for part in table.partitions:
+        if part.start_bytes == sb.part_start and part.size_bytes == sb.part_size:
+            number = part.number
+            break
+    if number is None:
+        raise DumpTargetChangedError(
+            f"no partition of the {table.label} table starts at byte {sb.part_start:#x} with {sb.part_size:#x} bytes "
+            "(dump partition not found: the table changed since zipl ran)",
+            where=f"{where_sb} offset {_sb_field('part_start'):#x} field part_start",
+        )
+    return DumpTarget(
+        sb_offset=sb_offset,
+        part_start=sb.part_start,
+        part_size=sb.part_size,
+        dump_offset=sb.dump_offset,
+        dump_size=sb.dump_size,
+        csum_offset=sb.csum_offset,
+        csum_size=sb.csum_size,
+        csum=sb.csum,
+        version=sb.version,
+        partition=number,
+    )
+
+
+def _update_checksum(disk: DiskImage, target: DumpTarget) -> int:
+    """CKSM over the checksummed bytes as they are now, into the superblock."""
+    csum = cksm(disk.read_at(target.part_start + target.csum_offset, target.csum_size), SB_SEED)
+    disk.write_at(target.sb_offset, target.superblock(csum))
+    return csum
+
+
+def dump_to_partition(
+    image_path: str | os.PathLike[str],
+    zcore: Any,
+    ui: UI,
+    *,
+    block_size: int = 512,
+    chunk_size: int = DEFAULT_CHUNK,
+    clock: Callable[[], int] | None = None,
+) -> DumpResult:
+    """Write the dump zcore exports to the disk's zipl dump partition.
+
+    Nothing is written when the partition changed or the dump does not fit.
+    """
+    image = os.fspath(image_path)
+    with DiskImage(image, block_size, writable=True) as disk:
+        with ui.step("Checking the dump partition"):
+            target = locate_dump_partition(disk)
+            header_raw, header = read_zcore_header(zcore.mem)
+            total = HEADER_SIZE + header.mem_size + END_MARKER_SIZE
+            if total > target.dump_size:
+                raise DumpSpaceError(
+                    f"disk too small: dump={to_mib(total)}MB ({total} bytes: header, {header.mem_size} bytes of memory, end marker), "
+                    f"diskspace={to_mib(target.dump_size)}MB ({target.dump_size} bytes)",
+                    where=f"superblock at byte {target.sb_offset:#x} offset 0x28 field dump_size",
+                )
+        writer = ExtentWriter(disk, [(0, target.dump_start, target.dump_size)])
+        ui.info(
+            f"dump partition: {target.partition} (bytes {target.part_start:#x}+{target.part_size:#x}), "
+            f"dump {to_mib(total)} MB of {to_mib(target.dump_size)} MB"
+        )
+        try:
+            end_tod, seconds = write_dump(
+                disk,
+                writer,
+                zcore,
+                header_raw,
+                header,
+                ui,
+                description="Writing dump",
+                chunk_size=chunk_size,
+                clock=clock,
+                # The busy page changed the checksummed bytes: keep the partition
+                # acceptable for the next run even if this one dies.
+                after_busy=lambda: _update_checksum(disk, target),
+            )
+            _update_checksum(disk, target)
+            disk.flush()
+        except Exception:
+            ui.warn("Dump failed: the partition holds an incomplete dump (busy marker at its start)")
+            raise
+    ui.info("Dump successful")
+    return DumpResult(
+        mode="partition",
+        image=image,
+        partition=target.partition,
+        location=f"partition {target.partition} at byte {target.dump_start:#x}",
+        bytes_written=total,
+        mem_size=header.mem_size,
+        header_tod=header.tod,
+        end_tod=end_tod,
+        seconds=seconds,
+        image_offset=target.dump_start,
+    )
