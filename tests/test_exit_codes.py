@@ -1,0 +1,78 @@
+"""docs/exit-codes.md lists every class of zipldump/errors.py with its code, and codes are distinct."""
+
+from __future__ import annotations
+
+import gc
+import re
+from pathlib import Path
+
+from zipldump import errors
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md"
+ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*`(\w+)`\s*\|\s*`([\w-]+)`\s*\|\s*(?:`(\w+)`|–)\s*\|\s*(.+?)\s*\|\s*$")
+
+
+def doc_rows() -> dict[str, tuple[int, str, str | None, str]]:
+    rows: dict[str, tuple[int, str, str | None, str]] = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        m = ROW.match(line)
+        if m:
+            code, name, kind, parent, text = m.groups()
+            assert name not in rows, f"{name} listed twice"
+            rows[name] = (int(code), kind, parent, text)
+    return rows
+
+
+def test_every_class_is_documented_with_its_code_kind_and_parent() -> None:
+    rows = doc_rows()
+    classes = errors.all_error_classes()
+    for cls in classes:
+        assert cls.__name__ in rows, f"{cls.__name__} missing from docs/exit-codes.md"
+        code, kind, parent, text = rows[cls.__name__]
+        assert code == cls.exit_code, cls.__name__
+        assert kind == cls.kind, cls.__name__
+        expected_parent = cls.__mro__[1].__name__ if cls is not errors.ZiplDumpError else None
+        assert parent == expected_parent, cls.__name__
+        assert text and text != "–", f"{cls.__name__} has no trigger text"
+    assert set(rows) == {c.__name__ for c in classes}, "docs list classes that errors.py does not have"
+
+
+def test_exit_codes_and_kinds_are_distinct() -> None:
+    classes = errors.all_error_classes()
+    codes = [c.exit_code for c in classes]
+    assert len(codes) == len(set(codes)), sorted(codes)
+    kinds = [c.kind for c in classes]
+    assert len(kinds) == len(set(kinds))
+    # every class sets its own code (a subclass that forgot would inherit its parent's)
+    assert all("exit_code" in vars(c) for c in classes)
+    # 0 is success, 2 is argparse's, 130 is Ctrl-C: no class may take them by accident
+    assert 0 not in codes and 130 not in codes and all(0 < c < 126 for c in codes)
+
+
+def test_inspect_failure_classes_have_their_own_codes() -> None:
+    inspect_classes = [
+        errors.MagicError,
+        errors.PointerError,
+        errors.BlockListLoopError,
+        errors.ChecksumError,
+        errors.ComponentError,
+        errors.HsaLimitError,
+        errors.SuperblockError,
+    ]
+    assert len({c.exit_code for c in inspect_classes}) == len(inspect_classes)
+
+
+def test_the_table_catches_a_new_class() -> None:
+    """The check above must fail for a class nobody documented."""
+
+    class UndocumentedError(errors.FormatError):
+        exit_code = 29
+        kind = "undocumented"
+
+    try:
+        assert UndocumentedError.__name__ not in doc_rows()
+        assert UndocumentedError in errors.all_error_classes()
+    finally:
+        del UndocumentedError
+        gc.collect()  # drop it from FormatError.__subclasses__() for later tests
+    assert "UndocumentedError" not in {c.__name__ for c in errors.all_error_classes()}
