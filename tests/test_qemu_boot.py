@@ -1,0 +1,200 @@
+"""qemu-boot runner: command line, dump-program refusal, console watching, timeouts.
+
+Most tests run a stand-in "QEMU" (a small shell script) so the watching,
+matching and killing logic is checked in milliseconds.  `build_direct_disk`
+hand-builds a bootable direct-layout disk from zipldump.formats (no
+installer); tests/test_real_firmware.py boots it in the real QEMU.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from zipldump import qemu
+from zipldump.cli import main
+from zipldump.errors import QemuBootError, QemuDumpProgramError, ToolMissingError, UsageError
+from zipldump.formats.blocklist import build_list_block, data_slots_per_block, split_extents
+from zipldump.formats.bootrecord import build_boot_record
+from zipldump.formats.component_table import (
+    HEADER_DUMP,
+    HEADER_IPL,
+    build_component_table,
+    execute_entry,
+    load_entry,
+)
+from zipldump.formats.kernel_image import COMMAND_LINE, INITRD_SIZE, INITRD_START, MAX_COMMAND_LINE_SIZE
+from zipldump.formats.program_table import build_program_table
+from zipldump.formats.stage3_params import DEFAULT_PSW_LOAD
+
+KERNEL_OFFSET = 0x10000
+INITRD_ADDRESS = 0x4000000
+
+
+def _write_component(fh, data: bytes, next_lba: int, bs: int) -> tuple[int, int]:
+    """Data blocks then their list blocks at next_lba; returns (first list LBA, next free LBA)."""
+    nblocks = (len(data) + bs - 1) // bs
+    os.pwrite(fh.fileno(), data, next_lba * bs)
+    ptrs = split_extents([(next_lba, nblocks)], bs)
+    lba = next_lba + nblocks
+    n = data_slots_per_block(bs)
+    chunks = [ptrs[i : i + n] for i in range(0, len(ptrs), n)]
+    first = lba
+    for i, chunk in enumerate(chunks):
+        chain = lba + 1 if i + 1 < len(chunks) else 0
+        os.pwrite(fh.fileno(), build_list_block(chunk, chain, bs), lba * bs)
+        lba += 1
+    return first, lba
+
+
+def build_direct_disk(
+    path: Path,
+    kernel: Path,
+    initrd: bytes,
+    cmdline: str,
+    *,
+    block_size: int = 512,
+    header_type: int = HEADER_IPL,
+) -> None:
+    """The direct layout of verified-facts.md: the kernel from file offset 0x10000 at 0x10000, with
+    the initrd location and the command line written into that copy, then EXECUTE 0x0008000080010000."""
+    bs = block_size
+    image = bytearray(kernel.read_bytes()[KERNEL_OFFSET:])
+    off = lambda addr: addr - KERNEL_OFFSET  # noqa: E731
+    image[off(INITRD_START) : off(INITRD_START) + 16] = INITRD_ADDRESS.to_bytes(8, "big") + len(initrd).to_bytes(8, "big")
+    limit = int.from_bytes(image[off(MAX_COMMAND_LINE_SIZE) : off(MAX_COMMAND_LINE_SIZE) + 8], "big") or 896
+    line = cmdline.encode() + b"\0"
+    assert len(line) <= limit
+    image[off(COMMAND_LINE) : off(COMMAND_LINE) + limit] = line.ljust(limit, b"\0")
+    with open(path, "wb") as fh:
+        lba = 16
+        k_list, lba = _write_component(fh, bytes(image), lba, bs)
+        i_list, lba = _write_component(fh, initrd, lba, bs)
+        table = build_component_table(
+            header_type,
+            [load_entry(k_list, bs, KERNEL_OFFSET), load_entry(i_list, bs, INITRD_ADDRESS), execute_entry(DEFAULT_PSW_LOAD)],
+            bs,
+        )
+        os.pwrite(fh.fileno(), table, 2 * bs)
+        os.pwrite(fh.fileno(), build_program_table({0: 2}, bs), 1 * bs)
+        os.pwrite(fh.fileno(), build_boot_record(1, bs), 0)
+        fh.truncate((lba + 64) * bs)
+
+
+def fake_qemu(tmp_path: Path, body: str) -> str:
+    """A stand-in for qemu-system-s390x: a shell script that ignores its arguments."""
+    script = tmp_path / "fake-qemu"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def small_disk(tmp_path: Path, header_type: int = HEADER_IPL, bs: int = 512) -> Path:
+    kernel = tmp_path / "k"
+    kernel.write_bytes(bytes(0x10000) + bytes(0x500) + b"KERNEL")
+    disk = tmp_path / "disk.img"
+    build_direct_disk(disk, kernel, b"initrd", "root=/dev/ram0", block_size=bs, header_type=header_type)
+    return disk
+
+
+def test_command_line_matches_verified_facts(tmp_path: Path) -> None:
+    img = tmp_path / "d.img"
+    cmd = qemu.qemu_command(img)
+    assert cmd == [
+        "qemu-system-s390x", "-M", "s390-ccw-virtio", "-cpu", "max", "-m", "512M", "-nographic", "-no-reboot",
+        "-device", "virtio-scsi-ccw",
+        "-drive", f"file={img},format=raw,if=none,id=d0,snapshot=on",
+        "-device", "scsi-hd,drive=d0,bootindex=1",
+    ]  # fmt: skip
+    cmd4 = qemu.qemu_command(img, block_size=4096, loadparm=2, memory="1G")
+    assert cmd4[2] == "s390-ccw-virtio,loadparm=2" and cmd4[6] == "1G"
+    assert cmd4[-1] == "scsi-hd,drive=d0,bootindex=1,logical_block_size=4096,physical_block_size=4096"
+    for bad in ({"block_size": 1024}, {"loadparm": 31}, {"memory": "lots"}):
+        with pytest.raises(UsageError):
+            qemu.qemu_command(img, **bad)
+
+
+def test_firmware_messages() -> None:
+    assert qemu.firmware_error("LOADPARM=[        ]\nUsing SCSI scheme.\n! Bad header type !\n") == "Bad header type"
+    assert qemu.firmware_error("! No zIPL magic in PT !") == "No zIPL magic in PT"
+    assert qemu.firmware_error("! WARNING: Unknown MBR layout version, assuming version 1 !\n") is None
+    assert qemu.firmware_error("Failed to IPL from this SCSI device!") == "Failed to IPL from this SCSI device"
+    assert qemu.firmware_error("Using SCSI scheme.\n..\n") is None
+
+
+def test_dump_program_detected_before_qemu_runs(tmp_path: Path) -> None:
+    disk = small_disk(tmp_path, HEADER_DUMP)
+    assert "dump program" in (qemu.dump_program_check(disk) or "")
+    marker = tmp_path / "ran"
+    exe = fake_qemu(tmp_path, f"touch {marker}")
+    with pytest.raises(QemuDumpProgramError, match="refuses dump programs"):
+        qemu.boot(disk, expect="x", qemu=exe, timeout=5)
+    assert not marker.exists()
+    assert qemu.dump_program_check(small_disk(tmp_path, HEADER_IPL)) is None
+    d4 = tmp_path / "d4"
+    d4.mkdir()
+    assert qemu.dump_program_check(small_disk(d4, HEADER_DUMP, 4096), 4096) is not None
+
+
+def test_expect_seen_kills_qemu(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    exe = fake_qemu(tmp_path, f"echo $$ > {pidfile}\necho 'LOADPARM=[        ]'\necho 'BOOT-OK-MARKER'\nsleep 60\n")
+    lines: list[str] = []
+    t = time.monotonic()
+    res = qemu.boot(small_disk(tmp_path), expect="BOOT-OK-MARKER", qemu=exe, timeout=20, console=lines.append)
+    assert res.matched and time.monotonic() - t < 10
+    assert lines == ["LOADPARM=[        ]", "BOOT-OK-MARKER"]
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_firmware_error_reported(tmp_path: Path) -> None:
+    exe = fake_qemu(tmp_path, "echo 'Using SCSI scheme.'\necho '! zIPL load segment failed !'\nsleep 60\n")
+    t = time.monotonic()
+    with pytest.raises(QemuBootError, match="zIPL load segment failed") as ei:
+        qemu.boot(small_disk(tmp_path), expect="never", qemu=exe, timeout=30)
+    assert time.monotonic() - t < 10 and type(ei.value) is QemuBootError
+
+
+def test_bad_header_from_bios_is_dump_error(tmp_path: Path) -> None:
+    exe = fake_qemu(tmp_path, "echo '! Bad header type !'\nexit 1\n")
+    with pytest.raises(QemuDumpProgramError, match="Bad header type"):
+        qemu.boot(small_disk(tmp_path), expect="never", qemu=exe, timeout=10)
+
+
+def test_timeout(tmp_path: Path) -> None:
+    exe = fake_qemu(tmp_path, "echo starting\nexec sleep 60\n")
+    t = time.monotonic()
+    with pytest.raises(QemuBootError, match=r"did not appear within 1s; last console lines: starting"):
+        qemu.boot(small_disk(tmp_path), expect="never", qemu=exe, timeout=1)
+    assert time.monotonic() - t < 8
+
+
+def test_qemu_exits_early(tmp_path: Path) -> None:
+    exe = fake_qemu(tmp_path, "echo hello\nexit 3\n")
+    with pytest.raises(QemuBootError, match=r"ended \(status 3\) before 'never'"):
+        qemu.boot(small_disk(tmp_path), expect="never", qemu=exe, timeout=10)
+    ok = fake_qemu(tmp_path, "echo bye\nexit 0\n")
+    assert qemu.boot(small_disk(tmp_path), qemu=ok, timeout=10).returncode == 0
+
+
+def test_missing_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZIPLDUMP_QEMU", "qemu-system-s390x-not-installed")
+    with pytest.raises(ToolMissingError, match="apt-get install qemu-system-misc"):
+        qemu.boot(small_disk(tmp_path), expect="x")
+
+
+def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    disk = small_disk(tmp_path, HEADER_DUMP)
+    assert main(["qemu-boot", str(disk), "--expect", "x", "--timeout", "5"]) == QemuDumpProgramError.exit_code
+    assert "dump program" in capsys.readouterr().err
+    monkeypatch.setenv("ZIPLDUMP_QEMU", fake_qemu(tmp_path, "echo 'hello MARK world'\nsleep 30"))
+    assert main(["qemu-boot", str(small_disk(tmp_path)), "--expect", "MARK", "--timeout", "10"]) == 0
+    err = capsys.readouterr().err
+    assert "hello MARK world" in err and "'MARK' seen" in err
+    assert main(["qemu-boot", str(tmp_path / "none.img")]) == UsageError.exit_code

@@ -1,0 +1,174 @@
+"""Debian s390x packages for real-firmware tests: kernel, busybox-static, s390-tools.
+
+The packages are fetched with apt's own client, pointed at private state
+directories and told that the native architecture is s390x, so the host's
+apt configuration and dpkg database are never changed (no `dpkg
+--add-architecture`).  Each .deb is unpacked with `dpkg-deb -x`.
+
+Everything lives in one cache directory (see `default_cache_dir`) and is
+downloaded again only when missing.  A lock file serialises concurrent users.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from zipldump.errors import ToolMissingError
+from zipldump.ui import UI
+
+KERNEL_META = "linux-image-s390x"
+PACKAGES = ("busybox-static", "s390-tools")
+APT_TIMEOUT = 600  # seconds for one apt-get run
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class S390Packages:
+    """Paths inside the unpacked packages."""
+
+    cache_dir: Path
+    kernel: Path  # boot/vmlinuz-<abi>-s390x
+    kernel_version: str
+    busybox: Path  # bin/busybox (static s390x binary)
+    stage3: Path  # lib/s390-tools/stage3.bin
+    debs: tuple[Path, ...]
+
+
+def default_cache_dir() -> Path:
+    """$ZIPLDUMP_CACHE, else $XDG_CACHE_HOME/zipldump/s390x, else ~/.cache/zipldump/s390x."""
+    if os.environ.get("ZIPLDUMP_CACHE"):
+        return Path(os.environ["ZIPLDUMP_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "zipldump" / "s390x"
+
+
+def _apt_options(cache: Path) -> list[str]:
+    return [
+        "-o", "APT::Architecture=s390x",
+        "-o", "APT::Architectures=s390x",
+        "-o", f"Dir::State::Lists={cache / 'apt' / 'lists'}",
+        "-o", "Dir::State::Status=/dev/null",
+        "-o", f"Dir::Cache={cache / 'apt' / 'cache'}",
+        "-o", "Debug::NoLocking=1",
+        "-q",
+    ]  # fmt: skip
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> str:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=APT_TIMEOUT, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise ToolMissingError(f"{cmd[0]} not found (these tests need Debian's apt and dpkg)") from None
+    except subprocess.TimeoutExpired:
+        raise ToolMissingError(f"{' '.join(cmd[:2])} did not finish within {APT_TIMEOUT}s (network?)") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise ToolMissingError(
+            f"could not fetch Debian s390x packages: `{' '.join(cmd[:2])}` failed ({proc.returncode}): " + " | ".join(tail)
+        )
+    return proc.stdout
+
+
+def _load_manifest(cache: Path) -> S390Packages | None:
+    try:
+        m = json.loads((cache / MANIFEST).read_text())
+        pk = S390Packages(
+            cache_dir=cache,
+            kernel=cache / m["kernel"],
+            kernel_version=m["kernel_version"],
+            busybox=cache / m["busybox"],
+            stage3=cache / m["stage3"],
+            debs=tuple(cache / d for d in m["debs"]),
+        )
+    except (OSError, ValueError, KeyError):
+        return None
+    if all(p.is_file() for p in (pk.kernel, pk.busybox, pk.stage3)):
+        return pk
+    return None
+
+
+def ensure_packages(cache_dir: Path | None = None, ui: UI | None = None) -> S390Packages:
+    """Return the unpacked packages, downloading and unpacking them first when missing.
+
+    Raises ToolMissingError when apt/dpkg-deb are missing or the download fails.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _load_manifest(cache)
+        if found is not None:
+            return found
+        return _download(cache, ui)
+
+
+def _download(cache: Path, ui: UI | None) -> S390Packages:
+    for tool in ("apt-get", "apt-cache", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            raise ToolMissingError(f"{tool} not found (these tests need Debian's apt and dpkg)")
+    opts = _apt_options(cache)
+    (cache / "apt" / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (cache / "apt" / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    debdir = cache / "debs"
+    debdir.mkdir(exist_ok=True)
+
+    def step(msg: str):
+        return ui.step(msg) if ui is not None else _nullstep()
+
+    with step("apt-get update (s390x package lists)"):
+        _run(["apt-get", *opts, "update"])
+    depends = _run(["apt-cache", *opts, "depends", KERNEL_META])
+    m = re.search(r"^\s*Depends:\s*(linux-image-(\d[^\s]*)-s390x)\s*$", depends, re.M)
+    if not m:
+        raise ToolMissingError(f"cannot find the kernel package that {KERNEL_META} depends on")
+    kernel_pkg = m.group(1)
+    with step(f"apt-get download {kernel_pkg} {' '.join(PACKAGES)}"):
+        for old in debdir.glob("*.deb"):
+            old.unlink()
+        _run(["apt-get", *opts, "download", kernel_pkg, *PACKAGES], cwd=debdir)
+    debs = sorted(debdir.glob("*.deb"))
+    root = cache / "root"
+    if root.exists():
+        shutil.rmtree(root)
+    with step("dpkg-deb -x"):
+        for deb in debs:
+            _run(["dpkg-deb", "-x", str(deb), str(root)])
+    kernels = sorted((root / "boot").glob("vmlinuz-*-s390x"))
+    if not kernels:
+        raise ToolMissingError(f"{kernel_pkg} holds no boot/vmlinuz-*-s390x")
+    kernel = kernels[-1]
+    busybox = root / "bin" / "busybox"
+    stage3 = root / "lib" / "s390-tools" / "stage3.bin"
+    if not stage3.is_file():
+        stage3 = root / "usr" / "lib" / "s390-tools" / "stage3.bin"
+    for p in (busybox, stage3):
+        if not p.is_file():
+            raise ToolMissingError(f"unpacked packages lack {p.relative_to(root)}")
+    manifest = {
+        "kernel": str(kernel.relative_to(cache)),
+        "kernel_version": kernel.name.removeprefix("vmlinuz-"),
+        "busybox": str(busybox.relative_to(cache)),
+        "stage3": str(stage3.relative_to(cache)),
+        "debs": [str(d.relative_to(cache)) for d in debs],
+    }
+    tmp = cache / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, cache / MANIFEST)
+    found = _load_manifest(cache)
+    assert found is not None
+    return found
+
+
+class _nullstep:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
