@@ -353,3 +353,45 @@ def test_missing_image_is_a_disk_error(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_bad_hsa_size_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(write(build_dump_disk(), tmp_path)), "--hsa-size", "lots"]) == 2
+
+
+# --- against the installer ------------------------------------------------------------------
+@pytest.mark.parametrize("bs,size", [(512, 64 << 20), (4096, 320 << 20)])
+def test_inspect_lists_what_the_installer_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str], bs: int, size: int) -> None:
+    """inspect --json of an installed image lists exactly the installer's components (its --json)."""
+    import importlib.util
+
+    from zipldump.disk.partitions import PartSpec, make_disk
+    from zipldump.payloads import write_demo_payloads
+
+    if importlib.util.find_spec("zipldump.commands.install") is None:
+        pytest.skip("zipldump install is not available")
+    pl = write_demo_payloads(tmp_path / "payloads")
+    img = tmp_path / "disk.img"
+    make_disk(img, size, block_size=bs, parts=[PartSpec(None)])
+    rc = main(["install", str(img), "--dumpto", "1", "--block-size", str(bs), "--image", str(pl.image),
+               "--ramdisk", str(pl.ramdisk), "--stage3", str(pl.stage3), "-n", "--json"])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    inst = json.loads(out)
+    rc, doc, err = run_json(capsys, img, "--block-size", str(bs))
+    assert rc == 0 and doc["problems"] == [] and err == "", doc["problems"]
+    assert doc["dump"]["offset"] == inst["superblock_offset"] and doc["dump"]["dump_size"] == inst["dump_size"]
+    assert doc["dump"]["part_start"] == inst["partition"]["start_bytes"] and doc["dump"]["checksum_ok"]
+    [iprog] = inst["programs"]
+    [prog] = doc["programs"]
+    assert prog["component_table"] == iprog["component_table"] and prog["type"] == iprog["header_type"] == "dump"
+    loads = [c for c in prog["components"] if c["kind"] == "load"]
+    assert len(loads) == len(iprog["components"])
+    raw = img.read_bytes()
+    for mine, theirs in zip(loads, iprog["components"]):
+        assert mine["address"] == theirs["address"]
+        assert mine["length"] == -(-theirs["length"] // bs) * bs
+        assert [[e["block"], e["blocks"]] for e in mine["extents"]] == theirs["extents"]
+        # the inspector's hash covers whole blocks; the installer's the real length: both from the same bytes
+        data = b"".join(raw[b * bs : (b + n) * bs] for b, n in theirs["extents"])
+        assert mine["sha256"] == sha(data)
+        assert sha(data[: theirs["length"]]) == theirs["sha256"]
+    by_addr = {c["address"]: c for c in loads}
+    assert by_addr[0x10000]["sha256"] == sha(pl.image.read_bytes().ljust(by_addr[0x10000]["length"], b"\0"))
+    assert prog["components"][-1]["psw"] == int(iprog["execute_psw"], 16)
