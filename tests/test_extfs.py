@@ -62,6 +62,9 @@ def test_create_refuses_area_past_end(tmp_image):
     assert path.stat().st_size == 8 * MIB  # mke2fs did not grow the file
     with pytest.raises(UsageError):
         ExtFs.create(path, OFF, 4 * MIB, "xfs")
+    with pytest.raises(UsageError, match="journal"):
+        ExtFs.create(path, OFF, 4 * MIB, "ext3")  # 1024 blocks: mke2fs would leave the journal out
+    assert path.read_bytes().count(0) == 8 * MIB
 
 
 def test_open_without_fs(tmp_image):

@@ -33,6 +33,8 @@ FS_TYPES = ("ext2", "ext3", "ext4")
 DEFAULT_BLOCK_SIZE = 4096
 _SB_OFFSET = 1024
 _SB_MAGIC = 0xEF53
+_COMPAT_HAS_JOURNAL = 0x0004
+_MIN_JOURNAL_BLOCKS = 2048  # below this mke2fs makes no journal
 _INCOMPAT_EXTENTS = 0x0040
 _INCOMPAT_64BIT = 0x0080
 _INCOMPAT_INLINE_DATA = 0x8000
@@ -176,6 +178,13 @@ class ExtFs:
             raise UsageError("image path must not contain '?'", where=path)
         if offset % 512 or size < 64 * bs:
             raise UsageError(f"file system area {offset:#x}+{size:#x} is misaligned or too small (at least {64 * bs} bytes)", where=path)
+        if fstype != "ext2" and size // bs < _MIN_JOURNAL_BLOCKS:
+            # mke2fs would quietly leave the journal out (an ext3 request would give ext2)
+            raise UsageError(
+                f"{fstype} needs a journal, and mke2fs makes one only with at least {_MIN_JOURNAL_BLOCKS} blocks "
+                f"({_MIN_JOURNAL_BLOCKS * bs} bytes at block size {bs}); the area has {size // bs}",
+                where=path,
+            )
         try:
             image_size = os.stat(path).st_size
         except OSError as exc:
@@ -188,7 +197,10 @@ class ExtFs:
             cmd += ["-L", label]
         cmd += [path, str(size // bs)]  # always an explicit size: never the rest of the image
         _run(cmd, what="mke2fs")
-        return cls(path, offset, size)
+        fs = cls(path, offset, size)
+        if fs.fs_type != fstype or (fstype != "ext2" and not fs.superblock().feature_compat & _COMPAT_HAS_JOURNAL):
+            raise DiskError(f"mke2fs made {fs.fs_type} without the requested {fstype} features", where=fs.spec)
+        return fs
 
     # -- running e2fsprogs ------------------------------------------------------
     def _debugfs(self, commands: list[str], *, write: bool = False, allow: tuple[str, ...] = ()) -> str:
