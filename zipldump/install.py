@@ -55,6 +55,9 @@ EXT_MAGIC_OFFSET = 0x438
 EXT_MAGIC = b"\x53\xef"
 _EXTENDED_TYPES = (0x05, 0x0F, 0x85)
 _LAYOUT_RETRIES = 8
+# libparted's generic x86 MBR boot code (bytes 0x00-0x4A, zero up to 0x97): it cannot
+# run on IBM Z, so replacing it is no loss worth a question.
+_PARTED_BOOT_CODE_SHA256 = "fce7375b2d60f423fc797c2714de6a269956d8881557a5fcfe0cad547c0a2d98"
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,8 @@ def find_losses(disk: DiskImage, job: InstallJob, target: Target, block0: bytes)
     """What the install would destroy, for the confirmation question."""
     losses: list[str] = []
     head = block0[:BOOT_RECORD_SIZE]
-    if head[:4] != ZIPL_MAGIC and any(head):
+    generic = hashlib.sha256(head).hexdigest() == _PARTED_BOOT_CODE_SHA256
+    if head[:4] != ZIPL_MAGIC and any(head) and not generic:
         losses.append("boot code in block 0 (bytes 0x00-0x97 hold something that is not a zipl boot record)")
     if job.mode == "dumpto":
         n = min(PARTITION_WIPE_SIZE, target.size_bytes)

@@ -1,0 +1,319 @@
+"""`--dumpto`: SCSI dump partition installs checked against the spec, the strict
+reader, and byte-by-byte "nothing outside our own blocks changed" comparisons."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import struct
+import subprocess
+import threading
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from zipldump import reader
+from zipldump.cli import main
+from zipldump.disk.image import DiskImage
+from zipldump.disk.partitions import PartSpec, make_disk
+from zipldump.errors import AbortedError, DiskError, HsaLimitError, LockError, PartitionTooSmallError, UsageError
+from zipldump.formats.dump_superblock import SB_SEED, cksm
+from zipldump.install import install
+from zipldump.plan.job import InstallJob, ProgramSpec
+from zipldump.plan.layout import estimate_scsi_dump_size
+from zipldump.ui import UI
+
+MIB = 1 << 20
+PATTERN = bytes(range(256))
+
+
+def make_kernel(path: Path, size: int = 0x20000, max_cl: int = 4096) -> Path:
+    data = bytearray((i * 7 + 3) & 0xFF for i in range(size))
+    data[0x10008:0x1000E] = b"S390EP"
+    data[0x10400:0x10480] = bytes(0x80)
+    struct.pack_into(">Q", data, 0x10430, max_cl)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def quiet() -> UI:
+    return UI(quiet=True, interactive=False)
+
+
+def sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(MIB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fill(path: Path, offset: int, length: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write((PATTERN * (length // 256 + 1))[:length])
+
+
+def changed_offsets(a: Path, b: Path, chunk: int = 1 << 16) -> list[tuple[int, int]]:
+    """Changed byte ranges [start, end) between two same-sized images (data regions only)."""
+    out: list[tuple[int, int]] = []
+    size = os.path.getsize(a)
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        offs: set[int] = set()
+        for fh in (fa, fb):
+            pos = 0
+            while pos < size:
+                try:
+                    d = os.lseek(fh.fileno(), pos, os.SEEK_DATA)
+                except OSError:
+                    break
+                h = os.lseek(fh.fileno(), d, os.SEEK_HOLE)
+                offs.update(range(d // chunk * chunk, h, chunk))
+                pos = h
+        for off in sorted(offs):
+            fa.seek(off)
+            fb.seek(off)
+            x, y = fa.read(chunk), fb.read(chunk)
+            if x == y:
+                continue
+            i = 0
+            while i < len(x):
+                if x[i] != y[i]:
+                    j = i
+                    while j < len(x) and x[j] != y[j]:
+                        j += 1
+                    if out and out[-1][1] == off + i:
+                        out[-1] = (out[-1][0], off + j)
+                    else:
+                        out.append((off + i, off + j))
+                    i = j
+                else:
+                    i += 1
+    return out
+
+
+def allowed_ranges(result, bs: int) -> list[tuple[int, int]]:
+    rngs = [(0, 0x98), (result.target.start_bytes, result.target.start_bytes + 64 * 1024)]
+    for w in result.layout.writes():
+        n = w.length if w.source is not None else len(w.data)
+        rngs.append((w.lba * bs, w.lba * bs + n))
+    return rngs
+
+
+def inside(r: tuple[int, int], rngs: list[tuple[int, int]]) -> bool:
+    # every byte of r must be covered; ranges may be adjacent
+    pos = r[0]
+    for s, e in sorted(rngs):
+        if s <= pos < e:
+            pos = e
+        if pos >= r[1]:
+            return True
+    return pos >= r[1]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    k = make_kernel(tmp_path / "zfcpdump-image")
+    r = tmp_path / "zfcpdump-initrd"
+    r.write_bytes(bytes((i * 13) & 0xFF for i in range(300_000)))
+    s = tmp_path / "stage3.bin"
+    s.write_bytes(b"\xa7\xf4" + b"S" * (0x4000 - 2))
+    return {"kernel": k, "ramdisk": r, "stage3": s}
+
+
+def dump_disk(tmp_path: Path, bs: int) -> Path:
+    img = tmp_path / f"disk{bs}.img"
+    part = 40 * MIB if bs == 512 else 264 * MIB
+    make_disk(img, part + 6 * MIB, block_size=bs, parts=[PartSpec(part), PartSpec(None)])
+    return img
+
+
+def job(img: Path, files: dict[str, Path], bs: int, **kw) -> InstallJob:
+    prog = ProgramSpec("dump", "dump", files["kernel"], files.get("ramdisk"), kw.pop("parameters", None))
+    return InstallJob(img, "dumpto", kw.pop("partition", 1), {0: prog}, block_size=bs, assume_yes=kw.pop("assume_yes", True), **kw)
+
+
+@pytest.mark.parametrize("bs", [512, 4096])
+@pytest.mark.parametrize("with_stage3", [True, False])
+def test_dumpto_writes_only_its_own_bytes(tmp_path: Path, files, bs: int, with_stage3: bool) -> None:
+    img = dump_disk(tmp_path, bs)
+    with DiskImage(img, bs) as d:
+        from zipldump.disk.partitions import read_partition_table
+
+        t = read_partition_table(d)
+    p1, p2 = t.get(1), t.get(2)
+    # pattern: boot code in block 0, start and tail of both partitions
+    fill(img, 0, 0x1B8)
+    for p in (p1, p2):
+        fill(img, p.start_bytes, 256 * 1024)
+        fill(img, p.start_bytes + p.size_bytes - 4 * MIB, 4 * MIB)
+    before = tmp_path / "before.img"
+    subprocess.run(["cp", "--sparse=always", str(img), str(before)], check=True)
+    res = install(job(img, files, bs, stage3=files["stage3"] if with_stage3 else None), quiet())
+    assert res.verified and not res.dry_run
+    # -- what changed is exactly block 0 bytes 0..0x97, the 64 KiB wipe, and the tail writes
+    rngs = allowed_ranges(res, bs)
+    bad = [r for r in changed_offsets(before, img) if not inside(r, rngs)]
+    assert bad == [], [(hex(a), hex(b)) for a, b in bad[:5]]
+    # -- §7.3 position and superblock fields
+    size = estimate_scsi_dump_size(os.path.getsize(files["kernel"]), os.path.getsize(files["ramdisk"]), bs)
+    start = p1.length - size
+    assert res.bootmap_start == start and res.dump_size == start * bs
+    assert res.layout.header_lba == p1.start + start and res.layout.superblock_lba == p1.start + start + 2
+    with DiskImage(img, bs) as d:
+        br = reader.read_boot_record(d)
+        assert br.has_pc_label and br.boot_info.bp_type == 1 and br.boot_info.dev_type == 2
+        assert br.boot_info.dump_sb_offset == res.superblock_offset == (p1.start + start + 2) * bs
+        sb = reader.read_superblock(d, br.boot_info.dump_sb_offset)
+        assert (sb.part_start, sb.part_size, sb.dump_size, sb.csum) == (p1.start_bytes, p1.size_bytes, start * bs, SB_SEED)
+        assert reader.superblock_checksum(d, sb) == sb.csum
+        assert d.read_at(p1.start_bytes, 64 * 1024) == bytes(64 * 1024)
+        assert d.read_at(p1.start_bytes + 64 * 1024, 16) == (PATTERN * 256)[:16]  # byte 65536 kept
+        assert d.read_block(0)[0x98:0x1B8] == (PATTERN * 2)[0x98:0x1B8]
+        # -- strict reader: one DUMP program, data equal to the input files
+        pt = reader.read_program_table(d, br.program_table)
+        assert [i for i, _ in pt.valid()] == [0]
+        ct = reader.read_component_table(d, pt.entries[0])
+        assert ct.header_type == 1
+        loads = [e for e in ct.entries if e.type == 2]
+        want = {c["address"]: c for c in res.to_json()["programs"][0]["components"]}
+        assert [e.address for e in loads] == list(want)
+        for e in loads:
+            bl = reader.walk_block_list(d, e.blocklist)
+            assert reader.component_sha256(d, bl.pointers, want[e.address]["length"]) == want[e.address]["sha256"]
+    kern = want[0x10000]
+    if with_stage3:
+        assert ct.execute.psw == 0x000800008000A000
+        assert kern["sha256"] == hashlib.sha256(files["kernel"].read_bytes()).hexdigest()
+    else:
+        assert ct.execute.psw == 0x0008000080010000
+        assert kern["length"] == 0x10000
+
+
+def test_dumpto_reinstall_and_cli_json(tmp_path: Path, files) -> None:
+    img = dump_disk(tmp_path, 512)
+    install(job(img, files, 512, stage3=files["stage3"]), quiet())
+    first = sha(img)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        rc = main(["-q", "install", str(img), "--dumpto", "1", "--image", str(files["kernel"]), "--ramdisk", str(files["ramdisk"]),
+                   "--stage3", str(files["stage3"]), "-n", "--json"])
+    assert rc == 0
+    data = json.loads(out.getvalue())
+    assert sha(img) == first  # same inputs, same bytes
+    assert data["mode"] == "dumpto" and data["verified"] and data["superblock_offset"] % 512 == 0
+    assert [c["kind"] for c in data["programs"][0]["components"]] == ["heap", "stack", "loader", "params", "kernel", "parmline", "ramdisk"]
+    assert data["programs"][0]["parmline"] == "root=/dev/ram0 possible_cpus=1 cgroup_disable=memory"
+
+
+def test_hsa_refusal_writes_nothing(tmp_path: Path, files) -> None:
+    img = dump_disk(tmp_path, 512)
+    big = tmp_path / "big-initrd"
+    with open(big, "wb") as fh:
+        fh.truncate(33 * MIB)
+    before = sha(img)
+    files = dict(files, ramdisk=big)
+    with pytest.raises(HsaLimitError, match="component 'initial ramdisk'.*ends above the HSA limit 0x02000000"):
+        install(job(img, files, 512), quiet())
+    assert sha(img) == before
+    out = io.StringIO()
+    with redirect_stdout(out):
+        rc = main(["-q", "install", str(img), "--dumpto", "1", "--image", str(files["kernel"]), "--ramdisk", str(big), "-n", "--json"])
+    assert rc == 11 and json.loads(out.getvalue())["error"]["kind"] == "hsa-limit"
+    assert sha(img) == before
+
+
+def test_dry_run_changes_nothing(tmp_path: Path, files) -> None:
+    img = dump_disk(tmp_path, 512)
+    fill(img, 1 * MIB, 128 * 1024)  # data at the partition start: a loss
+    before, mtime = sha(img), img.stat().st_mtime_ns
+    res = install(job(img, files, 512, dry_run=True), quiet())
+    assert res.dry_run and sha(img) == before and img.stat().st_mtime_ns == mtime
+    assert res.losses and "first 64 KiB of partition 1" in res.losses[0]
+
+
+def test_confirmation_refuses_without_terminal(tmp_path: Path, files) -> None:
+    img = dump_disk(tmp_path, 512)
+    # an ext file-system magic in the dump partition
+    with open(img, "r+b") as fh:
+        fh.seek(MIB + 0x438)
+        fh.write(b"\x53\xef")
+    before = sha(img)
+    with pytest.raises(AbortedError, match="ext2/3/4 file system on partition 1"):
+        install(job(img, files, 512, assume_yes=False), quiet())
+    assert sha(img) == before
+
+
+def test_lock_contention(tmp_path: Path, files) -> None:
+    img = dump_disk(tmp_path, 512)
+    before = sha(img)
+    with DiskImage(img, 512, writable=True):
+        with pytest.raises(LockError):
+            install(job(img, files, 512), quiet())
+    assert sha(img) == before
+
+
+def test_refusals(tmp_path: Path, files) -> None:
+    img = dump_disk(tmp_path, 512)
+    with pytest.raises(UsageError, match="not a partition"):
+        install(job(img, files, 512, partition=0), quiet())
+    with pytest.raises(DiskError, match="no partition 3"):
+        install(job(img, files, 512, partition=3), quiet())
+    # partition 2 (6 MiB) is too small for zipl's 32 MiB reserve
+    with pytest.raises(PartitionTooSmallError):
+        install(job(img, files, 512, partition=2), quiet())
+    # no 55 AA
+    raw = tmp_path / "raw.img"
+    with open(raw, "wb") as fh:
+        fh.truncate(8 * MIB)
+    with pytest.raises(DiskError, match="55 AA"):
+        install(job(raw, files, 512), quiet())
+    # extended partition entry
+    ext = tmp_path / "ext.img"
+    mbr = bytearray(512)
+    struct.pack_into("<B3sB3sII", mbr, 0x1BE, 0, bytes(3), 0x05, bytes(3), 2048, 8192)
+    struct.pack_into("<B3sB3sII", mbr, 0x1BE + 16, 0, bytes(3), 0x83, bytes(3), 10240, 100000)
+    mbr[510:] = b"\x55\xaa"
+    with open(ext, "wb") as fh:
+        fh.write(mbr)
+        fh.truncate(64 * MIB)
+        fh.seek(2048 * 512 + 510)
+        fh.write(b"\x55\xaa")  # an empty EBR
+    before = sha(ext)
+    with pytest.raises(UsageError, match="Invalid dump device: partition 1 is an extended partition"):
+        install(job(ext, files, 512), quiet())
+    assert sha(ext) == before
+
+
+def test_second_install_fails_fast_while_first_runs(tmp_path: Path, files) -> None:
+    """Two installs at once: the second gets LockError instead of interleaving writes."""
+    img = dump_disk(tmp_path, 512)
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowUI(UI):
+        def confirm(self, question, losses, *, assume_yes):
+            entered.set()
+            release.wait(10)
+
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            install(job(img, files, 512), SlowUI(quiet=True, interactive=False))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert entered.wait(10)
+    try:
+        with pytest.raises(LockError):
+            install(job(img, files, 512), quiet())
+    finally:
+        release.set()
+        t.join()
+    assert not errors
