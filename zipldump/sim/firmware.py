@@ -177,7 +177,7 @@ def scsi_load(
     """
     bs = disk.block_size
     hsa = _hsa_size(machine) if dump else None
-    if dump and not getattr(machine, "hsa_saved", True):
+    if dump and getattr(machine, "hsa", "not modelled") is None:
         raise IplError("SCSI dump load before the HSA was saved: crash data would be lost", where="machine")
     if not 0 <= loadparm:
         raise IplError(f"loadparm {loadparm} is negative", where="loadparm")

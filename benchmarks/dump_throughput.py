@@ -1,0 +1,180 @@
+"""Dump throughput and memory of the simulator against `dd`, on the same disk.
+
+For each crashed-system size (default 1, 4 and 8 GiB) this
+
+1. builds a demo dump disk (msdos, dump partition sized for the dump + zipl's
+   tail, the bundled demo dump tool installed with --dumpto) in --dir;
+2. runs one simulated SCSI dump IPL in a *child process*
+   (generated crashed system -> machine -> firmware load -> stage 3 -> zcore/mem
+   -> partition writer into the image file, no --verify) and takes that child's
+   peak RSS from the rusage wait4() returns for it (getrusage(RUSAGE_CHILDREN)
+   would mix in earlier children);
+3. deletes the image and times `dd if=/dev/zero of=FILE bs=4M conv=fsync` for
+   exactly the same number of bytes in the same directory;
+4. reports both throughputs, their ratio (target >= 0.8) and the peak RSS
+   (target < 100 MiB).
+
+Run: `make bench`, or `.venv/bin/python benchmarks/dump_throughput.py [--sizes 1G,4G] [--json]`.
+Needs about the largest size in free space in --dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+GiB = 1 << 30
+MiB = 1 << 20
+RATIO_TARGET = 0.8
+RSS_TARGET = 100 * MiB
+
+
+def child(image: str, memory: int, cpus: int, block_size: int) -> None:
+    """The measured process: one simulated dump IPL; prints its report as JSON."""
+    from zipldump.sim.ipl import IplOptions, run_ipl
+    from zipldump.ui import UI
+
+    ui = UI(quiet=True, interactive=False)
+    report = run_ipl(IplOptions(image=Path(image), memory_size=memory, cpus=cpus, block_size=block_size), ui)
+    d = report.to_json()
+    json.dump({"dump": d["dump"], "steps": d["steps"], "seconds": d["seconds"]}, sys.stdout)
+
+
+def run_child(image: Path, memory: int, cpus: int, block_size: int) -> tuple[dict, int, float]:
+    """Run the dump in a child; its own peak RSS comes from wait4's rusage."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", str(image), str(memory), str(cpus), str(block_size)],
+            stdout=out,
+            stderr=err,
+            cwd=REPO,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        wall = time.monotonic() - t0
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode:
+            raise SystemExit(f"dump child failed ({proc.returncode}):\n{err.read()}")
+        return json.loads(out.read()), usage.ru_maxrss * 1024, wall  # ru_maxrss is in KiB on Linux
+
+
+def run_dd(path: Path, nbytes: int) -> float:
+    """Seconds for dd to write exactly nbytes of zeros with fsync."""
+    t0 = time.monotonic()
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={path}", "bs=4M", f"count={nbytes}", "iflag=count_bytes", "conv=fsync", "status=none"],
+        check=True,
+    )
+    secs = time.monotonic() - t0
+    path.unlink()
+    return secs
+
+
+def machine_facts(directory: Path) -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    fs = subprocess.run(["df", "-T", str(directory)], capture_output=True, text=True).stdout.splitlines()[-1].split()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem / GiB, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "filesystem": f"{fs[1]} on {fs[0]}" if len(fs) > 1 else "unknown",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1G,4G,8G", help="crashed-system memory sizes (default 1G,4G,8G)")
+    ap.add_argument("--cpus", type=int, default=4)
+    ap.add_argument("--block-size", type=int, default=512, choices=(512, 4096))
+    ap.add_argument("--dir", type=Path, default=REPO / "disk-images", help="where the images go (same disk for dd)")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(args.child[0], int(args.child[1]), int(args.child[2]), int(args.child[3]))
+        return 0
+
+    from zipldump.commands.demo import build_demo_disk
+    from zipldump.disk.partitions import parse_size
+    from zipldump.ui import UI
+
+    ui = UI(quiet=True, interactive=False)
+    sizes = [parse_size(s.strip()) for s in args.sizes.split(",") if s.strip()]
+    args.dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.dir))
+    rows = []
+    ok = True
+    try:
+        for mem in sizes:
+            demo = build_demo_disk(work, mem, ui, block_size=args.block_size)
+            out, rss, wall = run_child(demo.image, mem, args.cpus, args.block_size)
+            dump = out["dump"]
+            nbytes = dump["bytes_written"]
+            ours = nbytes / dump["seconds"]
+            demo.image.unlink()
+            dd_secs = run_dd(work / "dd.img", nbytes)
+            dd = nbytes / dd_secs
+            ratio = ours / dd
+            row = {
+                "memory_gib": mem / GiB,
+                "bytes": nbytes,
+                "dump_seconds": round(dump["seconds"], 2),
+                "dump_mib_s": round(ours / MiB, 1),
+                "dd_seconds": round(dd_secs, 2),
+                "dd_mib_s": round(dd / MiB, 1),
+                "ratio": round(ratio, 3),
+                "peak_rss_mib": round(rss / MiB, 1),
+                "child_wall_seconds": round(wall, 2),
+                "steps": out["steps"],
+            }
+            row["ok"] = ratio >= RATIO_TARGET and rss < RSS_TARGET
+            ok &= row["ok"]
+            rows.append(row)
+            if not args.json:
+                print(
+                    f"{mem / GiB:4.0f} GiB: dump {row['dump_mib_s']:7.1f} MiB/s ({row['dump_seconds']} s), "
+                    f"dd {row['dd_mib_s']:7.1f} MiB/s ({row['dd_seconds']} s), ratio {row['ratio']:.2f}, "
+                    f"peak RSS {row['peak_rss_mib']} MiB {'ok' if row['ok'] else 'BELOW TARGET'}",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine_facts(args.dir),
+        "targets": {"ratio": RATIO_TARGET, "peak_rss_mib": RSS_TARGET / MiB},
+        "results": rows,
+        "ok": ok,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(json.dumps(result["machine"]))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""`zipldump ipl`: simulate a SCSI dump IPL of a disk image and write the dump.
+
+    zipldump ipl IMAGE [--loadparm N] [--memory SIZE] [--cpus N] [--hsa-size 32M]
+                       [--crashed FILE] [--verify] [--json] [--block-size N]
+
+See docs/ipl-flow.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from zipldump.errors import UsageError
+from zipldump.ui import UI
+
+
+def _size(text: str) -> int:
+    from zipldump.disk.partitions import parse_size
+
+    try:
+        return parse_size(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "ipl",
+        help="simulate a SCSI dump IPL of a disk image: load, stage 3, dump kernel, dump, re-IPL",
+        description="Simulate load type 'SCSI dump' on IMAGE: the crashed system's status and HSA are saved, "
+        "the machine loader loads the program, stage 3 starts the dump kernel, and the dump tool writes the "
+        "dump to the disk's dump partition (or dump file system), then asks for a re-IPL.",
+    )
+    p.add_argument("image", metavar="IMAGE", type=Path, help="disk image with a zipl SCSI dump program")
+    p.add_argument("--loadparm", type=int, default=0, metavar="N", help="program-table entry to load, 0..30 (default 0)")
+    p.add_argument("--memory", type=_size, default=2 << 30, metavar="SIZE", help="memory of the generated crashed system (default 2G)")
+    p.add_argument("--cpus", type=int, default=4, metavar="N", help="CPUs of the crashed system (default 4)")
+    p.add_argument("--hsa-size", type=_size, default=32 << 20, metavar="SIZE", help="hardware system area size (default 32M)")
+    p.add_argument("--crashed", type=Path, metavar="FILE", help="crashed system from a raw memory image or an s390x ELF core instead of a generated one")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated crashed system (default 0)")
+    p.add_argument("--allow-above-hsa", action="store_true", help="load components above the HSA limit (destroys unsaved crash data) with a warning instead of refusing")
+    p.add_argument("--verify", action="store_true", help="compare the written dump byte for byte with the crashed system")
+    p.add_argument("--block-size", type=int, default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    from zipldump.sim.ipl import IplOptions, run_ipl
+
+    if args.cpus < 1:
+        raise UsageError(f"--cpus {args.cpus}: at least one CPU", where="--cpus")
+    opts = IplOptions(
+        image=args.image,
+        loadparm=args.loadparm,
+        memory_size=args.memory,
+        cpus=args.cpus,
+        hsa_size=args.hsa_size,
+        crashed=args.crashed,
+        seed=args.seed,
+        verify=args.verify,
+        block_size=args.block_size,
+        allow_above_hsa=args.allow_above_hsa,
+    )
+    report = run_ipl(opts, ui)
+    if args.json:
+        ui.emit_json(report.to_json())
+    else:
+        print_summary(report, ui)
+    return 0
+
+
+def print_summary(report: Any, ui: UI) -> None:
+    """A short human summary on stderr (status channel)."""
+    data = report.to_json()
+    fw = data["firmware"] or {}
+    k = data["kernel"] or {}
+    d = data["dump"] or {}
+    ui.info(
+        f"crashed system: {data['crashed_system']['source']}, {data['crashed_system']['memory_size'] >> 20} MiB, "
+        f"{data['crashed_system']['cpus']} CPUs, HSA {data['crashed_system']['hsa_size'] >> 20} MiB"
+    )
+    ui.info(
+        f"loaded program {fw.get('loadparm')}: {len(fw.get('components', []))} components, "
+        f"EXECUTE PSW {fw.get('psw')}; {k.get('layout')} layout, kernel entry {k.get('entry', 0):#x}"
+    )
+    ui.info(f"dump kernel command line: {k.get('command_line')}")
+    ui.info(
+        f"dump ({data['dump_tool']['mode']} mode): {d.get('bytes_written')} bytes at {d.get('location')} "
+        f"in {d.get('seconds')} s ({d.get('throughput_mib_s')} MiB/s)"
+    )
+    if data["verify"] is not None:
+        ui.info(f"verify: {data['verify']}")
+    ui.info(f"re-IPL: {data['reipl']}")
+    ui.info(f"total {data['seconds']} s")
