@@ -279,3 +279,189 @@ def test_read_elf_truncated(tmp_path: Path) -> None:
     with pytest.raises(FormatError) as exc:
         read_elf_core(tmp_path / "q.elf")
     assert "program header 1" in str(exc.value)
+
+
+# --- locating -------------------------------------------------------------------------------
+from zipldump.cli import main as cli_main  # noqa: E402
+from zipldump.dumptools.locate import locate_dump  # noqa: E402
+from zipldump.errors import DumpTargetChangedError  # noqa: E402
+from zipldump.formats.bootrecord import build_boot_record, dump_boot_info  # noqa: E402
+from zipldump.formats.dump_superblock import build_superblock, cksm  # noqa: E402
+
+PART_START = 1 * MIB
+
+
+def make_dump_disk(tmp_path: Path, dump: Path | None, *, part_size: int = 8 * MIB, fix_csum: bool = True,
+                   block_size: int = 512) -> Path:
+    """A disk with zipl's dump boot_info and superblock (in the partition tail) and `dump` at the partition start."""
+    img = tmp_path / "disk.img"
+    sb_off = PART_START + part_size - 4096
+    dump_size = part_size - 64 * 1024
+    data = dump.read_bytes() if dump else b""
+    assert len(data) <= dump_size
+    with open(img, "wb") as fh:
+        fh.truncate(PART_START + part_size)
+        fh.write(build_boot_record(10, block_size, dump_boot_info(sb_off)))
+        fh.seek(PART_START)
+        fh.write(data)
+        csum = cksm(data[:4096].ljust(4096, b"\0")) if fix_csum else 0x12345678
+        fh.seek(sb_off)
+        fh.write(build_superblock(PART_START, part_size, dump_size, csum))
+    return img
+
+
+def test_locate_partition(tmp_path: Path) -> None:
+    d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[sample_regs(1).with_(prefix=0x10000)])
+    img = make_dump_disk(tmp_path, d)
+    with locate_dump(img) as loc:
+        assert loc.kind == "partition" and loc.superblock["part_start"] == PART_START
+        with S390Dump(loc.source) as dump:
+            assert dump.complete and dump.cpus[0].prefix == 0x10000
+
+
+def test_locate_partition_checksum_and_empty(tmp_path: Path) -> None:
+    d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[])
+    img = make_dump_disk(tmp_path, d, fix_csum=False)
+    with pytest.raises(DumpTargetChangedError) as exc:
+        locate_dump(img)
+    assert "csum" in str(exc.value)
+    locate_dump(img, verify_checksum=False).close()
+    (tmp_path / "disk.img").unlink()
+    img = make_dump_disk(tmp_path, None)
+    with pytest.raises(DumpError) as exc2:
+        locate_dump(img)
+    assert "no dump" in str(exc2.value)
+
+
+def test_getdump_partition_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[sample_regs(1).with_(prefix=0x10000)])
+    img = make_dump_disk(tmp_path, d)
+    out = tmp_path / "out.s390"
+    assert cli_main(["-q", "getdump", str(img), str(out)]) == 0
+    assert out.read_bytes() == d.read_bytes()
+    elf = tmp_path / "out.elf"
+    assert cli_main(["-q", "getdump", str(img), str(elf), "--format", "elf"]) == 0
+    assert read_elf_core(elf).cpus[0] == sample_regs(1).with_(prefix=0x10000)
+    # Refuses to overwrite.
+    assert cli_main(["-q", "getdump", str(img), str(out)]) == 2
+
+
+def test_getdump_refuses_incomplete(tmp_path: Path) -> None:
+    d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[], end_tod=TOD - 1)
+    img = make_dump_disk(tmp_path, d)
+    out = tmp_path / "out"
+    assert cli_main(["-q", "getdump", str(img), str(out)]) == IncompleteDumpError.exit_code
+    assert not out.exists() and not Path(str(out) + ".part").exists()
+    assert cli_main(["-q", "getdump", str(img), str(out), "--force"]) == 0
+    assert out.read_bytes() == d.read_bytes()
+
+
+def _have_e2fs() -> bool:
+    from tests.conftest import have_tool
+
+    return have_tool("mke2fs") and have_tool("debugfs")
+
+
+@pytest.mark.skipif(not _have_e2fs(), reason="e2fsprogs not installed")
+def test_filesystem_dumps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from zipldump.disk.extfs import ExtFs
+    from zipldump.disk.partitions import PartSpec, make_disk
+
+    img = tmp_path / "fs.img"
+    table = make_disk(img, 24 * MIB, parts=[PartSpec(20 * MIB, "ext2")])
+    p = table.partitions[0]
+    fs = ExtFs(img, p.start_bytes, p.size_bytes)
+    d0 = make_dump(tmp_path / "d0", mem_size=MIB, cpus=[], tod=1, end_tod=2)
+    d1 = make_dump(tmp_path / "d1", mem_size=2 * MIB, cpus=[sample_regs(1).with_(prefix=0x10000)])
+    fs.write_file("/dump.0", str(d0))
+    fs.write_file("/dump.1", str(d1))
+    fs.write_file("/dump.01", b"not a dump number")
+    with locate_dump(img) as loc:
+        assert loc.kind == "filesystem" and loc.number == 1 and loc.available == [0, 1]
+        with S390Dump(loc.source) as dump:
+            assert dump.complete and dump.mem_size == 2 * MIB
+    out = tmp_path / "out0"
+    assert cli_main(["-q", "getdump", str(img), str(out), "--number", "0"]) == 0
+    assert out.read_bytes() == d0.read_bytes()
+    out1 = tmp_path / "out1"
+    assert cli_main(["-q", "getdump", str(img), str(out1)]) == 0
+    assert out1.read_bytes() == d1.read_bytes()
+    assert cli_main(["-q", "getdump", str(img), str(tmp_path / "x"), "--number", "7"]) == DumpError.exit_code
+
+
+# --- dumpinfo ------------------------------------------------------------------------------------
+EXPECTED_INFO_HEAD = """General dump info:
+  Dump format........: s390
+  Version............: 5
+  Dump created.......: Fri, 15 Jun 2007 10:30:00 +0000
+  Dump ended.........: Fri, 15 Jun 2007 10:30:42 +0000
+  Dump CPU ID........: 1234520978000
+  Build arch.........: s390x (64 bit)
+  System arch........: s390x (64 bit)
+  CPU count (online).: 2
+  CPU count (real)...: 2
+  Dump memory range..: 64 MB
+  Real memory range..: 64 MB
+
+Memory map:
+  0000000000000000 - 0000000003ffffff (64 MB)
+"""
+
+
+def test_dumpinfo_worked_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = make_dump(tmp_path / "d")
+    assert cli_main(["dumpinfo", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(EXPECTED_INFO_HEAD)  # zgetdump -i's block for §9
+    assert "CPU 1: prefix 0x03f5a000" in out and "Dump is complete" in out
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"end_tod": None}, {"end_tod": TOD - 1}, {"marker": b"DUMP_EN\0" + bytes(8)}],
+)
+def test_dumpinfo_incomplete_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str], kwargs: dict) -> None:
+    p = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[sample_regs(1).with_(prefix=0x10000)], **kwargs)
+    assert cli_main(["dumpinfo", str(p)]) == 1
+    captured = capsys.readouterr()
+    assert "ERROR: Dump is not complete" in captured.out
+    assert "Dump ended" not in captured.out and "CPU count (online)" not in captured.out
+    assert "not complete" in captured.err
+
+
+def test_dumpinfo_truncated_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    p = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[])
+    os.truncate(p, 0x1000 + MIB)
+    assert cli_main(["dumpinfo", "--json", str(p)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["complete"] is False and "truncated" in data["incomplete_reason"]
+    assert data["header"]["mem_size"] == 2 * MIB
+
+
+def test_dumpinfo_not_a_dump(tmp_path: Path) -> None:
+    p = tmp_path / "x"
+    p.write_bytes(b"\x01" * 8192)
+    # Not a dump magic and not a dump disk: a dump error naming the image.
+    assert cli_main(["-q", "dumpinfo", str(p)]) in (DumpError.exit_code,)
+
+
+# --- streaming a large sparse dump -----------------------------------------------------------------
+@pytest.mark.slow
+def test_large_sparse_dump_streams_with_bounded_memory(tmp_path: Path) -> None:
+    import resource
+
+    size = 4 << 30
+    p = make_dump(tmp_path / "big", mem_size=size, cpus=[sample_regs(1).with_(prefix=0x7FFF0000)], stamp_pages=False)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with S390Dump(p) as d:
+        assert d.complete and d.cpus[0].prefix == 0x7FFF0000
+        out = tmp_path / "big.elf"
+        write_elf(d, out)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert (after - before) < 64 * 1024  # KiB: well under 64 MiB growth
+    st = out.stat()
+    assert st.st_size > size and st.st_blocks * 512 < 64 * MIB  # zero chunks left as holes
+    core = read_elf_core(out)
+    assert core.cpus[0].prefix == 0x7FFF0000

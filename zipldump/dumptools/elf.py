@@ -77,8 +77,14 @@ def _copy_stream(dump: S390Dump, out: _AtomicOut, src_start: int, src_end: int, 
     pos = dst
     for piece in dump.iter_file(src_start, src_end, chunk=chunk):
         n = len(piece)
-        # Zero chunks become holes: dumps are mostly empty memory.
-        if piece != zero[:n]:
+        # Zero chunks become holes: dumps are mostly empty memory.  Compare the
+        # underlying bytearray (memcmp); memoryview comparison is per element.
+        base = piece.obj
+        if isinstance(base, (bytes, bytearray)) and len(base) == n:
+            is_zero = base == zero if n == len(zero) else base == zero[:n]
+        else:
+            is_zero = bytes(piece) == zero[:n]
+        if not is_zero:
             out.pwrite(piece, pos)
         pos += n
         if progress is not None:

@@ -1,0 +1,77 @@
+"""`zipldump getdump IMAGE OUT`: copy the dump out of a disk image, as s390 dump or s390x ELF core (docs/dump-format.md).
+
+IMAGE is a disk image with a zipl dump partition or `dump.N` files in an ext
+file system (dumptools.locate), or an s390 dump file (then this converts it).
+The output is written to OUT.part and renamed when complete.  An incomplete
+dump is refused with IncompleteDumpError (exit 41) and a partition whose
+checksum no longer matches with DumpTargetChangedError (exit 43); `--force`
+copies anyway (the s390 copy then holds whatever exists of header, memory and
+end marker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from zipldump.commands.dumpinfo import add_source_args, open_source
+from zipldump.dumptools.elf import write_elf, write_s390
+from zipldump.errors import UsageError
+from zipldump.ui import UI
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "getdump",
+        help="copy the dump from a dump disk (partition or file system) to a file, as s390 dump or ELF core",
+        description="Find the dump on IMAGE (zipl dump partition, or dump.N in an ext2/3/4 file system) or take "
+        "IMAGE as an s390 dump file, and write it to OUT in the s390 standalone format or as an s390x ELF core "
+        "(like zgetdump -f elf).  Incomplete dumps are refused unless --force.",
+    )
+    add_source_args(p)
+    p.add_argument("out", metavar="OUT", help="output file")
+    p.add_argument("--format", choices=("s390", "elf"), default="s390", help="output format (default s390)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    if os.path.exists(args.out) and not args.overwrite:
+        raise UsageError(f"{args.out} exists (use --overwrite)", where="OUT")
+    if os.path.abspath(args.out) == os.path.abspath(args.file):
+        raise UsageError("OUT is the input", where="OUT")
+    dump, located = open_source(args, ui)
+    try:
+        info = dump.info
+        for w in info.warnings:
+            ui.warn(w)
+        if not info.complete:
+            if not args.force:
+                dump.require_complete()
+            ui.warn(f"dump is not complete ({info.incomplete_reason}); copying anyway (--force)")
+        if args.format == "elf":
+            if not info.registers_available:
+                ui.warn(f"no CPU registers in the ELF core: {info.registers_reason}")
+            layout = write_elf(dump, args.out, ui=ui, allow_incomplete=args.force)
+            nbytes = layout.file_size
+        else:
+            nbytes = write_s390(dump, args.out, ui=ui, allow_incomplete=args.force)
+        ui.info(f"wrote {args.out} ({args.format}, {nbytes} bytes)")
+        if args.json:
+            ui.emit_json(
+                {
+                    "output": args.out,
+                    "format": args.format,
+                    "bytes": nbytes,
+                    "complete": info.complete,
+                    "cpus": len(dump.cpus),
+                    "source": located.to_json() if located is not None else {"kind": "file", "where": args.file},
+                }
+            )
+        return 0
+    finally:
+        dump.close()
+        if located is not None:
+            located.close()

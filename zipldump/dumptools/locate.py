@@ -1,0 +1,242 @@
+"""Find the dump on a disk image: a zipl SCSI dump partition, or `dump.N` files in an ext2/3/4 file system.
+
+Dump partition (zipl `dumpto=`, zfcpdump v3 layout, zipl-scsi-format.md §7.4):
+block 0 `boot_info` (offset 0x70) says "zIPL", bp_type 1 (dump), dev_type 2
+(SCSI) and gives the byte offset of the `ZFCPDUMP` superblock; the dump starts at
+part_start + dump_offset and may use dump_size bytes.  The superblock checksum
+(CKSM, seed 0x12345678, over csum_size bytes at part_start + csum_offset) is
+recomputed by the dump writer when it finishes, so a mismatch means the
+partition changed after the dump was written (DumpTargetChangedError, unless
+verify_checksum=False).
+
+File system dump (old `dumptofs`, zfcpdump v2 layout): files named `dump.N` (N
+decimal without leading zeros, as zfcpdump numbers them) in a directory of an
+ext2/3/4 partition, read through zipldump.disk.extfs.ExtFs's physical block map
+without copying the file out.  The highest N is taken unless `number` is given.
+
+Without a dump boot_info, every partition holding an ext file system is searched
+(or only `partition`).  The result carries a ByteSource for dumptools.reader.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from zipldump.disk.image import DiskImage
+from zipldump.dumptools.reader import ByteSource, FileSource
+from zipldump.errors import DiskError, DumpError, DumpTargetChangedError, IncompleteDumpError, MagicError, PointerError, UsageError
+from zipldump.formats.bootrecord import BOOT_INFO_OFFSET, BP_TYPE_DUMP, DEV_TYPE_SCSI, ZIPL_MAGIC, BootInfo
+from zipldump.formats.dump_superblock import SB_MAGIC, SB_SEED, SUPERBLOCK_SIZE, DumpSuperblock, cksm
+
+DUMP_NAME = re.compile(r"^dump\.(0|[1-9][0-9]*)$")
+BUSY_MARK = b"zfcpdump busy\0"  # written at the dump start while zfcpdump v3 copies
+
+
+class ExtFileSource:
+    """A file inside an ext file system read through its physical block map."""
+
+    def __init__(self, image_path: str, fs_offset: int, fs_block_size: int, blocks: list[int], size: int, name: str) -> None:
+        self.name = name
+        self.size = size
+        self._bs = fs_block_size
+        self._fs_offset = fs_offset
+        # Runs of consecutive blocks: (logical block, physical block or 0 for a hole, count).
+        runs: list[tuple[int, int, int]] = []
+        for i, phys in enumerate(blocks):
+            if runs:
+                lb, pb, n = runs[-1]
+                if (pb == 0 and phys == 0) or (pb != 0 and phys == pb + n):
+                    runs[-1] = (lb, pb, n + 1)
+                    continue
+            runs.append((i, phys, 1))
+        self._runs = runs
+        self._starts = [r[0] for r in runs]
+        self._nblocks = len(blocks)
+        if size > len(blocks) * fs_block_size:
+            raise DumpError(
+                f"file size {size} exceeds its {len(blocks)} blocks of {fs_block_size} bytes", where=name
+            )
+        self._src = FileSource(image_path)
+
+    def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int:
+        mv = memoryview(buf).cast("B")
+        n = max(0, min(len(mv), self.size - offset))
+        done = 0
+        while done < n:
+            pos = offset + done
+            lblock = pos // self._bs
+            i = bisect.bisect_right(self._starts, lblock) - 1
+            lb, pb, count = self._runs[i]
+            run_end = (lb + count) * self._bs
+            take = min(n - done, run_end - pos)
+            target = mv[done : done + take]
+            if pb == 0:
+                target[:] = bytes(take)
+            else:
+                phys = self._fs_offset + (pb + lblock - lb) * self._bs + pos % self._bs
+                got = self._src.readinto_at(phys, target)
+                if got < take:
+                    raise DiskError(f"image ends inside file data at byte 0x{phys + got:x}", where=self.name)
+            done += take
+        return done
+
+    def close(self) -> None:
+        self._src.close()
+
+
+@dataclass
+class LocatedDump:
+    kind: str  # "partition" or "filesystem"
+    source: ByteSource
+    where: str
+    partition: int | None = None
+    superblock: dict[str, int] = field(default_factory=dict)
+    fs_path: str | None = None
+    number: int | None = None
+    available: list[int] = field(default_factory=list)  # dump numbers found (filesystem mode)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "where": self.where,
+            "partition": self.partition,
+            "superblock": self.superblock or None,
+            "fs_path": self.fs_path,
+            "number": self.number,
+            "available": self.available,
+            "size": self.source.size,
+        }
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> LocatedDump:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def locate_dump(
+    image: str | os.PathLike[str],
+    *,
+    block_size: int = 512,
+    number: int | None = None,
+    partition: int | None = None,
+    directory: str = "/",
+    verify_checksum: bool = True,
+) -> LocatedDump:
+    path = os.fspath(image)
+    with DiskImage(path, block_size, lock=False) as disk:
+        if disk.size < BOOT_INFO_OFFSET + BootInfo.sizeof():
+            raise DiskError(f"image has only {disk.size} bytes", where=path)
+        block0 = disk.read_at(0, BOOT_INFO_OFFSET + BootInfo.sizeof())
+        bi = BootInfo.parse(block0[BOOT_INFO_OFFSET:])
+        is_dump_disk = block0[:4] == ZIPL_MAGIC and bi.magic == ZIPL_MAGIC and bi.bp_type == BP_TYPE_DUMP
+        if is_dump_disk:
+            if bi.dev_type != DEV_TYPE_SCSI:
+                raise DumpError(f"boot_info dev_type {bi.dev_type} is not SCSI (2)", where=f"{path} block 0 offset 0x72 field dev_type")
+            if number is not None:
+                raise UsageError("--number applies to file system dumps; this disk has a dump partition", where="--number")
+            return _locate_partition(disk, path, bi.dump_sb_offset, verify_checksum)
+    return _locate_fs(path, block_size, number, partition, directory)
+
+
+def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> LocatedDump:
+    where_sb = f"{path} superblock at byte 0x{sb_off:x} (from block 0 offset 0x78)"
+    try:
+        raw = disk.read_at(sb_off, SUPERBLOCK_SIZE)
+    except PointerError as exc:
+        raise PointerError(f"superblock offset 0x{sb_off:x} lies outside the disk ({disk.size} bytes)", where=where_sb) from exc
+    if raw[:8] != SB_MAGIC:
+        raise MagicError(f"no ZFCPDUMP magic (found {raw[:8]!r})", where=where_sb)
+    sb = DumpSuperblock.parse(raw)
+    fields = {k: int(v) for k, v in sb.items() if k != "magic" and not k.startswith("_")}
+    dump_start = sb.part_start + sb.dump_offset
+    if dump_start >= disk.size or sb.part_start + sb.part_size > disk.size:
+        raise PointerError(
+            f"partition 0x{sb.part_start:x}+0x{sb.part_size:x} (dump at 0x{dump_start:x}) lies outside the disk ({disk.size} bytes)",
+            where=where_sb,
+        )
+    if verify:
+        csum_at = sb.part_start + sb.csum_offset
+        try:
+            data = disk.read_at(csum_at, sb.csum_size)
+        except PointerError as exc:
+            raise PointerError(f"checksummed range 0x{csum_at:x}+{sb.csum_size} lies outside the disk", where=where_sb) from exc
+        got = cksm(data, SB_SEED)
+        if got != sb.csum:
+            raise DumpTargetChangedError(
+                f"checksum over {sb.csum_size} bytes at 0x{csum_at:x} is 0x{got:08x}, the superblock says 0x{sb.csum:08x}: "
+                "the partition changed after the dump was written",
+                where=f"{where_sb} field csum",
+            )
+    length = min(sb.dump_size, sb.part_size - sb.dump_offset)
+    head = disk.read_at(dump_start, min(len(BUSY_MARK), length))
+    if head == BUSY_MARK[: len(head)] and len(head) == len(BUSY_MARK):
+        raise IncompleteDumpError("the dump writer did not finish ('zfcpdump busy' at the dump start)", where=f"{path} byte 0x{dump_start:x}")
+    if not any(disk.read_at(dump_start, min(4096, length))):
+        raise DumpError("no dump on the dump partition (its first 4 KiB are zero)", where=f"{path} byte 0x{dump_start:x}")
+    part_no = _partition_number(path, disk.block_size, sb.part_start, sb.part_size)
+    src = FileSource(path, dump_start, length, name=f"{path} dump partition at byte 0x{dump_start:x}")
+    return LocatedDump("partition", src, src.name, partition=part_no, superblock=fields)
+
+
+def _partition_number(path: str, block_size: int, start: int, size: int) -> int | None:
+    try:
+        from zipldump.disk.partitions import read_partition_table
+
+        table = read_partition_table(path, block_size)
+    except Exception:  # the number is informational only
+        return None
+    for p in table.partitions:
+        if p.start_bytes == start and p.size_bytes == size:
+            return p.number
+    return None
+
+
+def _locate_fs(path: str, block_size: int, number: int | None, partition: int | None, directory: str) -> LocatedDump:
+    from zipldump.disk.partitions import read_partition_table
+
+    try:
+        table = read_partition_table(path, block_size)
+    except DiskError as exc:
+        raise DumpError(f"no dump partition (no zipl dump boot_info in block 0) and no partition table: {exc.message}", where=path) from exc
+    parts = [table.get(partition)] if partition is not None else table.partitions
+    candidates = [p for p in parts if p.fs_type in ("ext2", "ext3", "ext4")]
+    if not candidates:
+        what = f"partition {partition}" if partition is not None else "any partition"
+        raise DumpError(f"no zipl dump boot_info in block 0 and no ext2/3/4 file system on {what}", where=path)
+    from zipldump.disk.extfs import ExtFs
+
+    searched: list[str] = []
+    for p in candidates:
+        fs = ExtFs(path, p.start_bytes, p.size_bytes)
+        d = directory.rstrip("/") or "/"
+        if not fs.exists(d):
+            searched.append(f"partition {p.number}: no directory {d}")
+            continue
+        names = [n if isinstance(n, str) else getattr(n, "name", str(n)) for n in fs.listdir(d)]
+        found = sorted(int(m.group(1)) for n in names if (m := DUMP_NAME.match(n)))
+        if not found:
+            searched.append(f"partition {p.number}: no dump.N in {d}")
+            continue
+        if number is None:
+            n = found[-1]
+        elif number in found:
+            n = number
+        else:
+            raise DumpError(
+                f"no dump.{number} in {d} (found: {', '.join(f'dump.{x}' for x in found)})", where=f"{path} partition {p.number}"
+            )
+        fs_path = (d.rstrip("/") + f"/dump.{n}") if d != "/" else f"/dump.{n}"
+        size = fs.file_size(fs_path)
+        blocks = fs.block_map(fs_path)
+        name = f"{path} partition {p.number} {fs_path}"
+        src = ExtFileSource(path, p.start_bytes, fs.block_size, blocks, size, name)
+        return LocatedDump("filesystem", src, name, partition=p.number, fs_path=fs_path, number=n, available=found)
+    raise DumpError("no dump found (" + "; ".join(searched) + ")", where=path)
