@@ -82,7 +82,7 @@ def test_exact_geometry_sparse_and_independent_readers(tmp_path, label, bs):
     table = make_disk(path, 64 * MIB, label=label, block_size=bs, parts=[PartSpec(8 * MIB), PartSpec(3 * MIB + bs), PartSpec(None)])
     per_mib = MIB // bs
     nblocks = 64 * MIB // bs
-    last = nblocks - 1 if label == "msdos" else nblocks - 35
+    last = nblocks - 1 if label == "msdos" else nblocks - 34  # libparted last_usable_lba
     expected = [(per_mib, 8 * per_mib), (9 * per_mib, 3 * per_mib + 1), (13 * per_mib, last - 13 * per_mib + 1)]
     assert table.label == label and table.block_size == bs
     assert [(p.start, p.length) for p in table.partitions] == expected
@@ -178,3 +178,8 @@ def test_gpt_many_partitions(tmp_path):
     path = tmp_path / "d.img"
     t = make_disk(path, 32 * MIB, label="gpt", block_size=4096, parts=[PartSpec(MIB)] * 6)
     assert [(p.number, p.start) for p in t.partitions] == [(i + 1, 256 * (i + 1)) for i in range(6)]
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(DiskError, match="cannot make the image"):
+        make_disk(tmp_path / "no-such-dir" / "x.img", 8 * MIB, parts=[PartSpec(MIB)])

@@ -404,7 +404,7 @@ def plan_partitions(size_bytes: int, label: str, block_size: int, parts: list[Pa
         last_usable = min(nblocks, 1 << 32) - 1  # 32-bit LBA fields
     else:
         # libparted's GPT: 128 entries of 128 bytes, sized in 512-byte sectors (32 + header); see module docstring.
-        last_usable = nblocks - 34 - 1
+        last_usable = nblocks - 1 - 33  # backup header (1) and entry array (32) at the end
     out: list[tuple[int, int]] = []
     next_byte = ALIGN
     for i, spec in enumerate(parts):
@@ -480,6 +480,8 @@ def make_disk(
                 os.replace(tmp, target)
         else:
             os.replace(tmp, target)
+    except OSError as exc:
+        raise DiskError(f"cannot make the image: {exc.strerror}", where=str(exc.filename or target)) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
