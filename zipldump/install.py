@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from zipldump.disk.image import DiskImage
-from zipldump.errors import DiskError, LayoutError, PartitionTooSmallError, UsageError
+from zipldump.errors import DiskError, DumpSpaceError, LayoutError, PartitionTooSmallError, UsageError
 from zipldump.formats.blocklist import data_slots_per_block, parse_list_block
 from zipldump.formats.bootrecord import (
     BOOT_RECORD_SIZE,
@@ -332,7 +332,10 @@ def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs
     for _ in range(_LAYOUT_RETRIES):
         if fs.exists(BOOTMAP_TEMP):
             fs.remove(BOOTMAP_TEMP)
-        fs_blocks = fs.allocate(BOOTMAP_TEMP, size)
+        try:
+            fs_blocks = fs.allocate(BOOTMAP_TEMP, size)
+        except DumpSpaceError as exc:
+            raise PartitionTooSmallError(f"no room for the bootmap file: {exc.message}", where=exc.where) from exc
         fmap = _FileMap(fs_blocks, fs.block_size, target)
         layout = layout_bootmap(programs, bs, fmap, **kw)
         need = bootmap_file_size(layout)
