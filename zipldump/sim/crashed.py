@@ -1,0 +1,475 @@
+"""The crashed system a dump is taken of: memory contents and stopped CPUs.
+
+Three sources, one interface (`CrashedSystem`):
+
+* `generate(memory_size, ncpus, seed=0)`: a deterministic synthetic crashed
+  Linux.  Nothing is held in RAM: content is computed on demand from a 1 MiB
+  filler template (SHAKE-256 of the seed) and a 16-byte stamp at the start of
+  every 4 KiB page (`PAGE_STAMP`: b"PGID", u32 seed, u64 page frame number),
+  plus a few small patches (CPU lowcores, the IPL parameter block).
+* `from_raw(path, ncpus)`: a raw memory image (file offset = absolute address).
+* `from_elf(path)`: an s390x ELF core as QEMU's `dump-guest-memory` writes it
+  (PT_LOAD segments; per-CPU register notes, s390-dump-format.md §8.9).
+
+`read_original(addr, n)` / `readinto_original(addr, buf)` return the crashed
+content; the machine's storage builds on it and `--verify` compares against it.
+The CPUs' live registers are in `cpus[i].registers`; whatever memory holds at
+prefix + 0x1200 is stale (store status has not happened yet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import zlib
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zipldump.errors import DumpError, FormatError, UsageError
+from zipldump.formats import elfcore
+from zipldump.formats.dump_superblock import cksm
+from zipldump.formats.lowcore import (
+    CPU_ADDR_OFFSET,
+    IPIB_OFFSET,
+    LOWCORE_SIZE,
+    SAVE_AREA_OFFSET,
+    SAVE_AREA_SIZE,
+    VX_SAVE_AREA_ADDR_OFFSET,
+    CpuRegisters,
+    overlay_save_area,
+    parse_save_area,
+)
+from zipldump.sim.cpu import STOPPED, CpuState
+
+PAGE_SIZE = 4096
+MiB = 1 << 20
+GiB = 1 << 30
+DEFAULT_MEMORY = 2 * GiB
+DEFAULT_CPUS = 4
+MAX_CPUS = 512
+HSA_LIMIT_FOR_LAYOUT = 32 * MiB  # prefixes are spread below and above this address
+
+PAGE_STAMP = struct.Struct(">4sIQ")  # magic, seed (low 32 bits), page frame number
+STAMP_MAGIC = b"PGID"
+STAMP_SIZE = PAGE_STAMP.size
+TEMPLATE_SIZE = 1 * MiB
+
+# The crashed system's IPL parameter block (what zcore/reipl re-IPLs).
+IPIB_ADDR = 0x7000
+PSW_MASK_LINUX = 0x0704C00180000000  # DAT, I/O+ext interrupts, 64-bit addressing
+
+
+# --- page identity -----------------------------------------------------------------
+def page_stamp(pfn: int, seed: int = 0) -> bytes:
+    """The 16 bytes at the start of generated page `pfn`."""
+    return PAGE_STAMP.pack(STAMP_MAGIC, seed & 0xFFFFFFFF, pfn)
+
+
+def filler_template(seed: int) -> bytes:
+    """1 MiB of deterministic filler; page p's bytes 16.. come from offset (p % 256) * 4096."""
+    return hashlib.shake_256(b"zipldump crashed system " + seed.to_bytes(8, "big", signed=True)).digest(TEMPLATE_SIZE)
+
+
+# --- registers ---------------------------------------------------------------------
+def _mix32(*parts: int) -> int:
+    return zlib.crc32(b"".join(p.to_bytes(8, "big", signed=p < 0) for p in parts)) & 0xFFFFFFFF
+
+
+def _reg64(kind: int, cpu: int, r: int, seed: int) -> int:
+    # Top byte names the register kind, then CPU index and register number:
+    # every value in a generated system is distinct and readable in a hex dump.
+    return (kind << 56) | ((cpu & 0xFFFF) << 40) | ((r & 0xFF) << 32) | _mix32(seed, kind, cpu, r)
+
+
+def generated_registers(seed: int, cpu: int, prefix: int, *, stale: bool = False) -> CpuRegisters:
+    """Deterministic register set of CPU index `cpu`.  `stale=True` gives the
+    different values a generated memory image holds at prefix + 0x1200."""
+    k = 0x80 if stale else 0
+    return CpuRegisters(
+        psw_mask=PSW_MASK_LINUX,
+        psw_addr=(0x100000 + (cpu << 12) + (_mix32(seed, k, cpu) & 0xFFE)) ^ (k << 24),
+        gprs=tuple(_reg64(0x47 ^ k, cpu, r, seed) for r in range(16)),
+        acrs=tuple(((0xA0 ^ k) << 24) | ((cpu & 0xFFF) << 12) | (r << 8) | (_mix32(seed, 0xA, cpu, r) & 0xFF) for r in range(16)),
+        fprs=tuple(_reg64(0x46 ^ k, cpu, r, seed) for r in range(16)),
+        fpc=(_mix32(seed, 0xF, cpu) & 0xF8F8FF03) ^ k,
+        crs=tuple(_reg64(0x43 ^ k, cpu, r, seed) for r in range(16)),
+        prefix=prefix,
+        timer=_reg64(0x54 ^ k, cpu, 0, seed),
+        ckc=_reg64(0x3C ^ k, cpu, 0, seed) & ~0xFF,  # the save area keeps CKC >> 8 only
+        todpreg=(_mix32(seed, 0x7, cpu) & 0xFFFF) ^ k,
+        cpu_address=cpu,
+    )
+
+
+def default_prefixes(memory_size: int, ncpus: int, hsa_limit: int = HSA_LIMIT_FOR_LAYOUT) -> list[int]:
+    """Distinct 8 KiB aligned prefixes: even CPU indices at 16 MiB upwards (below
+    the HSA limit), odd ones 8 MiB below the memory end (above it) when the
+    memory is at least hsa_limit + 16 MiB; otherwise all in the middle."""
+    if memory_size >= hsa_limit + 16 * MiB:
+        lo, hi = min(16 * MiB, hsa_limit // 2), memory_size - 8 * MiB
+        return [(lo if i % 2 == 0 else hi) + (i // 2) * LOWCORE_SIZE for i in range(ncpus)]
+    lo = (memory_size // 2) & ~(LOWCORE_SIZE - 1)
+    if lo + ncpus * LOWCORE_SIZE > memory_size:
+        raise UsageError(
+            f"{memory_size} bytes of memory leave no room for {ncpus} CPU lowcores of {LOWCORE_SIZE} bytes",
+            where="crashed system memory size",
+        )
+    return [lo + i * LOWCORE_SIZE for i in range(ncpus)]
+
+
+# --- IPL parameter block -------------------------------------------------------------
+IPIB_FCP_LEN = 8 + 636  # list header + FCP parameter block, no SCP data
+IPL_OPT_IPL = 0x10
+IPL_OPT_DUMP = 0x20
+PBT_FCP = 0
+
+
+def build_fcp_ipib(devno: int, wwpn: int, lun: int, bootprog: int = 0, *, opt: int = IPL_OPT_IPL) -> bytes:
+    """A list-directed FCP IPL parameter block (Linux uapi/asm/ipl.h, version 1).
+    Only the fields zcore and a re-IPL need are meaningful here."""
+    out = bytearray(IPIB_FCP_LEN)
+    struct.pack_into(">IB2xB", out, 0, IPIB_FCP_LEN, 0, 1)  # ipl_pl_hdr: len, flags, version 1
+    pb = 8
+    struct.pack_into(">IB", out, pb, IPIB_FCP_LEN - 8, PBT_FCP)  # ipl_pb0_fcp len, pbt
+    struct.pack_into(">B3xBxH4xQQI12xQI", out, pb + 320, opt, 0, devno, wwpn, lun, bootprog, 0, 0)
+    return bytes(out)
+
+
+# --- memory sources ------------------------------------------------------------------
+class _Generated:
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        t = filler_template(seed)
+        self._tmpl2 = t + t  # any slice of up to 1 MiB is contiguous
+        self._seed32 = seed & 0xFFFFFFFF
+
+    def readinto(self, addr: int, mv: memoryview) -> None:
+        n = len(mv)
+        tmpl2 = self._tmpl2
+        pos = 0
+        while pos < n:
+            off = (addr + pos) % TEMPLATE_SIZE
+            take = min(n - pos, TEMPLATE_SIZE)
+            mv[pos : pos + take] = tmpl2[off : off + take]
+            pos += take
+        end = addr + n
+        # Pages whose 16-byte stamp intersects [addr, end).
+        p0 = addr >> 12
+        if addr & (PAGE_SIZE - 1) >= STAMP_SIZE:
+            p0 += 1
+        p1 = (end - 1) >> 12
+        if p0 > p1:
+            return
+        lo_full = p0 if (p0 << 12) >= addr else p0 + 1
+        hi_full = p1 if (p1 << 12) + STAMP_SIZE <= end else p1 - 1
+        for pfn in {p0, p1}:
+            if not lo_full <= pfn <= hi_full:  # stamp cut by the read's start or end
+                ps = pfn << 12
+                s, e = max(ps, addr), min(ps + STAMP_SIZE, end)
+                mv[s - addr : e - addr] = page_stamp(pfn, self.seed)[s - ps : e - ps]
+        pack = PAGE_STAMP.pack_into
+        magic, s32 = STAMP_MAGIC, self._seed32
+        for pfn in range(lo_full, hi_full + 1):
+            pack(mv, (pfn << 12) - addr, magic, s32, pfn)
+
+
+class _RawFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self.fd).st_size
+
+    def readinto(self, addr: int, mv: memoryview) -> None:
+        _pread_full(self.fd, mv, addr, self.path)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _pread_full(fd: int, mv: memoryview, offset: int, path: Path) -> None:
+    done = 0
+    n = len(mv)
+    while done < n:
+        got = os.preadv(fd, [mv[done:]], offset + done)
+        if got <= 0:
+            raise DumpError(f"{path} ends before offset 0x{offset + n:x}", where=f"{path} offset 0x{offset + done:x}")
+        done += got
+
+
+@dataclass(frozen=True)
+class LoadSegment:
+    paddr: int
+    offset: int  # file offset of the data
+    filesz: int
+    memsz: int
+
+
+class _ElfFile:
+    def __init__(self, path: Path, segments: list[LoadSegment]) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.segments = sorted(segments, key=lambda s: s.paddr)
+        self._starts = [s.paddr for s in self.segments]
+
+    def readinto(self, addr: int, mv: memoryview) -> None:
+        end = addr + len(mv)
+        pos = addr
+        i = max(bisect_right(self._starts, addr) - 1, 0)
+        while pos < end:
+            seg = self.segments[i] if i < len(self.segments) else None
+            if seg is None or pos < seg.paddr:
+                stop = end if seg is None else min(end, seg.paddr)
+                mv[pos - addr : stop - addr] = bytes(stop - pos)  # hole
+                pos = stop
+                continue
+            file_end = seg.paddr + seg.filesz
+            mem_end = seg.paddr + seg.memsz
+            if pos < file_end:
+                stop = min(end, file_end)
+                _pread_full(self.fd, mv[pos - addr : stop - addr], seg.offset + pos - seg.paddr, self.path)
+                pos = stop
+            elif pos < mem_end:
+                stop = min(end, mem_end)
+                mv[pos - addr : stop - addr] = bytes(stop - pos)
+                pos = stop
+            else:
+                i += 1
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# --- the crashed system ----------------------------------------------------------------
+@dataclass
+class CrashedSystem:
+    """Memory and CPUs of the crashed system.  Index `boot_cpu` in `cpus` is the
+    CPU the dump IPL is performed on; `chunks` lists the present memory ranges
+    (start, size) — addresses outside them are holes that read as zeros."""
+
+    memory_size: int
+    cpus: list[CpuState]
+    source: str
+    boot_cpu: int = 0
+    seed: int | None = None
+    chunks: list[tuple[int, int]] = field(default_factory=list)
+    ipib_addr: int = 0
+    _src: object = field(default=None, repr=False)
+    _patches: list[tuple[int, bytes]] = field(default_factory=list, repr=False)
+    _patch_starts: list[int] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.chunks:
+            self.chunks = [(0, self.memory_size)]
+        self._patches.sort()
+        self._patch_starts = [a for a, _ in self._patches]
+
+    @property
+    def ncpus(self) -> int:
+        return len(self.cpus)
+
+    @property
+    def prefixes(self) -> list[int]:
+        return [c.prefix for c in self.cpus]
+
+    def readinto_original(self, addr: int, buf: bytearray | memoryview) -> int:
+        mv = memoryview(buf).cast("B")
+        n = len(mv)
+        if addr < 0 or addr + n > self.memory_size:
+            raise DumpError(
+                f"read of {n} bytes at 0x{addr:x} is outside the crashed memory (size 0x{self.memory_size:x})",
+                where=f"absolute address 0x{addr:x}",
+            )
+        if n == 0:
+            return 0
+        self._src.readinto(addr, mv)  # type: ignore[attr-defined]
+        if self._patches:
+            end = addr + n
+            i = max(bisect_right(self._patch_starts, addr) - 1, 0)
+            while i < len(self._patches) and self._patches[i][0] < end:
+                pa, data = self._patches[i]
+                s, e = max(pa, addr), min(pa + len(data), end)
+                if s < e:
+                    mv[s - addr : e - addr] = data[s - pa : e - pa]
+                i += 1
+        return n
+
+    def read_original(self, addr: int, n: int) -> bytes:
+        buf = bytearray(n)
+        self.readinto_original(addr, buf)
+        return bytes(buf)
+
+    def is_present(self, addr: int, n: int) -> bool:
+        """True when [addr, addr+n) lies entirely in present memory (no hole)."""
+        end = addr + n
+        for start, size in self.chunks:
+            if start <= addr < start + size:
+                if end <= start + size:
+                    return True
+                addr = start + size
+        return n == 0
+
+    def close(self) -> None:
+        close = getattr(self._src, "close", None)
+        if close:
+            close()
+
+    def __enter__(self) -> CrashedSystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_geometry(memory_size: int, ncpus: int) -> None:
+    if memory_size < MiB or memory_size % PAGE_SIZE:
+        raise UsageError(f"memory size {memory_size} must be a multiple of {PAGE_SIZE} and at least 1 MiB", where="crashed system memory size")
+    if not 1 <= ncpus <= MAX_CPUS:
+        raise UsageError(f"{ncpus} CPUs: the dump header holds 1 to {MAX_CPUS}", where="crashed system CPU count")
+
+
+def generate(memory_size: int = DEFAULT_MEMORY, ncpus: int = DEFAULT_CPUS, seed: int = 0, *, boot_cpu: int = 0) -> CrashedSystem:
+    """A deterministic crashed Linux (see the module docstring for the content).
+
+    Per CPU i (CPU address i): prefix from `default_prefixes`, live registers
+    `generated_registers(seed, i, prefix)`, and in memory at the prefix page:
+    the CPU address at +0x84, zero at +0x11B0 (no vector save area) and a stale
+    save area at +0x1200 (`generated_registers(..., stale=True)`, pads keep the
+    filler).  Absolute 0xE00 points to an FCP IPIB at 0x7000 with a valid
+    checksum at 0xE08, so zcore/reipl finds a re-IPL block.
+    """
+    _check_geometry(memory_size, ncpus)
+    if not 0 <= boot_cpu < ncpus:
+        raise UsageError(f"boot CPU {boot_cpu} does not exist ({ncpus} CPUs)", where="crashed system boot CPU")
+    src = _Generated(memory_size, seed)
+    prefixes = default_prefixes(memory_size, ncpus)
+    cpus = [CpuState(address=i, registers=generated_registers(seed, i, p), state=STOPPED) for i, p in enumerate(prefixes)]
+    patches: list[tuple[int, bytes]] = []
+    for i, p in enumerate(prefixes):
+        patches.append((p + CPU_ADDR_OFFSET, i.to_bytes(2, "big")))
+        patches.append((p + VX_SAVE_AREA_ADDR_OFFSET, bytes(8)))
+        old = bytearray(SAVE_AREA_SIZE)
+        src.readinto(p + SAVE_AREA_OFFSET, memoryview(old))
+        patches.append((p + SAVE_AREA_OFFSET, overlay_save_area(old, generated_registers(seed, i, p, stale=True))))
+    ipib = build_fcp_ipib(0x1000 + (seed & 0xFFF), 0x500507630300C562 ^ (seed & 0xFFFF), 0x4010400000000000, 0)
+    patches.append((IPIB_ADDR, ipib))
+    patches.append((IPIB_OFFSET, struct.pack(">QI", IPIB_ADDR, cksm(ipib, 0))))
+    return CrashedSystem(memory_size, cpus, "generated", boot_cpu=boot_cpu, seed=seed, ipib_addr=IPIB_ADDR, _src=src, _patches=patches)
+
+
+def from_raw(path: str | os.PathLike[str], ncpus: int = DEFAULT_CPUS, *, prefixes: list[int] | None = None, seed: int = 0,
+             boot_cpu: int = 0) -> CrashedSystem:
+    """A raw memory image (file offset = absolute address).
+
+    With `prefixes`, each CPU's registers are read from the image's save area at
+    prefix + 0x1200 (an image taken after a store status).  Without, prefixes and
+    registers are generated as in `generate` (a raw image carries no CPU state).
+    """
+    p = Path(path)
+    try:
+        src = _RawFile(p)
+    except OSError as exc:
+        raise UsageError(f"cannot open memory image: {exc.strerror}", where=str(p)) from exc
+    try:
+        size = src.size
+        if size % PAGE_SIZE or size < MiB:
+            raise UsageError(f"memory image has {size} bytes: not a multiple of {PAGE_SIZE} or below 1 MiB", where=str(p))
+        if prefixes is not None:
+            ncpus = len(prefixes)
+        _check_geometry(size, ncpus)
+        if not 0 <= boot_cpu < ncpus:
+            raise UsageError(f"boot CPU {boot_cpu} does not exist ({ncpus} CPUs)", where="crashed system boot CPU")
+        cpus: list[CpuState] = []
+        if prefixes is None:
+            for i, pre in enumerate(default_prefixes(size, ncpus)):
+                cpus.append(CpuState(i, generated_registers(seed, i, pre)))
+        else:
+            if len(set(prefixes)) != len(prefixes):
+                raise UsageError("CPU prefixes must be distinct", where="--prefixes")
+            for i, pre in enumerate(prefixes):
+                if pre % LOWCORE_SIZE or pre + LOWCORE_SIZE > size:
+                    raise UsageError(f"prefix 0x{pre:x} is not 8 KiB aligned inside the image", where=f"CPU {i} prefix")
+                area = bytearray(SAVE_AREA_SIZE)
+                src.readinto(pre + SAVE_AREA_OFFSET, memoryview(area))
+                regs = parse_save_area(area, cpu_address=i).with_(prefix=pre)
+                cpus.append(CpuState(i, regs))
+    except BaseException:
+        src.close()
+        raise
+    return CrashedSystem(size, cpus, "raw", boot_cpu=boot_cpu, seed=seed if prefixes is None else None, _src=src)
+
+
+MAX_NOTES_SIZE = 16 * MiB
+
+
+def from_elf(path: str | os.PathLike[str], *, boot_cpu: int = 0) -> CrashedSystem:
+    """An s390x ELF core (QEMU `dump-guest-memory`, zgetdump -f elf, /proc/vmcore).
+
+    Memory from the PT_LOAD segments by physical address (gaps are holes); one
+    CPU per NT_PRSTATUS with the registers of its notes (formats.elfcore;
+    QEMU's clock comparator note is the full value).  CPU addresses are the
+    note order; CPU 0 is the boot CPU unless `boot_cpu` says otherwise.
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError as exc:
+        raise UsageError(f"cannot open ELF core: {exc.strerror}", where=str(p)) from exc
+    try:
+        fsize = os.fstat(fd).st_size
+        ehdr = elfcore.parse_ehdr(os.pread(fd, elfcore.EHDR_SIZE, 0))
+        phoff, phnum = ehdr["e_phoff"], ehdr["e_phnum"]
+        if phoff + phnum * elfcore.PHDR_SIZE > fsize:
+            raise FormatError(f"{phnum} program headers at 0x{phoff:x} run past the file end", where=f"{p} ELF header e_phoff")
+        raw = os.pread(fd, phnum * elfcore.PHDR_SIZE, phoff)
+        loads: list[LoadSegment] = []
+        notes: list[elfcore.Note] = []
+        for i in range(phnum):
+            ph = elfcore.ProgramHeader.parse(raw[i * elfcore.PHDR_SIZE : (i + 1) * elfcore.PHDR_SIZE])
+            where = f"{p} program header {i}"
+            if ph.p_type in (elfcore.PT_LOAD, elfcore.PT_NOTE) and ph.p_offset + ph.p_filesz > fsize:
+                raise FormatError(f"segment data 0x{ph.p_offset:x}+0x{ph.p_filesz:x} runs past the file end (0x{fsize:x})", where=where)
+            if ph.p_type == elfcore.PT_NOTE:
+                if ph.p_filesz > MAX_NOTES_SIZE:
+                    raise FormatError(f"note segment of {ph.p_filesz} bytes is implausibly large", where=where)
+                notes += elfcore.parse_notes(os.pread(fd, ph.p_filesz, ph.p_offset), where=where, base=ph.p_offset)
+            elif ph.p_type == elfcore.PT_LOAD and ph.p_memsz:
+                if ph.p_filesz > ph.p_memsz:
+                    raise FormatError(f"p_filesz 0x{ph.p_filesz:x} > p_memsz 0x{ph.p_memsz:x}", where=where)
+                loads.append(LoadSegment(ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz))
+        if not loads:
+            raise FormatError("no PT_LOAD segment: the core holds no memory", where=f"{p} program headers")
+        loads.sort(key=lambda s: s.paddr)
+        for a, b in zip(loads, loads[1:]):
+            if a.paddr + a.memsz > b.paddr:
+                raise FormatError(f"PT_LOAD at 0x{a.paddr:x} overlaps the one at 0x{b.paddr:x}", where=f"{p} program headers")
+        regs = elfcore.cpus_from_notes(notes, where=f"{p} PT_NOTE")
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    end = max(s.paddr + s.memsz for s in loads)
+    memory_size = (end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    if not regs:
+        raise FormatError("no NT_PRSTATUS note: the core holds no CPU", where=f"{p} PT_NOTE")
+    if len(regs) > MAX_CPUS:
+        raise FormatError(f"{len(regs)} CPUs exceed the dump header's {MAX_CPUS}", where=f"{p} PT_NOTE")
+    if not 0 <= boot_cpu < len(regs):
+        raise UsageError(f"boot CPU {boot_cpu} does not exist ({len(regs)} CPUs)", where="crashed system boot CPU")
+    for i, r in enumerate(regs):
+        if r.prefix and (r.prefix % LOWCORE_SIZE or r.prefix + LOWCORE_SIZE > memory_size):
+            raise FormatError(f"prefix 0x{r.prefix:x} is not 8 KiB aligned inside memory", where=f"{p} CPU {i} NT_S390_PREFIX")
+    cpus = [CpuState(i, r.with_(cpu_address=i)) for i, r in enumerate(regs)]
+    chunks: list[tuple[int, int]] = []
+    for s in loads:
+        if chunks and chunks[-1][0] + chunks[-1][1] == s.paddr:
+            chunks[-1] = (chunks[-1][0], chunks[-1][1] + s.memsz)
+        else:
+            chunks.append((s.paddr, s.memsz))
+    return CrashedSystem(memory_size, cpus, "elf", boot_cpu=boot_cpu, chunks=chunks, _src=_ElfFile(p, loads))
