@@ -395,3 +395,24 @@ def test_inspect_lists_what_the_installer_wrote(tmp_path: Path, capsys: pytest.C
     by_addr = {c["address"]: c for c in loads}
     assert by_addr[0x10000]["sha256"] == sha(pl.image.read_bytes().ljust(by_addr[0x10000]["length"], b"\0"))
     assert prog["components"][-1]["psw"] == int(iprog["execute_psw"], 16)
+
+
+# --- blocks used in two roles -------------------------------------------------------------
+def test_program_table_entry_pointing_at_the_program_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.u64(0x7FC * 512 + 0x10, 0x7FC)
+    expect(capsys, write(lay, tmp_path), PointerError, "block 0x7fc offset 0x10 (program table entry 0)")
+
+
+def test_block_list_pointing_at_the_component_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.u64(0x7FB * 512 + 0x20 + 4 * 32, 0x7FB)  # kernel entry's list pointer -> the component table itself
+    doc = expect(capsys, write(lay, tmp_path), PointerError, "block 0x7fb offset 0xa0 (component entry 4) field blocklist")
+    assert "already a component table" in first_error(doc)["message"]
+
+
+def test_data_covering_the_component_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0x7F5 * 512, BlockPtr(0x7FA, 512, 2).build())  # kernel data 0x7fa..0x7fc: initrd list, CT, PT
+    doc = expect(capsys, write(lay, tmp_path), PointerError, "block 0x7fa")
+    assert "program 0 entry 4 (load)" in first_error(doc)["message"]

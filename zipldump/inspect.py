@@ -142,6 +142,34 @@ class _Inspector:
         self.bs = disk.block_size
         # program index -> [(first LBA, count, what)] of every block it references
         self.extents: dict[int, list[tuple[int, int, str]]] = {}
+        # metadata block -> its role; data runs -> what they belong to (for cross-use checks)
+        self.roles: dict[int, str] = {0: "the boot record"}
+        self.data_runs: list[tuple[int, int, str]] = []
+
+    def _role(self, lba: int, role: str, where: str) -> bool:
+        """Record a metadata block's role; a block with two roles is a bad pointer."""
+        have = self.roles.get(lba)
+        if have is not None and have != role:
+            self.r.error(PointerError(f"block {lba:#x} is used as {role} but is already {have}", where=where))
+            return False
+        self.roles[lba] = role
+        return True
+
+    def _data_over_metadata(self) -> None:
+        """No data run may cover a table or list block (zipl never shares them)."""
+        import bisect
+
+        meta = sorted(self.roles)
+        for lba, n, what in self.data_runs:
+            i = bisect.bisect_left(meta, lba)
+            if i < len(meta) and meta[i] < lba + n:
+                hit = meta[i]
+                self.r.error(
+                    PointerError(
+                        f"data of {what} (blocks {lba:#x}..{lba + n - 1:#x}) covers block {hit:#x}, {self.roles[hit]}",
+                        where=reader.place(hit),
+                    )
+                )
 
     def run(self) -> None:
         try:
@@ -156,8 +184,10 @@ class _Inspector:
             self.r.error(exc)
             pt = None
         if pt is not None:
+            self._role(pt.lba, "the program table", reader.place(0, 0x10, "boot record", "program_table"))
             self._programs(pt)
         self._dump(br)
+        self._data_over_metadata()
 
     # -- block 0 -------------------------------------------------------------
     def _boot_record(self, br: reader.BootRecord) -> None:
@@ -220,6 +250,9 @@ class _Inspector:
             return prog
         ext = self.extents.setdefault(index, [])
         ext.append((ct.lba, 1, f"program {index} component table"))
+        pt_where = reader.place(pt_lba, 0x10 + 16 * index, f"program table entry {index}")
+        if not self._role(ct.lba, "a component table", pt_where):
+            return prog
         hdr_where = reader.place(ct.lba, 4, "component table", "type")
         if ct.header_type == HEADER_IPL:
             prog["type"] = "ipl"
@@ -276,6 +309,9 @@ class _Inspector:
             comp["signature_format"] = e.signature_format
             comp["signature_length"] = e.signature_length
         comp["blocklist"] = e.blocklist.blockno
+        if not self._role(e.blocklist.blockno, "a block-list block", ct.where(e, "blocklist")):
+            comp["error"] = PointerError.kind
+            return comp
         try:
             bl = reader.walk_block_list(self.disk, e.blocklist)
             comp["length"] = bl.length(self.bs)
@@ -288,6 +324,10 @@ class _Inspector:
         comp["extents"] = [{"block": p.blockno, "blocks": p.nblocks} for p in bl.pointers]
         what = f"program {index} entry {e.index} ({e.kind})"
         ext.extend((lba, n, what) for lba, n in bl.extents())
+        for k, lb in enumerate(bl.list_blocks):
+            # sharing a list block between components is harmless; using it as a table is not
+            self._role(lb, "a block-list block", reader.place(lb, None, f"list block {k} of {what}"))
+        self.data_runs.extend((p.blockno, p.nblocks, what) for p in bl.pointers)
         for w in bl.stray_after_end:
             self.r.warning(w, "non-zero bytes after the end of the block list (zipl writes whole list blocks)", PointerError)
         if not bl.pointers:
@@ -386,6 +426,7 @@ class _Inspector:
         except FormatError as exc:
             self.r.error(exc)
             return
+        self._role(sb.offset // self.bs, "the dump superblock", f"{bi_where} field dump_sb_offset")
         dump: dict[str, Any] = sb.to_json()
         dump["checksum_ok"] = None
         dump["partition"] = None
