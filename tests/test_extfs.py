@@ -213,3 +213,23 @@ def test_superblock_fields(tmp_image):
     ExtFs.create(path, 2 * MIB, 4 * MIB, "ext4", 1024)
     sb = read_superblock(path, 2 * MIB)
     assert sb.block_size == 1024 and sb.blocks_count == 4096 and sb.first_data_block == 1
+
+
+@pytest.mark.parametrize("fstype", ["ext2", "ext4"])
+def test_allocate_1k_blocks_offsets(tmp_image, fstype):
+    # with 1 KiB blocks block 0 is the boot block and the superblock is block 1: offsets stay fs-relative
+    path = tmp_image(16 * MIB)
+    fs = ExtFs.create(path, 3 * MIB, 8 * MIB, fstype, 1024)
+    size = 300 * 1024 + 5  # crosses into double-indirect territory for block-mapped files
+    blocks = fs.allocate("/d", size)
+    assert len(blocks) == 301 and 0 not in blocks
+    fd = os.open(path, os.O_RDWR)
+    try:
+        for i, b in enumerate(blocks):
+            os.pwrite(fd, i.to_bytes(4, "big") * 256, fs.block_offset(b))
+    finally:
+        os.close(fd)
+    data = fs.read_file("/d")
+    assert len(data) == size
+    assert all(data[i * 1024 : i * 1024 + 4] == i.to_bytes(4, "big") for i in range(301))
+    assert fs.fsck() == 0, fs.last_fsck_output
