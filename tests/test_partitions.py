@@ -183,3 +183,32 @@ def test_gpt_many_partitions(tmp_path):
 def test_missing_directory(tmp_path):
     with pytest.raises(DiskError, match="cannot make the image"):
         make_disk(tmp_path / "no-such-dir" / "x.img", 8 * MIB, parts=[PartSpec(MIB)])
+
+
+@pytest.mark.parametrize("label", ["msdos", "gpt"])
+def test_4kn_image_on_a_4096_byte_loop_device(tmp_path, label):
+    """As a real 4Kn disk: a loop device with 4096-byte logical sectors (needs root and loop devices)."""
+    import os
+
+    from zipldump.disk.image import DiskImage
+
+    if os.geteuid() != 0 or not shutil.which("losetup"):
+        pytest.skip("needs root and losetup")
+    path = tmp_path / "d.img"
+    expected = [(p.start, p.length) for p in make_disk(path, 32 * MIB, label=label, block_size=4096, parts=[PartSpec(4 * MIB), PartSpec(None)]).partitions]
+    proc = subprocess.run(["losetup", "-f", "--show", "-r", "-b", "4096", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"losetup failed: {proc.stderr.strip()}")
+    dev = proc.stdout.strip()
+    try:
+        with DiskImage(dev, 4096) as disk:
+            assert disk.is_block_device and disk.size == 32 * MIB and disk.nblocks == 8192
+            assert [(p.start, p.length) for p in read_partition_table(disk).partitions] == expected
+        with pytest.raises(DiskError, match="4096-byte logical sectors"):
+            DiskImage(dev, 512)
+        # libblkid with the device's own sector size, no override
+        out = subprocess.run(["partx", "--show", "-b", "-o", "NR,START,SECTORS", dev], capture_output=True, text=True, check=True).stdout
+        rows = [tuple(int(x) for x in line.split()) for line in out.splitlines()[1:] if line.strip()]
+        assert rows == [(i + 1, s * 8, n * 8) for i, (s, n) in enumerate(expected)]
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
