@@ -92,6 +92,20 @@ def print_summary(report: Any, ui: UI) -> None:
         f"in {d.get('seconds')} s ({d.get('throughput_mib_s')} MiB/s)"
     )
     if data["verify"] is not None:
-        ui.info(f"verify: {data['verify']}")
-    ui.info(f"re-IPL: {data['reipl']}")
+        ui.info(f"verify: {_verify_text(data['verify'])}")
+    r = data["reipl"] or {}
+    if r.get("reipl") and "devno" in r:
+        ui.info(f"re-IPL: load clear from FCP 0.0.{r['devno']:04x}, WWPN {r['wwpn']:#018x}, LUN {r['lun']:#018x}, program {r['bootprog']}")
+    else:
+        ui.info("re-IPL: none (no valid IPL parameter block)" if r else "re-IPL: not reached")
     ui.info(f"total {data['seconds']} s")
+
+
+def _verify_text(v: Any) -> str:
+    if isinstance(v, dict):
+        if "ok" in v:
+            head = "dump matches the crashed system" if v["ok"] else "MISMATCH"
+            rest = ", ".join(f"{k} {v[k]}" for k in v if k != "ok" and not isinstance(v[k], (dict, list)))
+            return f"{head} ({rest})" if rest else head
+        return ", ".join(f"{k} {val}" for k, val in v.items() if not isinstance(val, (dict, list)))
+    return str(v)

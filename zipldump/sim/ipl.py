@@ -20,6 +20,7 @@ code only: status goes through `ui`, nothing is printed here.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -184,7 +185,7 @@ def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: Any = None) -> IplRepor
             from zipldump.sim import dumper_fs
 
             report.dump = dumper_fs.dump_to_fs(image, zcore, ui, report.dump_params, block_size=opts.block_size)
-        report.reipl = _reipl(zcore, ui)
+        report.reipl = _reipl(zcore, machine, ui)
         if opts.verify:
             from zipldump.sim.verify import verify_dump
 
@@ -204,12 +205,38 @@ def _boot_dump_kernel(machine: Any) -> Any:
     return Zcore(machine, Sdias(machine))
 
 
-def _reipl(zcore: Any, ui: UI) -> dict[str, Any]:
-    """The dump tool's last act: write "1" to zcore/reipl (s390-dump-format.md §5.5)."""
-    reipl = zcore.reipl
-    result = reipl.write(b"1") if hasattr(reipl, "write") else reipl
-    info = _json(result) if result is not None and not isinstance(result, int) else None
-    if info is None:
-        info = {"requested": True}
-    ui.info(f"re-IPL: {info}")
+def _reipl(zcore: Any, machine: Any, ui: UI) -> dict[str, Any]:
+    """The dump tool's last act: write "1" to zcore/reipl (s390-dump-format.md §5.5).
+
+    zcore re-IPLs (DIAG 308 set + load clear) only when the crashed system left a
+    valid IPL parameter block; the request is decoded for the report."""
+    before = len(machine.reipl_requests)
+    zcore.reipl.write(b"1")
+    new = machine.reipl_requests[before:]
+    if not new:
+        ui.info("re-IPL: none (the crashed system left no valid IPL parameter block); the dump tool powers off")
+        return {"requested": True, "reipl": False}
+    req = new[-1]
+    info: dict[str, Any] = {"requested": True, "reipl": True, "diag308_subcode": req.subcode}
+    info.update(_decode_ipib(req.block))
+    if "devno" in info:
+        ui.info(
+            f"re-IPL: DIAG 308 subcode {req.subcode} (load clear) from FCP device 0.0.{info['devno']:04x} "
+            f"WWPN {info['wwpn']:#018x} LUN {info['lun']:#018x} program {info['bootprog']}"
+        )
+    else:
+        ui.info(f"re-IPL: DIAG 308 subcode {req.subcode}")
     return info
+
+
+def _decode_ipib(block: bytes | None) -> dict[str, Any]:
+    """Fields of a list-directed FCP IPL parameter block (Linux uapi/asm/ipl.h)."""
+    if not block or len(block) < 8 + 352:
+        return {"ipib_length": len(block or b"")}
+    pb = 8
+    out: dict[str, Any] = {"ipib_length": len(block), "pbt": block[pb + 4]}
+    if block[pb + 4] != 0:  # not FCP
+        return out
+    opt, devno, wwpn, lun, bootprog = struct.unpack_from(">B5xH4xQQI", block, pb + 320)
+    out.update(type="fcp-dump" if opt & 0x20 else "fcp", devno=devno, wwpn=wwpn, lun=lun, bootprog=bootprog)
+    return out
