@@ -416,3 +416,35 @@ def test_data_covering_the_component_table(tmp_path: Path, capsys: pytest.Captur
     lay.poke(0x7F5 * 512, BlockPtr(0x7FA, 512, 2).build())  # kernel data 0x7fa..0x7fc: initrd list, CT, PT
     doc = expect(capsys, write(lay, tmp_path), PointerError, "block 0x7fa")
     assert "program 0 entry 4 (load)" in first_error(doc)["message"]
+
+
+# --- stage-3 parameters -----------------------------------------------------------------------
+def test_stage3_parameters_of_the_worked_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, doc, _ = run_json(capsys, write(build_dump_disk(), tmp_path))
+    assert rc == 0
+    assert doc["programs"][0]["stage3"] == {
+        "parm_addr": 0x11000,
+        "initrd_addr": 0x30000,
+        "initrd_len": 0x400,
+        "load_psw": 0x0008000080010000,
+        "extra_parm": 0,
+        "flags": 0x0001000000000000,
+        "image_len": 0x600,
+        "image_addr": 0x10000,
+        "parmline": PARMLINE[:-1].decode(),
+    }
+    # §13.4: the 0x600-byte kernel could not be started by stage 3; a note, not a problem
+    assert any("image_len 0x600" in n for n in doc["notes"])
+
+
+def test_stage3_initrd_address_without_a_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.u64(0x7F0 * 512 + 8, 0x40000)
+    doc = expect(capsys, write(lay, tmp_path), ComponentError, "block 0x7f0 offset 0x8 (stage-3 parameters, program 0) field initrd_addr")
+    assert "0x40000" in first_error(doc)["message"]
+
+
+def test_stage3_image_len_longer_than_the_kernel_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.u64(0x7F0 * 512 + 0x30, 0x601)
+    expect(capsys, write(lay, tmp_path), ComponentError, "block 0x7f0 offset 0x38 (stage-3 parameters, program 0) field image_addr")

@@ -30,7 +30,7 @@ from zipldump.formats.component_table import (
 )
 from zipldump.formats.dump_superblock import PARTITION_WIPE_SIZE, build_superblock
 from zipldump.formats.program_table import build_program_table
-from zipldump.formats.stage3_params import DEFAULT_PSW_LOAD, FLAG_SCSI, Stage3Params, Stage3ParamsLegacy
+from zipldump.formats.stage3_params import DEFAULT_PSW_LOAD, FLAG_SCSI, NO_PARMLINE, Stage3Params, Stage3ParamsLegacy
 
 WORKED_EXAMPLE_SHA256 = "78353e546c6e7464a1a9cd37ed63179bdf88de6b76a6d315bafb6782908383c8"
 ZIPL216_EXAMPLE_SHA256 = "0250687942371e796589b7862c32853daf8150c84b3b2fde0064bc004b9fbcb9"
@@ -76,28 +76,33 @@ class Layout:
         self.poke(offset, value.to_bytes(8, "big"))
 
 
-def default_components(bs: int = 512, *, legacy: bool = False) -> list[Comp]:
-    """§13.1 inputs (or §13.6 for zipl 2.16 with legacy=True)."""
-    initrd_addr = 0x20000 if legacy else 0x30000
+def stage3_params(comps: list[Comp], *, legacy: bool = False) -> bytes:
+    """Stage-3 parameters (§8.3) describing the kernel, parmline and initrd components of `comps`."""
+    by = {c.name: c for c in comps}
+    kern, parm, initrd = by["kernel"], by.get("parmline"), by.get("initrd")
     fields = {
-        "parm_addr": 0x11000,
-        "initrd_addr": initrd_addr,
-        "initrd_len": 0x400,
+        "parm_addr": parm.address if parm else NO_PARMLINE,
+        "initrd_addr": initrd.address if initrd else 0,
+        "initrd_len": len(initrd.data) if initrd else 0,
         "load_psw": DEFAULT_PSW_LOAD,
         "extra_parm": 0,
         "flags": FLAG_SCSI,
-        "image_len": 0x600,
-        "image_addr": 0x10000,
+        "image_len": len(kern.data),
+        "image_addr": kern.address,
     }
-    params = Stage3ParamsLegacy.build(fields) if legacy else Stage3Params.build(dict(fields, envblk_addr=0, envblk_len=0))
+    return Stage3ParamsLegacy.build(fields) if legacy else Stage3Params.build(dict(fields, envblk_addr=0, envblk_len=0))
+
+
+def default_components(bs: int = 512, *, legacy: bool = False) -> list[Comp]:
+    """§13.1 inputs (or §13.6 for zipl 2.16 with legacy=True).  build_dump_disk refreshes 'params'."""
     return [
         Comp("heap", 0x2000, bytes(0x4000)),
         Comp("stack", 0xF000, bytes(0x1000)),
         Comp("stage3", 0xA000, b"S" * 1024),
-        Comp("params", 0x9000, params),
+        Comp("params", 0x9000, b""),
         Comp("kernel", 0x10000, b"K" * 1536),
         Comp("parmline", 0x11000, PARMLINE_216 if legacy else PARMLINE),
-        Comp("initrd", initrd_addr, b"R" * 1024),
+        Comp("initrd", 0x20000 if legacy else 0x30000, b"R" * 1024),
     ]
 
 
@@ -112,6 +117,7 @@ def build_dump_disk(
     psw: int = STAGE3_PSW,
     legacy: bool = False,
     fill: bytes | None = None,
+    auto_params: bool = True,
 ) -> Layout:
     """A SCSI dump disk laid out as zipl does (spec §7.2, §13): >= 2.26 rules, or 2.16 rules with legacy=True.
 
@@ -120,6 +126,9 @@ def build_dump_disk(
     wiped as zipl does.
     """
     comps = comps if comps is not None else default_components(bs, legacy=legacy)
+    for c in comps:
+        if c.name == "params" and auto_params:
+            c.data = stage3_params(comps, legacy=legacy)
     size = disk_blocks * bs
     img = bytearray((fill * (size // len(fill) + 1))[:size]) if fill else bytearray(size)
     nxt = part_start + bootmap_start

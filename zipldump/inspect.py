@@ -44,6 +44,13 @@ from zipldump.formats.component_table import (
     psw_address,
 )
 from zipldump.formats.dump_superblock import SB_VERSION
+from zipldump.formats.stage3_params import (
+    FLAG_SCSI,
+    NO_PARMLINE,
+    STAGE3_LOAD_ADDRESS,
+    STAGE3_PARAMS_ADDRESS,
+    Stage3ParamsLegacy,
+)
 
 DEFAULT_HSA_SIZE = 32 << 20  # HSA of z10..z14; SCSI dump tools must load below it (spec §8.5)
 ADDRESS_LIMIT = 0x80000000  # zipl's 31-bit limit for every component (spec §8.4)
@@ -145,6 +152,7 @@ class _Inspector:
         # metadata block -> its role; data runs -> what they belong to (for cross-use checks)
         self.roles: dict[int, str] = {0: "the boot record"}
         self.data_runs: list[tuple[int, int, str]] = []
+        self.pointers: dict[tuple[int, int], list[BlockPtr]] = {}  # (component table, entry) -> data pointers
 
     def _role(self, lba: int, role: str, where: str) -> bool:
         """Record a metadata block's role; a block with two roles is a bad pointer."""
@@ -291,6 +299,8 @@ class _Inspector:
                 )
             )
         self._check_loads(ct, loads, prog["type"] == "dump")
+        if execute is not None and execute.psw is not None and psw_address(execute.psw) == STAGE3_LOAD_ADDRESS:
+            self._stage3(ct, prog, loads)
         if execute is not None and execute.psw is not None and not execute.psw & PSW_WAIT:
             addr = psw_address(execute.psw)
             if not any(a <= addr < a + n for a, n, _ in loads):
@@ -322,6 +332,7 @@ class _Inspector:
             return comp
         comp["list_blocks"] = len(bl.list_blocks)
         comp["extents"] = [{"block": p.blockno, "blocks": p.nblocks} for p in bl.pointers]
+        self.pointers[(ct.lba, e.index)] = bl.pointers
         what = f"program {index} entry {e.index} ({e.kind})"
         ext.extend((lba, n, what) for lba, n in bl.extents())
         for k, lb in enumerate(bl.list_blocks):
@@ -343,6 +354,68 @@ class _Inspector:
                     )
                 )
         return comp
+
+    def _stage3(self, ct: reader.ComponentTable, prog: dict[str, Any], loads: list[tuple[int, int, reader.ComponentEntry]]) -> None:
+        """zipl >= 2.9 stage-3 parameters at 0x9000 (spec §8.3): decode and check against the LOADs.
+
+        Only the first 64 bytes are read: zipl <= 2.17 wrote no more, and the
+        envblk fields after them may hold old data on a raw partition.
+        """
+        by_addr = {a: (n, e) for a, n, e in loads}
+        if STAGE3_PARAMS_ADDRESS not in by_addr:
+            return
+        n, pe = by_addr[STAGE3_PARAMS_ADDRESS]
+        ptrs = self.pointers.get((ct.lba, pe.index))
+        if not ptrs or n < Stage3ParamsLegacy.sizeof():
+            return
+        raw = b"".join(reader.iter_component_data(self.disk, ptrs, Stage3ParamsLegacy.sizeof()))
+        p = Stage3ParamsLegacy.parse(raw)
+        fields = {k: getattr(p, k) for k in ("parm_addr", "initrd_addr", "initrd_len", "load_psw", "extra_parm", "flags", "image_len", "image_addr")}
+        prog["stage3"] = dict(fields, parmline=None)
+        blk = ptrs[0].blockno
+
+        def where(fld: str) -> str:
+            off = [f.name for f in Stage3ParamsLegacy.subcons].index(fld) * 8
+            return reader.place(blk, off, f"stage-3 parameters, program {prog['index']}", fld)
+
+        def covered(addr: int, length: int) -> bool:
+            return addr in by_addr and by_addr[addr][0] >= length
+
+        if not p.load_psw & PSW_BIT12:
+            self.r.error(ComponentError(f"kernel load PSW {p.load_psw:#018x} has bit 12 clear", where=where("load_psw")))
+        if not covered(p.image_addr, p.image_len):
+            self.r.error(
+                ComponentError(
+                    f"no LOAD at image_addr {p.image_addr:#x} holding image_len {p.image_len:#x} bytes", where=where("image_addr")
+                )
+            )
+        elif not p.image_addr <= psw_address(p.load_psw) < p.image_addr + by_addr[p.image_addr][0]:
+            self.r.warning(where("load_psw"), f"kernel entry {psw_address(p.load_psw):#x} is not inside the kernel LOAD")
+        if p.image_len < 0x10000:
+            self.r.notes.append(
+                f"{where('image_len')}: image_len {p.image_len:#x} < 0x10000: stage 3 would not start this kernel (spec §13.4)"
+            )
+        if (p.initrd_addr or p.initrd_len) and not covered(p.initrd_addr, p.initrd_len):
+            self.r.error(
+                ComponentError(
+                    f"no LOAD at initrd_addr {p.initrd_addr:#x} holding initrd_len {p.initrd_len:#x} bytes", where=where("initrd_addr")
+                )
+            )
+        if not p.flags & FLAG_SCSI:
+            self.r.warning(where("flags"), f"flags {p.flags:#x} lack the SCSI flag {FLAG_SCSI:#x}")
+        if p.parm_addr != NO_PARMLINE:
+            if p.parm_addr not in by_addr:
+                self.r.error(ComponentError(f"no LOAD at parm_addr {p.parm_addr:#x}", where=where("parm_addr")))
+            else:
+                pn, parm_e = by_addr[p.parm_addr]
+                pp = self.pointers.get((ct.lba, parm_e.index))
+                if pp:
+                    text = b"".join(reader.iter_component_data(self.disk, pp, min(pn, 0x10000)))
+                    nul = text.find(b"\0")
+                    if nul < 0:
+                        self.r.warning(ct.where(parm_e), "parmline has no NUL terminator")
+                    else:
+                        prog["stage3"]["parmline"] = text[:nul].decode("latin-1")
 
     def _execute(self, ct: reader.ComponentTable, e: reader.ComponentEntry) -> dict[str, Any]:
         psw = e.psw or 0

@@ -93,6 +93,12 @@ def _rows(report: Report) -> list[tuple[int, str, str]]:
                 else:
                     span = f"signature format {c['signature_format']}, {c['signature_length']} bytes"
                 add(1, c["kind"].upper(), f"{span}  {n} bytes  extents {len(c['extents'])}  sha256 {c['sha256'][:16]}")
+        st = prog.get("stage3")
+        if st:
+            initrd = f"initrd {st['initrd_addr']:#x} ({st['initrd_len']} bytes)" if st["initrd_len"] else "no initrd"
+            add(1, "Stage 3", f"kernel {st['image_addr']:#x} ({st['image_len']} bytes), {initrd}, PSW {st['load_psw']:#018x}")
+            if st["parmline"] is not None:
+                add(1, "Parmline", repr(st["parmline"]))
     d = report.dump
     if d is not None:
         add(0, "Dump superblock", f"byte {d['offset']:#x}, version {d['version']}")
