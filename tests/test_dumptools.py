@@ -465,3 +465,24 @@ def test_large_sparse_dump_streams_with_bounded_memory(tmp_path: Path) -> None:
     assert st.st_size > size and st.st_blocks * 512 < 64 * MIB  # zero chunks left as holes
     core = read_elf_core(out)
     assert core.cpus[0].prefix == 0x7FFF0000
+
+
+# --- ELF -> s390 -------------------------------------------------------------------------------------
+def test_elf_to_s390_and_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mem = bytearray(2 * MIB)
+    mem[0x10000 + 0x1310 : 0x10000 + 0x1318] = b"\xee" * 8  # pad bytes keep memory
+    mem[5000:5004] = b"abcd"
+    cpus = [sample_regs(1).with_(prefix=0x10000, ckc=0xE3A3B0D1D42E5900), sample_regs(2).with_(prefix=0x20000)]
+    make_qemu_like_elf(tmp_path / "q.elf", bytes(mem[: 2 * MIB - 100]), cpus)
+    out = tmp_path / "q.s390"
+    assert cli_main(["-q", "getdump", str(tmp_path / "q.elf"), str(out)]) == 0
+    with S390Dump(out) as d:
+        assert d.complete and d.mem_size == 2 * MIB and d.header.dump_level == 4
+        assert d.cpus == cpus
+        assert d.read_memory(5000, 4) == b"abcd"
+        assert d.read_memory(0x11310, 8) == b"\xee" * 8
+        assert d.read_memory(0x11330, 8) == (0xE3A3B0D1D42E5900 >> 8).to_bytes(8, "big")  # CKC >> 8
+    assert cli_main(["-q", "getdump", str(tmp_path / "q.elf"), str(tmp_path / "x"), "--format", "elf"]) == 2
+    assert cli_main(["dumpinfo", str(tmp_path / "q.elf")]) == 0
+    text = capsys.readouterr().out
+    assert "Dump format........: elf" in text and "CPU 1: prefix 0x00020000" in text

@@ -1,7 +1,8 @@
 """`zipldump dumpinfo FILE`: header, memory, CPUs and completeness of an s390 dump (docs/dump-format.md).
 
-FILE is an s390 dump file, or a disk image holding a dump (dump partition or
-`dump.N` in an ext file system; found as by `getdump`).  Exit status as
+FILE is an s390 dump file, an s390x ELF core (then its segments and CPUs are
+shown), or a disk image holding a dump (dump partition or `dump.N` in an ext
+file system; found as by `getdump`).  Exit status as
 `zgetdump -i`: 0 for a complete dump, 1 when it is not complete (the report is
 still printed).  Unreadable or non-dump input raises the usual error classes.
 """
@@ -12,6 +13,7 @@ import argparse
 import sys
 from typing import Any
 
+from zipldump.dumptools.elf import read_elf_core
 from zipldump.dumptools.locate import LocatedDump, locate_dump
 from zipldump.dumptools.reader import DumpInfo, S390Dump
 from zipldump.errors import DiskError
@@ -42,6 +44,14 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="ignore a dump partition checksum mismatch")
 
 
+def is_elf_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError as exc:
+        raise DiskError(f"cannot open: {exc.strerror}", where=path) from exc
+
+
 def is_dump_file(path: str) -> bool:
     try:
         with open(path, "rb") as fh:
@@ -68,6 +78,8 @@ def open_source(args: argparse.Namespace, ui: UI) -> tuple[S390Dump, LocatedDump
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    if is_elf_file(args.file):
+        return run_elf(args, ui)
     dump, located = open_source(args, ui)
     try:
         info = dump.info
@@ -142,3 +154,30 @@ def render_text(info: DumpInfo) -> str:
     else:
         lines.append(f"ERROR: Dump is not complete ({info.incomplete_reason})")
     return "\n".join(lines) + "\n"
+
+
+def run_elf(args: argparse.Namespace, ui: UI) -> int:
+    core = read_elf_core(args.file)
+    if args.json:
+        ui.emit_json(
+            {
+                "source": args.file,
+                "format": "elf",
+                "file_size": core.file_size,
+                "segments": [{"paddr": s.paddr, "offset": s.offset, "filesz": s.filesz, "memsz": s.memsz} for s in core.segments],
+                "notes": [{"name": n.name, "type": n.type_name, "size": len(n.desc)} for n in core.notes],
+                "cpus": [{"index": i, "registers": c.to_json()} for i, c in enumerate(core.cpus)],
+            }
+        )
+        return 0
+    lines = ["General dump info:", f"  {'Dump format'.ljust(19, '.')}: elf", f"  {'CPU count'.ljust(19, '.')}: {len(core.cpus)}",
+             f"  {'Dump memory range'.ljust(19, '.')}: {sd.to_mib(core.memory_end)} MB", "", "Memory map:"]
+    for s in sorted(core.segments, key=lambda s: s.paddr):
+        lines.append(f"  {s.paddr:016x} - {s.paddr + s.memsz - 1:016x} ({sd.to_mib(s.memsz)} MB)")
+    if core.cpus:
+        lines += ["", "CPUs:"]
+        for i, r in enumerate(core.cpus):
+            lines.append(f"  CPU {i}: prefix 0x{r.prefix:08x}  PSW {r.psw_mask:016x} {r.psw_addr:016x}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    return 0

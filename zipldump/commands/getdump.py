@@ -1,7 +1,8 @@
 """`zipldump getdump IMAGE OUT`: copy the dump out of a disk image, as s390 dump or s390x ELF core (docs/dump-format.md).
 
 IMAGE is a disk image with a zipl dump partition or `dump.N` files in an ext
-file system (dumptools.locate), or an s390 dump file (then this converts it).
+file system (dumptools.locate), or an s390 dump file (then this converts it),
+or an s390x ELF core (converted to the s390 format, like `zgetdump -f s390`).
 The output is written to OUT.part and renamed when complete.  An incomplete
 dump is refused with IncompleteDumpError (exit 41) and a partition whose
 checksum no longer matches with DumpTargetChangedError (exit 43); `--force`
@@ -15,8 +16,8 @@ import argparse
 import os
 from typing import Any
 
-from zipldump.commands.dumpinfo import add_source_args, open_source
-from zipldump.dumptools.elf import write_elf, write_s390
+from zipldump.commands.dumpinfo import add_source_args, is_elf_file, open_source
+from zipldump.dumptools.elf import read_elf_core, write_elf, write_s390, write_s390_from_elf
 from zipldump.errors import UsageError
 from zipldump.ui import UI
 
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         raise UsageError(f"{args.out} exists (use --overwrite)", where="OUT")
     if os.path.abspath(args.out) == os.path.abspath(args.file):
         raise UsageError("OUT is the input", where="OUT")
+    if is_elf_file(args.file):
+        return run_from_elf(args, ui)
     dump, located = open_source(args, ui)
     try:
         info = dump.info
@@ -75,3 +78,17 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         dump.close()
         if located is not None:
             located.close()
+
+
+def run_from_elf(args: argparse.Namespace, ui: UI) -> int:
+    if args.format != "s390":
+        raise UsageError("the input is already an ELF core; use --format s390 to convert it", where="--format")
+    with read_elf_core(args.file, keep_open=True) as core:
+        if not core.cpus:
+            ui.warn("the ELF core has no CPU notes: the dump gets no CPU list")
+        nbytes = write_s390_from_elf(core, args.out, ui=ui)
+        ui.info(f"wrote {args.out} (s390, {nbytes} bytes)")
+        if args.json:
+            ui.emit_json({"output": args.out, "format": "s390", "bytes": nbytes, "complete": True, "cpus": len(core.cpus),
+                          "source": {"kind": "elf", "where": args.file}})
+    return 0
