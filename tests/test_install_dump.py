@@ -317,3 +317,20 @@ def test_second_install_fails_fast_while_first_runs(tmp_path: Path, files) -> No
         release.set()
         t.join()
     assert not errors
+
+
+def test_dumpto_from_zipl_conf(tmp_path: Path, files) -> None:
+    img = dump_disk(tmp_path, 512)
+    conf = tmp_path / "zipl.conf"
+    conf.write_text(f"[dump]\ndumpto=1\nimage={files['kernel']}\nramdisk={files['ramdisk']}\nparameters=dump_debug=3\n")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["-q", "install", str(img), "-c", str(conf), "dump", "-n", "--json"]) == 0
+    data = json.loads(out.getvalue())
+    assert data["mode"] == "dumpto" and data["programs"][0]["parmline"].startswith("dump_debug=3 root=/dev/ram0 ")
+    with DiskImage(img, 512) as d:
+        br = reader.read_boot_record(d)
+    assert br.boot_info.bp_type == 1 and br.boot_info.dump_sb_offset == data["superblock_offset"]
+    # a dump section cannot share a run with the IPL target
+    conf.write_text(conf.read_text() + "\n[linux]\ntarget=2\nimage=" + str(files["kernel"]) + "\n\n:m\n1=dump\n2=linux\ndefault=1\n")
+    assert main(["-q", "install", str(img), "-c", str(conf), "--menu", "m", "-n"]) == 2

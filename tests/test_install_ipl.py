@@ -242,3 +242,58 @@ def test_fragmented_filesystem_chains_list_blocks(tmp_path: Path, files) -> None
         addr, bl = found[0][2][-1]
         assert bl.list_blocks == rd.list_lbas
         assert reader.component_sha256(d, bl.pointers, big.stat().st_size) == hashlib.sha256(big.read_bytes()).hexdigest()
+
+
+def test_config_menu_via_cli(tmp_path: Path, files) -> None:
+    img = ipl_disk(tmp_path, 512)
+    make_kernel(tmp_path / "rescue")
+    (tmp_path / "parm.txt").write_text("console=ttyS0\nquiet\n")
+    conf = tmp_path / "zipl.conf"
+    conf.write_text(
+        f"""[defaultboot]
+defaultmenu=m1
+
+[linux]
+image={files['kernel']}
+ramdisk={files['ramdisk']}
+parameters="root=/dev/ram0"
+
+[rescue]
+image=rescue
+parmfile=parm.txt
+parameters=single
+
+[fsdump]
+image=rescue
+ramdisk={files['ramdisk']}
+dumptofs=2
+parameters="dump_dir=/d dump_mode=auto"
+
+:m1
+target=1
+1=linux
+2=rescue
+4=fsdump
+default=2
+"""
+    )
+    out = io.StringIO()
+    with redirect_stdout(out):
+        rc = main(["-q", "install", str(img), "-c", str(conf), "--stage3", str(files["stage3"]), "-n", "--json"])
+    assert rc == 0, out.getvalue()
+    data = json.loads(out.getvalue())
+    assert data["mode"] == "target" and data["partition"]["number"] == 1
+    assert {p["position"]: p["name"] for p in data["programs"]} == {1: "linux", 2: "rescue", 4: "fsdump"}
+    entries = data["program_table_entries"]
+    assert entries["0"] == entries["2"] != entries["1"]
+    parms = {p["name"]: p["parmline"] for p in data["programs"]}
+    assert parms["rescue"] == "console=ttyS0 quiet single"
+    assert parms["fsdump"] == "dump_dir=/d dump_mode=auto root=/dev/ram0 dump_part=2 possible_cpus=1 cgroup_disable=memory "
+    found = read_components(img, 512)
+    assert sorted(found) == [0, 1, 2, 4] and found[4][1] == 1
+    # a single section by name, and an unknown one
+    with redirect_stdout(io.StringIO()):
+        assert main(["-q", "install", str(img), "-c", str(conf), "linux", "-n"]) == 2  # no target= in [linux]
+        assert main(["-q", "install", str(img), "-c", str(conf), "linux", "--target", "1", "-n"]) == 0
+    assert sorted(read_components(img, 512)) == [0]
+    assert main(["-q", "install", str(img), "-c", str(conf), "nosuch", "-n"]) == 2

@@ -49,7 +49,8 @@ def register(subparsers: Any) -> None:
     where.add_argument("--dumpto", "-d", type=int, metavar="PARTNUM", help="raw SCSI dump partition of IMAGE")
     where.add_argument("--target", "-t", type=int, metavar="PARTNUM", help="partition with an ext2/3/4 file system for /bootmap (0 = whole disk)")
     where.add_argument("--dumptofs", "-D", type=int, metavar="PARTNUM", help="ext2/3/4 partition for /bootmap and the dump files (old design)")
-    p.add_argument("-c", "--config", type=Path, metavar="ZIPL_CONF", help="zipl.conf file")
+    # "-c ZIPL_CONF [SECTION]" as zipl spells it: the section may follow the file.
+    p.add_argument("-c", "--config", nargs="+", metavar="ZIPL_CONF", help="zipl.conf file, optionally followed by a SECTION")
     p.add_argument("-m", "--menu", metavar="NAME", help="menu of the zipl.conf to install")
     p.add_argument("-i", "--image", dest="kernel", type=Path, metavar="KERNEL", help="kernel image file")
     p.add_argument("-r", "--ramdisk", type=Path, metavar="INITRD", help="initial ramdisk file")
@@ -106,9 +107,13 @@ def _job_from_args(args: argparse.Namespace) -> InstallJob:
 def _job_from_config(args: argparse.Namespace, common: dict[str, Any]) -> InstallJob:
     from zipldump.ziplconf import parse_config  # lazy: only -c needs it
 
-    sel = parse_config(args.config).select(args.section, args.menu)
+    conf, *rest = args.config
+    if len(rest) > 1 or (rest and args.section is not None):
+        raise UsageError("-c takes a zipl.conf file and at most one SECTION", where="-c")
+    sel = parse_config(Path(conf)).select(rest[0] if rest else args.section, args.menu)
     programs: dict[int, ProgramSpec] = {}
     places: set[tuple[str, int]] = set()
+    override = [(m, v) for m, v in (("dumpto", args.dumpto), ("target", args.target), ("dumptofs", args.dumptofs)) if v is not None]
     for pos, sec in sorted(sel.entries.items()):
         kind = sec.kind
         image = sec.image if sec.image is not None else args.kernel
@@ -124,9 +129,10 @@ def _job_from_config(args: argparse.Namespace, common: dict[str, Any]) -> Instal
         elif kind == "dumptofs":
             places.add(("target", target) if target is not None else ("dumptofs", sec.dumptofs))
         else:
-            if target is None:
+            if target is None and not override:
                 raise UsageError(f"section '{sec.name}' has no target= partition", where=sec.where)
-            places.add(("target", target))
+            if target is not None:
+                places.add(("target", target))
         programs[pos] = ProgramSpec(
             name=sec.name,
             kind=kind,
@@ -139,13 +145,14 @@ def _job_from_config(args: argparse.Namespace, common: dict[str, Any]) -> Instal
             parm_address=sec.parmfile_address,
             ramdisk_address=sec.ramdisk_address,
         )
-    override = [(m, v) for m, v in (("dumpto", args.dumpto), ("target", args.target), ("dumptofs", args.dumptofs)) if v is not None]
     if override:
         places = {override[0]}
     modes = {m for m, _ in places}
     if "dumptofs" in modes and "target" in modes:
         modes = {"target"}
         places = {p for p in places if p[0] == "target"}
+    if not places:
+        raise UsageError("the selected sections name no target partition (give --target PARTNUM)")
     if len(places) != 1:
         have = ", ".join(f"{m}={n}" for m, n in sorted(places))
         raise UsageError(f"the selected sections install to different places ({have}); one bootmap per run")
