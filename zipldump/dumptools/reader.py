@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from zipldump.errors import DumpError, FormatError, IncompleteDumpError, MagicError
+from zipldump.errors import DiskError, DumpError, FormatError, IncompleteDumpError, MagicError
 from zipldump.formats import s390dump as sd
 from zipldump.formats.lowcore import (
     LOWCORE_SIZE,
@@ -52,8 +52,6 @@ class FileSource:
         try:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            from zipldump.errors import DiskError
-
             raise DiskError(f"cannot open: {exc.strerror}", where=self.path) from exc
         total = os.lseek(self._fd, 0, os.SEEK_END)
         self.offset = offset

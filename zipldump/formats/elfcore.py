@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from construct import Array, Bytes, Const, Int8ub, Int16ub, Int32sb, Int32ub, Int64ub, Padding, Struct
+from construct import Array, Bytes, Int8ub, Int16ub, Int32sb, Int32ub, Int64ub, Padding, Struct
 
 from zipldump.errors import FormatError, MagicError
 from zipldump.formats.lowcore import CpuRegisters, ckc_from_field, ckc_to_field
