@@ -45,7 +45,7 @@ from zipldump.errors import DumpError, DumpSpaceError
 from zipldump.formats.lowcore import LOWCORE_SIZE
 from zipldump.formats.s390dump import END_MARKER_SIZE, HEADER_SIZE, PAGE_SIZE, DumpHeader, to_mib
 from zipldump.sim.cmdline import DumpParams
-from zipldump.sim.dumper_part import DEFAULT_CHUNK, DumpResult, ExtentWriter, read_zcore_header, write_dump
+from zipldump.sim.dumper_part import DEFAULT_CHUNK, DumpResult, ExtentWriter, prepare_header, write_dump
 from zipldump.ui import UI
 
 _DUMP_NAME = re.compile(r"dump\.(0|[1-9][0-9]*)")
@@ -175,7 +175,7 @@ def dump_to_fs(
         if not fs.is_dir(dump_dir):
             raise DumpError(f"specified dump dir '{dump_dir}' is not a directory", where=f"{where_fs} dump_dir={dump_dir}")
 
-        zheader_raw, zheader = read_zcore_header(zcore.mem)
+        zheader_raw, zheader, ranges = prepare_header(zcore)
         header, dropped = limit_header(zheader, params.dump_mem)
         warnings = list(params.warnings)
         if header is not zheader:
@@ -202,7 +202,7 @@ def dump_to_fs(
         writer = ExtentWriter(disk, extents)
         try:
             end_tod, seconds = write_dump(
-                disk, writer, zcore, header_raw, header, ui, description=f"Writing {path}", chunk_size=chunk_size, clock=clock
+                disk, writer, zcore, header_raw, header, ui, description=f"Writing {path}", chunk_size=chunk_size, clock=clock, ranges=ranges
             )
         except Exception:
             ui.warn(f"DUMP '{path}' FAILED: the file holds an incomplete dump (busy marker instead of the header)")

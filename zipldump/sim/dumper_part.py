@@ -31,7 +31,7 @@ import bisect
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from zipldump.disk.image import DiskImage
@@ -178,6 +178,23 @@ class ExtentWriter:
             i += 1
 
 
+def parse_memmap(text: str) -> list[tuple[int, int]]:
+    """zcore/memmap: 34-byte records "%016x %016x " (start, size); a size-0 record ends the list (§5.4)."""
+    ranges = []
+    for i in range(0, len(text) - len(text) % 34, 34):
+        rec = text[i : i + 34]
+        if rec[16] != " " or rec[33] != " ":
+            raise DumpError(f"invalid contents of memory map file: record {i // 34} is {rec!r}", where=f"zcore/memmap offset {i}")
+        try:
+            start, size = int(rec[:16], 16), int(rec[17:33], 16)
+        except ValueError as exc:
+            raise DumpError(f"invalid contents of memory map file: record {i // 34} is {rec!r}", where=f"zcore/memmap offset {i}") from exc
+        if size == 0:
+            break
+        ranges.append((start, size))
+    return sorted(ranges)
+
+
 def copy_memory(
     mem: BinaryIO,
     writer: ExtentWriter,
@@ -187,39 +204,82 @@ def copy_memory(
     release_hsa: Callable[[], None],
     progress: ByteProgress,
     chunk_size: int = DEFAULT_CHUNK,
+    ranges: list[tuple[int, int]] | None = None,
 ) -> int:
     """Stream zcore/mem bytes 0x1000 .. 0x1000+mem_size to dump offsets 0x1000.. .
 
     The HSA-backed part (absolute 0 .. hsa_size) comes first and the HSA is
-    released as soon as it has been read, before the rest.  One reused buffer;
-    `readinto` and `pwrite` on memoryview slices, so there is no per-chunk copy.
-    Returns the number of memory bytes copied.
+    released as soon as it has been read, before the rest.  `ranges` are the
+    present memory ranges (zcore/memmap); holes between them are written as
+    zeros instead of being read (zcore/mem fails on them with EFAULT).  One reused
+    buffer; `readinto` and `pwrite` on memoryview slices, no per-chunk copy.
+    Returns the number of memory bytes written.
     """
     buf = bytearray(chunk_size)
     view = memoryview(buf)
-    mem.seek(HEADER_SIZE)
+    zeros: memoryview | None = None
     addr = 0
     released = False
-    while addr < mem_size:
-        limit = mem_size
-        if not released and addr < hsa_size:
-            limit = min(limit, hsa_size)  # end the chunk at the HSA boundary
-        want = min(chunk_size, limit - addr)
-        got = mem.readinto(view[:want])
-        if not got:
-            raise DumpError(
-                f"zcore/mem ended at absolute address {addr:#x}, before the {mem_size:#x} bytes the header announces",
-                where=f"zcore/mem offset {HEADER_SIZE + addr:#x}",
-            )
-        writer.write(HEADER_SIZE + addr, view[:got])
-        addr += got
-        progress.advance(got)
+
+    def hsa_passed() -> None:
+        nonlocal released
         if not released and hsa_size and addr >= hsa_size:
             release_hsa()
             released = True
+
+    todo = [(s, min(s + n, mem_size)) for s, n in (ranges if ranges is not None else [(0, mem_size)]) if s < mem_size]
+    todo.append((mem_size, mem_size))  # the trailing hole, if any
+    for start, end in todo:
+        while addr < start:  # a hole
+            if zeros is None:
+                zeros = memoryview(bytes(min(chunk_size, 1 << 20)))
+            n = min(len(zeros), start - addr)
+            writer.write(HEADER_SIZE + addr, zeros[:n])
+            addr += n
+            progress.advance(n)
+            hsa_passed()
+        if addr >= end:
+            continue
+        mem.seek(HEADER_SIZE + addr)
+        while addr < end:
+            limit = end
+            if not released and addr < hsa_size:
+                limit = min(limit, hsa_size)  # end the chunk at the HSA boundary
+            want = min(chunk_size, limit - addr)
+            got = mem.readinto(view[:want])
+            if not got:
+                raise DumpError(
+                    f"zcore/mem ended at absolute address {addr:#x}, before the {mem_size:#x} bytes the header announces",
+                    where=f"zcore/mem offset {HEADER_SIZE + addr:#x}",
+                )
+            writer.write(HEADER_SIZE + addr, view[:got])
+            addr += got
+            progress.advance(got)
+            hsa_passed()
     if not released and hsa_size:
         release_hsa()  # dumped less than the HSA (dump_mem): closing zcore/mem would release it anyway
     return addr
+
+
+def prepare_header(zcore: Any) -> tuple[bytes, DumpHeader, list[tuple[int, int]] | None]:
+    """zcore's header as the dump will carry it (holes filled, see below): (bytes, parsed, present ranges)."""
+    raw, header = read_zcore_header(zcore.mem)
+    filled, ranges = fill_holes_header(zcore, header)
+    if filled is not header:
+        raw = filled.build()
+    return raw, filled, ranges
+
+
+def fill_holes_header(zcore: Any, header: DumpHeader) -> tuple[DumpHeader, list[tuple[int, int]] | None]:
+    """With memory holes zcore's header says mem_size = present bytes, mem_end =
+    end of memory (§2.3); the s390 format has no holes, so the dump carries
+    memory up to mem_end with the holes as zeros and mem_size = mem_end.
+    Returns (header to write, present ranges or None without holes)."""
+    if header.end == header.mem_size:
+        return header, None
+    ranges = parse_memmap(zcore.memmap())
+    end = header.end
+    return replace(header, mem_size=end, mem_end=end, num_pages=end // header.page_size), ranges
 
 
 def write_dump(
@@ -234,7 +294,7 @@ def write_dump(
     chunk_size: int = DEFAULT_CHUNK,
     clock: Callable[[], int] | None = None,
     after_busy: Callable[[], None] | None = None,
-    after_header: Callable[[], None] | None = None,
+    ranges: list[tuple[int, int]] | None = None,
 ) -> tuple[int, float]:
     """Busy marker, memory, end marker, header -- in that order, with fsyncs
     between the steps that must not be reordered on disk.  Returns (end TOD, seconds)."""
@@ -254,13 +314,12 @@ def write_dump(
             release_hsa=lambda: zcore_release_hsa(zcore),
             progress=progress,
             chunk_size=chunk_size,
+            ranges=ranges,
         )
         end_tod = end_tod_now(header.tod, clock)
         writer.write(header.end_marker_offset, build_end_marker(end_tod))
         disk.flush()  # memory and marker are on disk before the header says "dump"
         writer.write(0, header_raw)
-        if after_header is not None:
-            after_header()
         disk.flush()
         progress.advance(HEADER_SIZE + END_MARKER_SIZE)
     return end_tod, time.monotonic() - start
@@ -411,7 +470,7 @@ def dump_to_partition(
     with DiskImage(image, block_size, writable=True) as disk:
         with ui.step("Checking the dump partition"):
             target = locate_dump_partition(disk)
-            header_raw, header = read_zcore_header(zcore.mem)
+            header_raw, header, ranges = prepare_header(zcore)
             total = HEADER_SIZE + header.mem_size + END_MARKER_SIZE
             if total > target.dump_size:
                 raise DumpSpaceError(
@@ -438,6 +497,7 @@ def dump_to_partition(
                 # The busy page changed the checksummed bytes: keep the partition
                 # acceptable for the next run even if this one dies.
                 after_busy=lambda: _update_checksum(disk, target),
+                ranges=ranges,
             )
             _update_checksum(disk, target)
             disk.flush()
