@@ -486,3 +486,27 @@ def test_elf_to_s390_and_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert cli_main(["dumpinfo", str(tmp_path / "q.elf")]) == 0
     text = capsys.readouterr().out
     assert "Dump format........: elf" in text and "CPU 1: prefix 0x00020000" in text
+
+
+# --- cross-check with the simulator's zcore ---------------------------------------------------------
+def test_reader_agrees_with_simulated_zcore(tmp_path: Path) -> None:
+    """zcore/mem of the simulated crashed system + an end marker reads back with
+    every CPU's registers (written independently by sim/ from formats.lowcore)."""
+    crashed_mod = pytest.importorskip("zipldump.sim.crashed")
+    machine_mod = pytest.importorskip("zipldump.sim.machine")
+    zcore_mod = pytest.importorskip("zipldump.sim.zcore")
+    crashed = crashed_mod.generate(64 * MIB, 3, seed=5)
+    m = machine_mod.Machine(crashed, hsa_size=32 * MIB)
+    m.dump_ipl()
+    z = zcore_mod.Zcore(m)
+    p = tmp_path / "dump"
+    with open(p, "wb") as out:
+        shutil.copyfileobj(z.mem, out, 4 * MIB)
+        out.write(sd.build_end_marker((1 << 64) - 1))
+    with S390Dump(p) as d:
+        assert d.complete and d.info.warnings == []
+        want = [c.registers for c in crashed.cpus if c.prefix]
+        assert d.cpus == want and len(want) == 3
+        core_path = tmp_path / "core"
+        write_elf(d, core_path)
+    assert read_elf_core(core_path).cpus == want

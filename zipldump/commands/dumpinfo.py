@@ -35,8 +35,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def add_source_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="s390 dump file, or disk image with a dump partition / file system dump")
+def add_source_args(p: argparse.ArgumentParser, metavar: str = "FILE") -> None:
+    p.add_argument("file", metavar=metavar, help="s390 dump file, s390x ELF core, or disk image with a dump partition / file system dump")
     p.add_argument("--block-size", type=int, default=512, choices=(512, 1024, 2048, 4096), help="logical block size of a disk image (default 512)")
     p.add_argument("--number", type=int, default=None, help="file system dump: use dump.N (default: the highest N)")
     p.add_argument("--partition", type=int, default=None, help="file system dump: search only this partition")

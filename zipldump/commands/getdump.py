@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
         "IMAGE as an s390 dump file, and write it to OUT in the s390 standalone format or as an s390x ELF core "
         "(like zgetdump -f elf).  Incomplete dumps are refused unless --force.",
     )
-    add_source_args(p)
+    add_source_args(p, metavar="IMAGE")
     p.add_argument("out", metavar="OUT", help="output file")
     p.add_argument("--format", choices=("s390", "elf"), default="s390", help="output format (default s390)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")

@@ -91,7 +91,7 @@ class CpuRegisters:
     timer: int = 0
     ckc: int = 0
     todpreg: int = 0
-    cpu_address: int | None = None
+    cpu_address: int | None = field(default=None, compare=False)  # informational: not in the save area
     vxrs: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
