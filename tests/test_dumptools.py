@@ -510,3 +510,20 @@ def test_reader_agrees_with_simulated_zcore(tmp_path: Path) -> None:
         core_path = tmp_path / "core"
         write_elf(d, core_path)
     assert read_elf_core(core_path).cpus == want
+
+
+def test_dumpinfo_on_dump_disk_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[sample_regs(1).with_(prefix=0x10000)])
+    img = make_dump_disk(tmp_path, d)
+    assert cli_main(["-q", "dumpinfo", "--json", str(img)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["complete"] and data["located"]["kind"] == "partition"
+    assert data["cpus"][0]["registers"]["prefix"] == "0x00010000"
+    # The same disk after the partition's first block changed: checksum refused, --force reads it.
+    with open(img, "r+b") as fh:
+        fh.seek(PART_START + 0x800)
+        fh.write(b"\x01")
+    assert cli_main(["-q", "dumpinfo", str(img)]) == DumpTargetChangedError.exit_code
+    assert cli_main(["-q", "dumpinfo", "--force", str(img)]) == 0
