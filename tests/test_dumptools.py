@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_lowcore import sample_regs
+from test_lowcore import sample_regs
 from zipldump.dumptools.elf import read_elf_core, write_elf, write_s390
 from zipldump.dumptools.reader import FileSource, S390Dump
 from zipldump.errors import DumpError, IncompleteDumpError, MagicError
@@ -357,7 +357,7 @@ def test_getdump_refuses_incomplete(tmp_path: Path) -> None:
 
 
 def _have_e2fs() -> bool:
-    from tests.conftest import have_tool
+    from conftest import have_tool
 
     return have_tool("mke2fs") and have_tool("debugfs")
 

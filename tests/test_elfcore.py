@@ -7,7 +7,7 @@ import pytest
 from zipldump.errors import FormatError, MagicError
 from zipldump.formats import elfcore as ec
 from zipldump.formats.lowcore import CpuRegisters
-from tests.test_lowcore import sample_regs
+from test_lowcore import sample_regs
 
 
 def test_struct_sizes_and_offsets() -> None:
