@@ -334,3 +334,51 @@ def test_dumpto_from_zipl_conf(tmp_path: Path, files) -> None:
     # a dump section cannot share a run with the IPL target
     conf.write_text(conf.read_text() + "\n[linux]\ntarget=2\nimage=" + str(files["kernel"]) + "\n\n:m\n1=dump\n2=linux\ndefault=1\n")
     assert main(["-q", "install", str(img), "-c", str(conf), "--menu", "m", "-n"]) == 2
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_interactive_confirmation(tmp_path: Path, files) -> None:
+    img = dump_disk(tmp_path, 512)
+    fill(img, MIB, 4096)
+    before = sha(img)
+    no = UI(interactive=True, stderr=io.StringIO(), stdin=FakeTty("n\n"))
+    with pytest.raises(AbortedError, match="answered no"):
+        install(job(img, files, 512, assume_yes=False), no)
+    assert sha(img) == before
+    err = io.StringIO()
+    yes = UI(interactive=True, stderr=err, stdin=FakeTty("y\n"))
+    res = install(job(img, files, 512, assume_yes=False), yes)
+    assert res.verified and "data in the first 64 KiB of partition 1" in err.getvalue()
+
+
+def test_failed_reinstall_leaves_block0_disarmed(tmp_path: Path, files, monkeypatch) -> None:
+    img = dump_disk(tmp_path, 512)
+    install(job(img, files, 512), quiet())
+    import zipldump.install as inst
+
+    def broken(*a, **k):
+        raise DiskError("simulated read-back difference")
+
+    monkeypatch.setattr(inst, "verify", broken)
+    with pytest.raises(DiskError, match="simulated"):
+        install(job(img, files, 512, parameters="new=1"), quiet())
+    with DiskImage(img, 512) as d:
+        blk = d.read_block(0)
+    # no boot record that could point at half-written blocks; the label is intact
+    assert blk[:0x98] == bytes(0x98) and blk[0x1FE:] == b"\x55\xaa"
+    monkeypatch.undo()
+    install(job(img, files, 512, parameters="new=1"), quiet())
+    with DiskImage(img, 512) as d:
+        assert reader.read_boot_record(d).boot_info.bp_type == 1
+
+
+def test_replacing_an_ipl_record_asks(tmp_path: Path, files) -> None:
+    img = dump_disk(tmp_path, 512)
+    with open(img, "r+b") as fh:  # a zipl IPL boot record (boot_info zero)
+        fh.write(b"zIPL\0\0\0\1" + bytes(8) + struct.pack(">QH", 5000, 512))
+    with pytest.raises(AbortedError, match="zipl IPL boot record in block 0"):
+        install(job(img, files, 512, assume_yes=False), quiet())

@@ -297,3 +297,27 @@ default=2
         assert main(["-q", "install", str(img), "-c", str(conf), "linux", "--target", "1", "-n"]) == 0
     assert sorted(read_components(img, 512)) == [0]
     assert main(["-q", "install", str(img), "-c", str(conf), "nosuch", "-n"]) == 2
+
+
+def test_failed_install_keeps_old_bootmap(tmp_path: Path, files, monkeypatch) -> None:
+    img = ipl_disk(tmp_path, 512)
+    p1 = read_partition_table(img).get(1)
+    install(InstallJob(img, "target", 1, {0: ProgramSpec("old", "ipl", files["kernel"], None, "old=1")}), quiet())
+    with DiskImage(img, 512) as d:
+        blk0 = d.read_block(0)
+    efs = ExtFs(img, p1.start_bytes, p1.size_bytes)
+    old_bm = efs.read_file("/bootmap")
+    import zipldump.install as inst
+    from zipldump.errors import DiskError
+
+    def broken(*a, **k):
+        raise DiskError("simulated read-back difference")
+
+    monkeypatch.setattr(inst, "verify", broken)
+    with pytest.raises(DiskError):
+        install(InstallJob(img, "target", 1, {0: ProgramSpec("new", "ipl", files["kernel"], files["ramdisk"], "new=1")}), quiet())
+    with DiskImage(img, 512) as d:
+        assert d.read_block(0) == blk0
+    assert efs.read_file("/bootmap") == old_bm and not efs.exists("/bootmap_temp.zipldump")
+    assert efs.fsck() == 0, efs.last_fsck_output
+    assert read_components(img, 512)[0][1] == 0

@@ -224,6 +224,11 @@ def find_losses(disk: DiskImage, job: InstallJob, target: Target, block0: bytes)
     generic = hashlib.sha256(head).hexdigest() == _PARTED_BOOT_CODE_SHA256
     if head[:4] != ZIPL_MAGIC and any(head) and not generic:
         losses.append("boot code in block 0 (bytes 0x00-0x97 hold something that is not a zipl boot record)")
+    elif head[:4] == ZIPL_MAGIC:
+        old_dump = head[0x70:0x74] == ZIPL_MAGIC and head[0x75] == 1
+        if old_dump != (job.mode == "dumpto"):
+            old = "SCSI dump" if old_dump else "IPL"
+            losses.append(f"the zipl {old} boot record in block 0 (its programs become unreachable)")
     if job.mode == "dumpto":
         n = min(PARTITION_WIPE_SIZE, target.size_bytes)
         data = disk.read_at(target.start_bytes, n)
@@ -312,22 +317,30 @@ def _open_fs(job: InstallJob, target: Target) -> Any:
     return fs
 
 
-def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs: Any, ui: UI) -> BootmapLayout:
-    bs = target.block_size
-    kw = dict(default_position=job.default_position, pad=True)
-    # First pass on an imaginary contiguous file: its size, and the space check.
-    guess = layout_bootmap(programs, bs, lambda i: 1 + i, **kw)
-    size = bootmap_file_size(guess)
+def _contiguous_guess(job: InstallJob, target: Target, programs: list[ProgramImage]) -> BootmapLayout:
+    """The layout on an imaginary contiguous file: its size, and the dry-run plan."""
+    return layout_bootmap(programs, target.block_size, lambda i: 1 + i, default_position=job.default_position, pad=True)
+
+
+def _check_file_space(job: InstallJob, target: Target, programs: list[ProgramImage], fs: Any) -> None:
+    size = bootmap_file_size(_contiguous_guess(job, target, programs))
     free = fs.free_bytes()
-    old = fs.file_size(BOOTMAP_NAME) if fs.exists(BOOTMAP_NAME) else 0
     if size > free:
+        old = fs.file_size(BOOTMAP_NAME) if fs.exists(BOOTMAP_NAME) else 0
         raise PartitionTooSmallError(
             f"the bootmap file needs {size} bytes, the file system on partition {target.number} has {free} free"
             + (f" (the old bootmap's {old} bytes are freed only after the new one is written)" if old else ""),
             where=f"partition {target.number}",
         )
+
+
+def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs: Any, ui: UI) -> BootmapLayout:
+    bs = target.block_size
+    kw = dict(default_position=job.default_position, pad=True)
+    guess = _contiguous_guess(job, target, programs)
     if job.dry_run:
         return guess
+    size = bootmap_file_size(guess)
     # Allocate, map, lay out; more list blocks for a fragmented file need a bigger file.
     for _ in range(_LAYOUT_RETRIES):
         if fs.exists(BOOTMAP_TEMP):
@@ -349,8 +362,8 @@ def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs
 
 
 # ---------------------------------------------------------------------------- writing
-def _do_writes(disk: DiskImage, layout: BootmapLayout, ui: UI) -> dict[int, str]:
-    """Perform every layout write; returns nothing but streams files in chunks."""
+def _do_writes(disk: DiskImage, layout: BootmapLayout, ui: UI) -> None:
+    """Perform every layout write, streaming file data in 1 MiB chunks."""
     bs = disk.block_size
     total = sum(w.length if w.source is not None else len(w.data or b"") for w in layout.writes())
     with ui.progress("Writing bootmap", total) as prog:
@@ -369,7 +382,6 @@ def _do_writes(disk: DiskImage, layout: BootmapLayout, ui: UI) -> dict[int, str]
                 disk.write_at(w.lba * bs + done, chunk)
                 done += n
                 prog.advance(n)
-    return {}
 
 
 def read_back(disk: DiskImage, pt_lba: int) -> dict[int, list[tuple[int, int, str]]]:
@@ -490,53 +502,65 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
     else:
         with ui.step(f"Checking the file system on partition {target.number}"):
             fs = _open_fs(job, target)
-            guess = layout_bootmap(programs, bs, lambda i: 1 + i, default_position=job.default_position, pad=True)
-            if fs.free_bytes() < bootmap_file_size(guess):
-                _plan_file(job, target, programs, fs, ui)  # raises with the numbers
+            _check_file_space(job, target, programs, fs)
         result_kw.update(bootmap_file=BOOTMAP_NAME)
     losses = find_losses(disk, job, target, block0)
     ui.confirm(f"Install on {job.image_path}?", losses, assume_yes=job.assume_yes)
-    if job.dry_run:
-        if fs is not None:
-            layout = _plan_file(job, target, programs, fs, ui)
-        _do_writes(disk, layout, ui)
-        ui.info(f"dry run: {len(disk.writes)} writes planned, image not changed")
-        return InstallResult(job.mode, str(job.image_path), bs, target.number, True, layout, target, losses=losses, **result_kw)
 
-    # ---- first write from here on ----
-    if fs is not None:
-        with ui.step("Allocating the bootmap file"):
-            layout = _plan_file(job, target, programs, fs, ui)
-    elif block0[:4] == ZIPL_MAGIC:
-        # The old boot record may point into the tail we are about to rewrite: disarm it first.
-        _write_block0(disk, bytes(BOOT_RECORD_SIZE))
-        disk.flush()
-    with ui.step("Writing programs and tables"):
-        _do_writes(disk, layout, ui)
-        if job.mode == "dumpto":
-            disk.write_at(target.start_bytes, bytes(min(PARTITION_WIPE_SIZE, target.size_bytes)))
-        disk.flush()
-    if job.mode == "dumpto":
-        csum = cksm(disk.read_at(target.start_bytes, 4096))
-        if csum != SB_SEED:
-            raise DiskError(f"partition start checksum is {csum:#x} after the wipe, expected the seed", where=f"partition {target.number}")
+    # ---- first write from here on (a dry run records the writes instead) ----
     hashes: dict[tuple[int, int], str] = {}
-    if job.verify:
-        with ui.step("Reading back every block list"):
-            hashes = verify(disk, layout, ui)
-    with ui.step("Writing block 0 (boot record)"):
-        info = dump_boot_info(layout.superblock_lba * bs) if job.mode == "dumpto" and layout.superblock_lba else None
-        _write_block0(disk, build_boot_record(layout.pt_lba, bs, info))
-        disk.flush()
-    if fs is not None:
+    try:
+        if fs is not None:
+            with ui.step("Allocating the bootmap file"):
+                layout = _plan_file(job, target, programs, fs, ui)
+        elif block0[:4] == ZIPL_MAGIC:
+            # The old boot record may point into the tail we are about to rewrite: disarm it first.
+            _write_block0(disk, bytes(BOOT_RECORD_SIZE))
+            disk.flush()
+        with ui.step("Writing programs and tables"):
+            _do_writes(disk, layout, ui)
+            if job.mode == "dumpto":
+                disk.write_at(target.start_bytes, bytes(min(PARTITION_WIPE_SIZE, target.size_bytes)))
+            disk.flush()
+        if not job.dry_run:
+            if job.mode == "dumpto":
+                csum = cksm(disk.read_at(target.start_bytes, 4096))
+                if csum != SB_SEED:
+                    raise DiskError(
+                        f"partition start checksum is {csum:#x} after the wipe, expected the seed",
+                        where=f"partition {target.number}",
+                    )
+            if job.verify:
+                with ui.step("Reading back every block list"):
+                    hashes = verify(disk, layout, ui)
+        with ui.step("Writing block 0 (boot record)"):
+            info = dump_boot_info(layout.superblock_lba * bs) if job.mode == "dumpto" and layout.superblock_lba else None
+            _write_block0(disk, build_boot_record(layout.pt_lba, bs, info))
+            disk.flush()
+    except BaseException:
+        if fs is not None and not job.dry_run:
+            _discard_temp(fs)
+        raise
+    if fs is not None and not job.dry_run:
         with ui.step("Renaming the bootmap file"):
             if fs.exists(BOOTMAP_NAME):
                 fs.remove(BOOTMAP_NAME)
             fs.rename(BOOTMAP_TEMP, BOOTMAP_NAME)
+    if job.dry_run:
+        ui.info(f"dry run: {len(disk.writes)} writes planned, image not changed")
     return InstallResult(
-        job.mode, str(job.image_path), bs, target.number, False, layout, target,
-        verified=job.verify, losses=losses, hashes=hashes, **result_kw,
+        job.mode, str(job.image_path), bs, target.number, job.dry_run, layout, target,
+        verified=job.verify and not job.dry_run, losses=losses, hashes=hashes, **result_kw,
     )
+
+
+def _discard_temp(fs: Any) -> None:
+    """Best effort: drop a half-made bootmap file after an error (block 0 still points at the old one)."""
+    try:
+        if fs.exists(BOOTMAP_TEMP):
+            fs.remove(BOOTMAP_TEMP)
+    except DiskError:
+        pass
 
 
 # ---------------------------------------------------------------------------- spec §13
