@@ -198,3 +198,49 @@ def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     err = capsys.readouterr().err
     assert "hello MARK world" in err and "'MARK' seen" in err
     assert main(["qemu-boot", str(tmp_path / "none.img")]) == UsageError.exit_code
+
+
+def test_s390pkgs_cache_is_reused_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from zipldump import s390pkgs
+
+    root = tmp_path / "root"
+    for rel in ("boot/vmlinuz-6.1.0-99-s390x", "bin/busybox", "lib/s390-tools/stage3.bin"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    (tmp_path / "manifest.json").write_text(
+        json.dumps(
+            {
+                "kernel": "root/boot/vmlinuz-6.1.0-99-s390x",
+                "kernel_version": "6.1.0-99-s390x",
+                "busybox": "root/bin/busybox",
+                "stage3": "root/lib/s390-tools/stage3.bin",
+                "debs": [],
+            }
+        )
+    )
+
+    def no_network(*a: object, **k: object) -> None:
+        raise AssertionError("must not download when the cache is complete")
+
+    monkeypatch.setattr(s390pkgs, "_download", no_network)
+    pk = s390pkgs.ensure_packages(tmp_path)
+    assert pk.kernel == root / "boot/vmlinuz-6.1.0-99-s390x" and pk.kernel_version == "6.1.0-99-s390x"
+    # a missing file makes the cache incomplete: download again
+    (root / "bin/busybox").unlink()
+    with pytest.raises(AssertionError, match="must not download"):
+        s390pkgs.ensure_packages(tmp_path)
+    monkeypatch.setenv("ZIPLDUMP_CACHE", str(tmp_path / "c"))
+    assert s390pkgs.default_cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("ZIPLDUMP_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert s390pkgs.default_cache_dir() == tmp_path / "x" / "zipldump" / "s390x"
+
+
+def test_s390pkgs_download_failure_is_tool_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zipldump import s390pkgs
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get at all
+    with pytest.raises(ToolMissingError, match="apt-get not found"):
+        s390pkgs.ensure_packages(tmp_path / "cache")

@@ -49,6 +49,24 @@ def default_cache_dir() -> Path:
     return Path(xdg) / "zipldump" / "s390x"
 
 
+def _codename() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("VERSION_CODENAME="):
+                return line.split("=", 1)[1].strip().strip('"') or "bookworm"
+    except OSError:
+        pass
+    return "bookworm"
+
+
+def _own_sources(cache: Path) -> list[str]:
+    """apt options for a private sources list, for hosts whose own sources exclude s390x."""
+    etc = cache / "apt" / "etc"
+    (etc / "sources.list.d").mkdir(parents=True, exist_ok=True)
+    (etc / "sources.list").write_text(f"deb ARCHIVE {_codename()} main\n")
+    return ["-o", f"Dir::Etc::SourceList={etc / 'sources.list'}", "-o", f"Dir::Etc::SourceParts={etc / 'sources.list.d'}"]
+
+
 def _apt_options(cache: Path) -> list[str]:
     return [
         "-o", "APT::Architecture=s390x",
@@ -109,6 +127,14 @@ def ensure_packages(cache_dir: Path | None = None, ui: UI | None = None) -> S390
         return _download(cache, ui)
 
 
+def _kernel_package(opts: list[str]) -> re.Match[str] | None:
+    try:
+        depends = _run(["apt-cache", *opts, "depends", KERNEL_META])
+    except ToolMissingError:
+        return None
+    return re.search(r"^\s*Depends:\s*(linux-image-(\d[^\s]*)-s390x)\s*$", depends, re.M)
+
+
 def _download(cache: Path, ui: UI | None) -> S390Packages:
     for tool in ("apt-get", "apt-cache", "dpkg-deb"):
         if shutil.which(tool) is None:
@@ -124,8 +150,13 @@ def _download(cache: Path, ui: UI | None) -> S390Packages:
 
     with step("apt-get update (s390x package lists)"):
         _run(["apt-get", *opts, "update"])
-    depends = _run(["apt-cache", *opts, "depends", KERNEL_META])
-    m = re.search(r"^\s*Depends:\s*(linux-image-(\d[^\s]*)-s390x)\s*$", depends, re.M)
+    m = _kernel_package(opts)
+    if not m:
+        # The host's sources may be limited to its own architecture: use Debian's main archive.
+        opts += _own_sources(cache)
+        with step("apt-get update (s390x package lists from the Debian archive)"):
+            _run(["apt-get", *opts, "update"])
+        m = _kernel_package(opts)
     if not m:
         raise ToolMissingError(f"cannot find the kernel package that {KERNEL_META} depends on")
     kernel_pkg = m.group(1)
