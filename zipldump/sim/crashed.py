@@ -334,21 +334,31 @@ def _check_geometry(memory_size: int, ncpus: int) -> None:
         raise UsageError(f"{ncpus} CPUs: the dump header holds 1 to {MAX_CPUS}", where="crashed system CPU count")
 
 
-def generate(memory_size: int = DEFAULT_MEMORY, ncpus: int = DEFAULT_CPUS, seed: int = 0, *, boot_cpu: int = 0) -> CrashedSystem:
+def generate(memory_size: int = DEFAULT_MEMORY, ncpus: int = DEFAULT_CPUS, seed: int = 0, *, boot_cpu: int = 0,
+             prefixes: list[int] | None = None) -> CrashedSystem:
     """A deterministic crashed Linux (see the module docstring for the content).
 
     Per CPU i (CPU address i): prefix from `default_prefixes`, live registers
     `generated_registers(seed, i, prefix)`, and in memory at the prefix page:
     the CPU address at +0x84, zero at +0x11B0 (no vector save area) and a stale
     save area at +0x1200 (`generated_registers(..., stale=True)`, pads keep the
-    filler).  Absolute 0xE00 points to an FCP IPIB at 0x7000 with a valid
+    filler).  `prefixes` overrides the layout (distinct, 8 KiB aligned, inside
+    memory, not in the first 64 KiB).  Absolute 0xE00 points to an FCP IPIB at 0x7000 with a valid
     checksum at 0xE08, so zcore/reipl finds a re-IPL block.
     """
     _check_geometry(memory_size, ncpus)
     if not 0 <= boot_cpu < ncpus:
         raise UsageError(f"boot CPU {boot_cpu} does not exist ({ncpus} CPUs)", where="crashed system boot CPU")
     src = _Generated(memory_size, seed)
-    prefixes = default_prefixes(memory_size, ncpus)
+    if prefixes is None:
+        prefixes = default_prefixes(memory_size, ncpus)
+    else:
+        prefixes = list(prefixes)
+        if len(prefixes) != ncpus or len(set(prefixes)) != ncpus:
+            raise UsageError(f"need {ncpus} distinct prefixes, got {len(prefixes)}", where="crashed system prefixes")
+        for i, p in enumerate(prefixes):
+            if p % LOWCORE_SIZE or p < 0x10000 or p + LOWCORE_SIZE > memory_size:
+                raise UsageError(f"prefix 0x{p:x} is not 8 KiB aligned between 64 KiB and the memory end", where=f"CPU {i} prefix")
     cpus = [CpuState(address=i, registers=generated_registers(seed, i, p), state=STOPPED) for i, p in enumerate(prefixes)]
     patches: list[tuple[int, bytes]] = []
     for i, p in enumerate(prefixes):
