@@ -205,8 +205,8 @@ def boot(
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     os.set_blocking(proc.stdout.fileno(), False)
+    eof = False
     try:
-        eof = False
         while not eof:
             now = time.monotonic()
             if now >= deadline:
@@ -240,6 +240,12 @@ def boot(
         raise
     finally:
         sel.close()
+        if eof:
+            # stdout closed: QEMU is exiting; collect its status before judging.
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                pass
         ended_by_itself = proc.poll() is not None
         _kill_group(proc)
         proc.stdout.close()
