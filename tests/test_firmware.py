@@ -360,3 +360,33 @@ def test_version_id_only_warns(tmp_path: Path) -> None:
     patch(b.path, 4, struct.pack(">I", 2))
     _, res = load(b.path, dump=True)
     assert res.warnings == ["Unknown MBR layout version, assuming version 1 (version_id 2)"]
+
+
+def test_ipl_load_clears_storage_dump_load_does_not(tmp_path: Path) -> None:
+    class Base:
+        def readinto_original(self, addr: int, buf: memoryview) -> int:
+            buf[:] = b"\xcc" * len(buf)
+            return len(buf)
+
+    ipl = build_disk(tmp_path / "ipl.img", PAYLOADS, header_type=0, psw=0x0008000080010000)
+    m = FakeMachine()
+    m.storage = Storage(Base(), 64 * MiB)
+    load(ipl.path, dump=False, machine=m)
+    assert m.storage.read(0x20000, 16) == bytes(16)  # load type SCSI clears memory
+
+
+def test_dump_load_needs_the_hsa_saved_first(tmp_path: Path) -> None:
+    from zipldump.sim.crashed import generate
+    from zipldump.sim.machine import Machine
+
+    b = build_disk(tmp_path / "d.img", PAYLOADS)
+    m = Machine(generate(64 * MiB, 2), 32 * MiB)
+    with pytest.raises(IplError, match="before the HSA was saved"):
+        load(b.path, dump=True, machine=m)
+    m.dump_ipl()
+    _, res = load(b.path, dump=True, machine=m)
+    assert res.hsa_size == 32 * MiB
+    # The HSA still holds the crashed bytes the loader overwrote.
+    buf = bytearray(16)
+    m.hsa.readinto(0xA000, memoryview(buf))
+    assert bytes(buf) == m.crashed.read_original(0xA000, 16) != m.storage.read(0xA000, 16)
