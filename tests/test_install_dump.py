@@ -382,3 +382,14 @@ def test_replacing_an_ipl_record_asks(tmp_path: Path, files) -> None:
         fh.write(b"zIPL\0\0\0\1" + bytes(8) + struct.pack(">QH", 5000, 512))
     with pytest.raises(AbortedError, match="zipl IPL boot record in block 0"):
         install(job(img, files, 512, assume_yes=False), quiet())
+
+
+def test_dumpto_on_gpt_disk(tmp_path: Path, files) -> None:
+    img = tmp_path / "gpt.img"
+    make_disk(img, 48 * MIB, label="gpt", parts=[PartSpec(4 * MIB), PartSpec(None)])
+    res = install(job(img, files, 512, partition=2), quiet())
+    with DiskImage(img, 512) as d:
+        br = reader.read_boot_record(d)
+        sb = reader.read_superblock(d, br.boot_info.dump_sb_offset)
+        assert d.read_block(0)[0x1C2] == 0xEE  # protective MBR entry kept
+    assert sb.part_start == res.target.start_bytes and res.verified

@@ -31,7 +31,7 @@ from zipldump.formats.bootrecord import (
     build_boot_record,
     dump_boot_info,
 )
-from zipldump.formats.component_table import TYPE_LOAD, ComponentEntry, ComponentHeader
+from zipldump.formats.component_table import TYPE_LOAD, ComponentEntry
 from zipldump.formats.dump_superblock import PARTITION_WIPE_SIZE, SB_SEED, build_superblock, cksm
 from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, ProgramTable
 from zipldump.plan.job import InstallJob
@@ -251,16 +251,14 @@ def _plan_dumpto(job: InstallJob, disk: DiskImage, target: Target, programs: lis
         if not 0 <= start < target.length:
             raise LayoutError(f"bootmap start {start} lies outside partition {target.number} ({target.length} blocks)")
     else:
-        kern = next(c for c in prog.components if c.kind == "kernel")
+        # zipl's estimate uses the stat() sizes of the kernel and ramdisk files
         rd = next((c for c in prog.components if c.kind == "ramdisk"), None)
-        spec = job.programs[0]
         tail = dump_tail(
             target.length,
-            os.path.getsize(spec.image),
+            os.path.getsize(job.programs[0].image),
             rd.source.length if rd is not None else None,
             bs,
         )
-        del kern
         start = tail.start
     if start * bs < min(PARTITION_WIPE_SIZE, target.size_bytes):
         raise PartitionTooSmallError(
@@ -391,7 +389,10 @@ def read_back(disk: DiskImage, pt_lba: int) -> dict[int, list[tuple[int, int, st
     blocks)]}.  Bounded: each list chain may visit a block only once.
     """
     bs = disk.block_size
-    pt = ProgramTable.parse(disk.read_block(pt_lba)[:512])
+    raw = disk.read_block(pt_lba)
+    if raw[:4] != ZIPL_MAGIC:
+        raise DiskError("read-back: program table has no zIPL magic", where=f"LBA {pt_lba:#x}")
+    pt = ProgramTable.parse(raw[:512])
     out: dict[int, list[tuple[int, int, str]]] = {}
     per = data_slots_per_block(bs)
     for i in range(PROGRAM_TABLE_ENTRIES):
@@ -399,7 +400,8 @@ def read_back(disk: DiskImage, pt_lba: int) -> dict[int, list[tuple[int, int, st
         if e.blockno == 0:
             continue
         ct = disk.read_block(e.blockno)
-        ComponentHeader.parse(ct[:32])
+        if ct[:4] != ZIPL_MAGIC:
+            raise DiskError("read-back: component table has no zIPL magic", where=f"LBA {e.blockno:#x}")
         comps = []
         for k in range(32, bs, 32):
             ent = ComponentEntry.parse(ct[k : k + 32])
@@ -417,8 +419,14 @@ def read_back(disk: DiskImage, pt_lba: int) -> dict[int, list[tuple[int, int, st
                 for j, p in enumerate(slots[:per]):
                     if p.blockno == 0:
                         break
-                    for b in range(p.blockct + 1):
-                        h.update(disk.read_block(p.blockno + b))
+                    if p.size != bs:
+                        raise DiskError(f"read-back: pointer size {p.size} is not the block size", where=f"LBA {lb:#x} slot {j}")
+                    left, off = p.nblocks * bs, p.blockno * bs
+                    while left:
+                        n = min(left, 1 << 20)
+                        h.update(disk.read_at(off, n))
+                        off += n
+                        left -= n
                     nbytes += p.nblocks * bs
                 else:
                     nxt = slots[per].blockno
