@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import struct
 import subprocess
 import threading
@@ -21,7 +20,7 @@ from zipldump.cli import main
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk
 from zipldump.errors import AbortedError, DiskError, HsaLimitError, LockError, PartitionTooSmallError, UsageError
-from zipldump.formats.dump_superblock import SB_SEED, cksm
+from zipldump.formats.dump_superblock import SB_SEED
 from zipldump.install import install
 from zipldump.plan.job import InstallJob, ProgramSpec
 from zipldump.plan.layout import estimate_scsi_dump_size

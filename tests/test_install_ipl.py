@@ -8,7 +8,6 @@ import io
 import json
 import os
 import struct
-import subprocess
 from contextlib import redirect_stdout
 from pathlib import Path
 

@@ -39,7 +39,6 @@ from zipldump.plan.layout import (
     BootmapLayout,
     ProgramImage,
     Source,
-    Write,
     bootmap_file_size,
     compose_program,
     dump_tail,

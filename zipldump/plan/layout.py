@@ -14,7 +14,7 @@ import hashlib
 import os
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from zipldump.errors import KernelImageError, LayoutError, PartitionTooSmallError, UsageError
@@ -402,7 +402,6 @@ class BootmapLayout:
     pt_entries: dict[int, int]  # program-table entry -> component table LBA
     pad: bool  # write whole zero-padded blocks (bootmap file) or exact lengths (raw partition)
     superblock: bytes | None = None
-    lbas_used: list[int] = field(default_factory=list)
 
     @property
     def pt_bytes(self) -> bytes:
