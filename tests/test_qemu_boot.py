@@ -244,3 +244,16 @@ def test_s390pkgs_download_failure_is_tool_missing(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get at all
     with pytest.raises(ToolMissingError, match="apt-get not found"):
         s390pkgs.ensure_packages(tmp_path / "cache")
+
+
+def test_cli_json_and_quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    monkeypatch.setenv("ZIPLDUMP_QEMU", fake_qemu(tmp_path, "echo 'guest says MARK'\nsleep 30"))
+    disk = small_disk(tmp_path, bs=4096)
+    assert main(["-q", "qemu-boot", str(disk), "--block-size", "4096", "--loadparm", "0", "--expect", "MARK", "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["matched"] is True and doc["expect"] == "MARK" and doc["qemu_status"] is None
+    assert "logical_block_size=4096" in doc["command"][-1] and doc["command"][2] == "s390-ccw-virtio,loadparm=0"
+    assert "guest says" not in err  # -q hides the console
