@@ -378,3 +378,18 @@ def test_4gib_system_streams_with_low_rss():
     assert out.returncode == 0, out.stderr
     hwm_kib = int(out.stdout.split()[-1])
     assert hwm_kib < 160 * 1024, f"peak RSS {hwm_kib} KiB"
+
+
+def test_sclp_failure_during_read_is_eio():
+    c = generate(40 * MiB, 1)
+    m, z = boot(c)
+
+    def no_data(cmd, sccb):  # the SCLP answers every copy with event status 0x03
+        sccb[0x06:0x08] = b"\x00\x20"
+        sccb[0x1F] = 0x03
+        return 0
+
+    z.sdias.service_call = no_data
+    with pytest.raises(SclpError) as ei:
+        z.pread_into(HEADER_SIZE + 0x5000, bytearray(4096))
+    assert errno_of(ei) == errno.EIO and ei.value.where == "SDIAS block 7"

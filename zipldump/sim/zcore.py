@@ -163,7 +163,11 @@ class Zcore:
             a = addr + done
             page, off = a >> 12, a & (PAGE_SIZE - 1)
             pages = min(self.blocks_per_request, ((a + n - done - 1) >> 12) - page + 1)
-            stored = self.sdias.copy(self.bounce_addr, page + FIRST_DATA_BLOCK, pages)
+            try:
+                stored = self.sdias.copy(self.bounce_addr, page + FIRST_DATA_BLOCK, pages)
+            except SclpError as exc:
+                exc.errno = errno_mod.EIO  # type: ignore[attr-defined]  # "Error from SCLP while copying hsa"
+                raise
             if stored < 1:
                 raise _err(SclpError, errno_mod.EIO, "SDIAS stored no block", f"SDIAS block {page + FIRST_DATA_BLOCK}")
             take = min(stored * PAGE_SIZE - off, n - done)
