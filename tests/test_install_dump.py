@@ -124,9 +124,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return {"kernel": k, "ramdisk": r, "stage3": s}
 
 
-def dump_disk(tmp_path: Path, bs: int) -> Path:
+def dump_disk(tmp_path: Path, bs: int, part: int | None = None) -> Path:
     img = tmp_path / f"disk{bs}.img"
-    part = 40 * MIB if bs == 512 else 264 * MIB
+    part = part or (40 * MIB if bs == 512 else 264 * MIB)
     make_disk(img, part + 6 * MIB, block_size=bs, parts=[PartSpec(part), PartSpec(None)])
     return img
 
@@ -392,3 +392,23 @@ def test_dumpto_on_gpt_disk(tmp_path: Path, files) -> None:
         sb = reader.read_superblock(d, br.boot_info.dump_sb_offset)
         assert d.read_block(0)[0x1C2] == 0xEE  # protective MBR entry kept
     assert sb.part_start == res.target.start_bytes and res.verified
+
+
+def test_multi_chunk_components_4096(tmp_path: Path, files) -> None:
+    """Components larger than the 1 MiB I/O chunk, sizes not block multiples."""
+    img = dump_disk(tmp_path, 4096, 300 * MIB)
+    k = make_kernel(tmp_path / "bigkernel", size=3 * MIB + 4321)
+    r = tmp_path / "bigrd"
+    r.write_bytes(os.urandom(5 * MIB + 777))
+    res = install(job(img, dict(files, kernel=k, ramdisk=r), 4096, parameters="x=1"), quiet())
+    comps = {c["kind"]: c for c in res.to_json()["programs"][0]["components"]}
+    assert comps["ramdisk"]["sha256"] == hashlib.sha256(r.read_bytes()).hexdigest()
+    assert comps["kernel"]["length"] == 3 * MIB + 4321 - 0x10000
+    with DiskImage(img, 4096) as d:
+        pt = reader.read_program_table(d, reader.read_boot_record(d).program_table)
+        ct = reader.read_component_table(d, pt.entries[0])
+        got = [reader.component_sha256(d, reader.walk_block_list(d, e.blocklist).pointers, comps[kind]["length"])
+               for e, kind in zip(ct.entries, ["kernel", "parmline", "ramdisk"])]
+    assert got == [comps[k]["sha256"] for k in ("kernel", "parmline", "ramdisk")]
+    kdata = k.read_bytes()[0x10000:]
+    assert comps["kernel"]["sha256"] != hashlib.sha256(kdata).hexdigest()  # the parm area was patched

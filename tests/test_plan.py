@@ -230,3 +230,20 @@ def test_job_validation(tmp_path: Path) -> None:
         InstallJob(tmp_path / "img", "target", 1, {1: ProgramSpec("a", "ipl", k), 2: ProgramSpec("b", "ipl", k)}, default_position=3)
     with pytest.raises(UsageError, match="--dumpto"):
         InstallJob(tmp_path / "img", "target", 1, {0: ProgramSpec("a", "dump", k)})
+
+
+def test_source_patches_across_chunks(tmp_path: Path) -> None:
+    f = tmp_path / "data"
+    base = bytes(range(256)) * 40  # 10240 bytes
+    f.write_bytes(base)
+    src = Source.of_file(f, 1000, 9000, patches=[(4090, b"ABCDEFGHIJ"), (0, b"zz"), (8998, b"QQ")])
+    want = bytearray(base[1000:10000])
+    want[4090:4100] = b"ABCDEFGHIJ"
+    want[0:2] = b"zz"
+    want[8998:9000] = b"QQ"
+    assert b"".join(src.chunks(4096)) == bytes(want)
+    assert b"".join(src.chunks(7)) == bytes(want)
+    assert src.read(4095, 3) == b"FGH" and src.read(8999, 100) == b"Q"
+    import hashlib
+
+    assert src.sha256() == hashlib.sha256(bytes(want)).hexdigest()
