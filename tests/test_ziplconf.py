@@ -125,6 +125,8 @@ def test_single_section_without_defaultboot(tmp_path: Path) -> None:
         ("[a]\nimage=x\n:m\n1=a\nimage=q\n", 5, "not allowed in a menu"),
         ("[a]\nimage=x\nparameters=\"abc\n", 3, "unterminated"),
         ("[a b]\nimage=x\n", 1, "bad section name"),
+        ("[a]\nimage='x' y\n", 2, "after the closing quote"),
+        ("[a]\nImage=x\n", 2, "unknown keyword 'Image'"),
         ("[a]\nimage=x\njust words\n", 3, "expected [section]"),
         ("[defaultboot]\ndefault=a\ndefaultmenu=m\n[a]\nimage=x\n", 1, "only one of"),
         ("[defaultboot]\ndefault=zz\n[a]\nimage=x\n", 2, "no section [zz]"),

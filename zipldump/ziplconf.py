@@ -290,9 +290,12 @@ def _unquote(raw: str, where: str) -> str:
     raw = raw.strip()
     if raw[:1] in ("'", '"'):
         quote = raw[0]
-        if len(raw) < 2 or raw[-1] != quote:
+        end = raw.find(quote, 1)
+        if end < 0:
             raise UsageError(f"unterminated quoted value {raw}", where=where)
-        return raw[1:-1]
+        if raw[end + 1 :].strip():
+            raise UsageError(f"unexpected characters after the closing quote: {raw[end + 1 :].strip()!r}", where=where)
+        return raw[1:end]
     return raw
 
 
@@ -364,7 +367,7 @@ def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
             raise UsageError(f"expected [section], :menu or key=value, got {line!r}", where=where(lineno))
         if current is None:
             raise UsageError(f"keyword '{m['key']}' outside of a section (add a [section] line above it)", where=where(lineno))
-        key = m["key"].lower()
+        key = m["key"]  # keywords are case-sensitive, as in zipl
         value = _unquote(m["value"], where(lineno))
         if key in current.values:
             raise UsageError(
