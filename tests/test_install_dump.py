@@ -235,14 +235,21 @@ def test_dry_run_changes_nothing(tmp_path: Path, files) -> None:
     assert res.losses and "first 64 KiB of partition 1" in res.losses[0]
 
 
-def test_confirmation_refuses_without_terminal(tmp_path: Path, files) -> None:
+@pytest.mark.parametrize(
+    ("offset", "data", "loss"),
+    [
+        (0x438, b"\x53\xef", "ext2/3/4 file system on partition 1"),
+        (0, bytes.fromhex("a8190173618f23fd"), "s390 dump on partition 1"),
+        (0, b"\x7fELF\x02\x02\x01", "ELF dump on partition 1"),
+    ],
+)
+def test_confirmation_refuses_without_terminal(tmp_path: Path, files, offset: int, data: bytes, loss: str) -> None:
     img = dump_disk(tmp_path, 512)
-    # an ext file-system magic in the dump partition
     with open(img, "r+b") as fh:
-        fh.seek(MIB + 0x438)
-        fh.write(b"\x53\xef")
+        fh.seek(MIB + offset)
+        fh.write(data)
     before = sha(img)
-    with pytest.raises(AbortedError, match="ext2/3/4 file system on partition 1"):
+    with pytest.raises(AbortedError, match=loss):
         install(job(img, files, 512, assume_yes=False), quiet())
     assert sha(img) == before
 

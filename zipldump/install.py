@@ -234,6 +234,8 @@ def find_losses(disk: DiskImage, job: InstallJob, target: Target, block0: bytes)
         name = f"partition {target.number}"
         if len(data) >= 8 and struct.unpack(">Q", data[:8])[0] == S390_DUMP_MAGIC:
             losses.append(f"the s390 dump on {name} (dump header magic at its first byte)")
+        elif data[:4] == b"\x7fELF":
+            losses.append(f"the ELF dump on {name} (ELF header at its first byte)")
         elif data[EXT_MAGIC_OFFSET : EXT_MAGIC_OFFSET + 2] == EXT_MAGIC:
             losses.append(f"the ext2/3/4 file system on {name} (magic 0xEF53 at partition offset 0x438)")
         elif any(data):
