@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 
 from zipldump.formats.lowcore import (
     SAVE_AREA_OFFSET,
-    SAVE_AREA_SIZE,
     CpuRegisters,
     build_save_area,
 )
@@ -44,5 +43,3 @@ class CpuState:
     def copy(self) -> CpuState:
         return replace(self)
 
-
-__all__ = ["CHECK_STOP", "OPERATING", "STOPPED", "CpuState", "SAVE_AREA_SIZE"]

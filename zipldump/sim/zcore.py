@@ -44,9 +44,9 @@ from zipldump.formats.lowcore import (
     REGISTER_RANGES,
     SAVE_AREA_OFFSET,
     SAVE_AREA_SIZE,
+    CpuRegisters,
     parse_save_area,
 )
-from zipldump.formats.lowcore import CpuRegisters
 from zipldump.formats.s390dump import HEADER_SIZE, DumpHeader, build_header
 from zipldump.sim.sclp import FIRST_DATA_BLOCK, Sdias
 from zipldump.sim.storage import PAGE_SIZE
