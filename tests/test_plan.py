@@ -211,7 +211,7 @@ def test_compose_hsa_refusal(tmp_path: Path) -> None:
     r = tmp_path / "r"
     with open(r, "wb") as fh:
         fh.truncate(40 << 20)
-    with pytest.raises(HsaLimitError, match=r"component 'initial ramdisk' of program 'd' 0x00040000-0x0283ffff ends above the HSA limit 0x02000000"):
+    with pytest.raises(HsaLimitError, match=r"dump program 'd': component 'initial ramdisk' 0x00040000-0x0283ffff ends above the HSA limit 0x02000000"):
         compose_program(0, ProgramSpec("d", "dump", k, r), stage3=None, hsa_size=32 << 20)
     # the same files are fine for an IPL program and with a bigger HSA
     compose_program(0, ProgramSpec("i", "ipl", k, r), stage3=None, hsa_size=32 << 20)

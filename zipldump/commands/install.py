@@ -23,7 +23,11 @@ def _size(text: str) -> int:
     from zipldump.disk.partitions import parse_size
 
     try:
+        if text.strip().lower().startswith("0x"):
+            return int(text, 16)
         return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}") from None
     except UsageError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
 
@@ -50,7 +54,7 @@ def register(subparsers: Any) -> None:
     where.add_argument("--target", "-t", type=int, metavar="PARTNUM", help="partition with an ext2/3/4 file system for /bootmap (0 = whole disk)")
     where.add_argument("--dumptofs", "-D", type=int, metavar="PARTNUM", help="ext2/3/4 partition for /bootmap and the dump files (old design)")
     # "-c ZIPL_CONF [SECTION]" as zipl spells it: the section may follow the file.
-    p.add_argument("-c", "--config", nargs="+", metavar="ZIPL_CONF", help="zipl.conf file, optionally followed by a SECTION")
+    p.add_argument("-c", "--config", nargs="+", metavar=("ZIPL_CONF", "SECTION"), help="zipl.conf file, optionally followed by a SECTION")
     p.add_argument("-m", "--menu", metavar="NAME", help="menu of the zipl.conf to install")
     p.add_argument("-i", "--image", dest="kernel", type=Path, metavar="KERNEL", help="kernel image file")
     p.add_argument("-r", "--ramdisk", type=Path, metavar="INITRD", help="initial ramdisk file")

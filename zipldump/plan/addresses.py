@@ -143,8 +143,7 @@ def check_hsa(ranges: list[LoadedRange], hsa_size: int, *, program: str = "") ->
     """
     for r in ranges:
         if r.end > hsa_size:
-            prog = f" of program '{program}'" if program else ""
             raise HsaLimitError(
-                f"component '{r.name}'{prog} {r.address:#010x}-{r.end - 1:#010x} ends above the HSA limit {hsa_size:#010x}",
-                where=f"component '{r.name}'",
+                f"component '{r.name}' {r.address:#010x}-{r.end - 1:#010x} ends above the HSA limit {hsa_size:#010x}",
+                where=f"dump program '{program}'" if program else None,
             )
