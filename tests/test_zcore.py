@@ -257,7 +257,10 @@ def test_init_needs_a_dump_ipl():
 # --- ELF input with a memory hole --------------------------------------------------
 def test_elf_core_with_hole(tmp_path: Path):
     rng = random.Random(8)
-    seg0, seg1 = rng.randbytes(4 * MiB), rng.randbytes(2 * MiB)
+    seg0b, seg1 = bytearray(rng.randbytes(4 * MiB)), rng.randbytes(2 * MiB)
+    seg0b[0xA3] = 7  # whatever the guest had; store status must set 1
+    seg0b[0xE00:0xE0C] = (4 * MiB + 0x8000).to_bytes(8, "big") + bytes(4)  # re-IPL block in the hole
+    seg0 = bytes(seg0b)
     regs = [generated_registers(1, 0, 0x100000), generated_registers(1, 1, 0x500000).with_(ckc=0xC0BFF9D0D7A12345)]
     notes = []
     for i, r in enumerate(regs):
@@ -274,10 +277,10 @@ def test_elf_core_with_hole(tmp_path: Path):
     blob += raw_notes + seg0 + seg1
     path = tmp_path / "core.elf"
     path.write_bytes(blob)
-    seg0b = bytearray(seg0)
-    seg0b[0xA3] = 7  # whatever the guest had; store status must set 1
     with from_elf(path) as c:
         m, z = boot(c, hsa=2 * MiB)
+        assert z.ipib is None  # the block address lies in a hole: no re-IPL, init still succeeds
+        assert z.pread_into(HEADER_SIZE + 0xA0, buf4 := bytearray(4)) == 4 and buf4[3] == 1
         h = parse_header(z.header)
         assert (h.mem_size, h.end, h.pages) == (6 * MiB, 7 * MiB, 6 * MiB // 4096)
         assert z.memmap() == "0000000000000000 0000000000400000 0000000000500000 0000000000200000 "

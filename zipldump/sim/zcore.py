@@ -21,10 +21,10 @@ header (§2, §4.4) and looks up the re-IPL block (§5.5).  Then:
   write "0" at offset 0 releases the HSA.
 
 Errors carry the errno the kernel would return in `.errno` (EINVAL, EIO,
-EFAULT, ENODATA, EPIPE).  Deliberate differences from the kernel: the header
-is read correctly at any offset (the kernel copies from `&header + pos` with
-struct pointer arithmetic for 0 < pos < 4096), and lseek(SEEK_END) is refused
-with EINVAL as in the kernel.
+EFAULT, ENODATA, ENODEV, EPIPE); lseek(SEEK_END) is refused with EINVAL as in
+the kernel.  Deliberate difference: the header is read correctly at any offset
+(the kernel copies from `&header + pos` with struct pointer arithmetic for
+0 < pos < 4096).  Not modelled: CAP_SYS_RAWIO (EPERM) and kdump mode.
 """
 
 from __future__ import annotations
@@ -142,7 +142,12 @@ class Zcore:
         addr, csum = IPIB_INFO.unpack(self._read_memory(IPIB_OFFSET, IPIB_INFO.size))
         if not addr or addr + PAGE_SIZE > self.mem_end:
             return
-        page = self._read_memory(addr, PAGE_SIZE)
+        try:
+            page = self._read_memory(addr, PAGE_SIZE)
+        except DumpError as exc:
+            if getattr(exc, "errno", None) == errno_mod.EFAULT:  # block in a memory hole: no re-IPL
+                return
+            raise
         length = int.from_bytes(page[:4], "big")
         if 0 < length <= PAGE_SIZE and cksm(page[:length], 0) == csum:
             self.ipib = bytes(page[:length])
