@@ -341,6 +341,10 @@ def test_spec_worked_example():
     assert calls == [(3, 1)]
     assert parse_save_area(boot_sa) == c.cpus[0].registers.with_(cpu_address=None)
     calls.clear()
+    at(HEADER_SIZE, 1)  # absolute 0: block 2
+    at(HEADER_SIZE + 0x1FFFFFF, 1)  # last HSA byte: block 8193
+    assert calls == [(2, 1), (8193, 1)]
+    calls.clear()
     at(HEADER_SIZE + 0x2000000, 4096)  # above the HSA: real memory, no SDIAS
     assert calls == []
 
