@@ -567,7 +567,8 @@ class _Inspector:
             )
         self._dump_area_overlaps(dump_start, dump_end, part_end, sbw)
         self._partition_table(sb, dump, sbw)
-        dump["present"] = self._dump_present(dump_start, dump_end)
+        if sb.dump_offset + sb.dump_size <= sb.part_size:  # else reported above; nothing sensible to read
+            dump["present"] = self._dump_present(dump_start, dump_end)
 
     def _dump_area_overlaps(self, dump_start: int, dump_end: int, part_end: int, sbw: str) -> None:
         bs = self.bs
