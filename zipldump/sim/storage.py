@@ -20,6 +20,8 @@ from zipldump.errors import IplError
 
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
+_ZERO = bytes(1 << 20)
+_ZERO_MV = memoryview(_ZERO)
 
 
 class MemorySource(Protocol):
@@ -63,7 +65,10 @@ class Storage:
 
     def _base_readinto(self, addr: int, mv: memoryview) -> None:
         if self.base is None:
-            mv[:] = bytes(len(mv)) if len(mv) <= (1 << 20) else b"\0" * len(mv)
+            n = len(mv)
+            for i in range(0, n, len(_ZERO)):
+                k = min(len(_ZERO), n - i)
+                mv[i : i + k] = _ZERO_MV[:k]
         else:
             self.base.readinto_original(addr, mv)
 
