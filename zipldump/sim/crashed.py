@@ -42,6 +42,7 @@ from zipldump.formats.lowcore import (
     parse_save_area,
 )
 from zipldump.sim.cpu import STOPPED, CpuState
+from zipldump.sim.storage import zero_fill
 
 PAGE_SIZE = 4096
 MiB = 1 << 20
@@ -224,7 +225,7 @@ class _ElfFile:
             seg = self.segments[i] if i < len(self.segments) else None
             if seg is None or pos < seg.paddr:
                 stop = end if seg is None else min(end, seg.paddr)
-                mv[pos - addr : stop - addr] = bytes(stop - pos)  # hole
+                zero_fill(mv[pos - addr : stop - addr])  # hole
                 pos = stop
                 continue
             file_end = seg.paddr + seg.filesz
@@ -235,7 +236,7 @@ class _ElfFile:
                 pos = stop
             elif pos < mem_end:
                 stop = min(end, mem_end)
-                mv[pos - addr : stop - addr] = bytes(stop - pos)
+                zero_fill(mv[pos - addr : stop - addr])
                 pos = stop
             else:
                 i += 1

@@ -24,6 +24,14 @@ _ZERO = bytes(1 << 20)
 _ZERO_MV = memoryview(_ZERO)
 
 
+def zero_fill(mv: memoryview) -> None:
+    """Set every byte of `mv` to 0 without allocating a buffer of its size."""
+    n = len(mv)
+    for i in range(0, n, len(_ZERO)):
+        k = min(len(_ZERO), n - i)
+        mv[i : i + k] = _ZERO_MV[:k]
+
+
 class MemorySource(Protocol):
     def readinto_original(self, addr: int, buf: memoryview) -> int: ...
 
@@ -65,10 +73,7 @@ class Storage:
 
     def _base_readinto(self, addr: int, mv: memoryview) -> None:
         if self.base is None:
-            n = len(mv)
-            for i in range(0, n, len(_ZERO)):
-                k = min(len(_ZERO), n - i)
-                mv[i : i + k] = _ZERO_MV[:k]
+            zero_fill(mv)
         else:
             self.base.readinto_original(addr, mv)
 
