@@ -476,3 +476,41 @@ def test_single_byte_mutations_of_metadata_never_crash(tmp_path: Path) -> None:
             fh.write(base[off : off + 1])
     assert time.monotonic() - start < 20
     assert {"bad-magic", "bad-pointer"} <= kinds
+
+
+@pytest.mark.parametrize("case", ["gpt-dump-direct", "ext2-ipl-bootmap"])
+def test_installed_ipl_and_gpt_disks_are_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    """The installer's other targets: a GPT dump disk without stage 3, and an IPL bootmap file in ext2."""
+    import importlib.util
+
+    from conftest import have_tool
+    from zipldump.disk.partitions import PartSpec, make_disk
+    from zipldump.payloads import write_demo_payloads
+
+    if importlib.util.find_spec("zipldump.commands.install") is None:
+        pytest.skip("zipldump install is not available")
+    if case == "ext2-ipl-bootmap" and not have_tool("mke2fs"):
+        pytest.skip("mke2fs missing")
+    pl = write_demo_payloads(tmp_path / "payloads")
+    img = tmp_path / "disk.img"
+    if case == "gpt-dump-direct":
+        make_disk(img, 64 << 20, label="gpt", parts=[PartSpec(None)])
+        args = ["--dumpto", "1"]
+    else:
+        make_disk(img, 64 << 20, parts=[PartSpec(None, "ext2")])
+        args = ["--target", "1", "--stage3", str(pl.stage3), "-P", "root=/dev/ram0 quiet"]
+    rc = main(["install", str(img), *args, "--image", str(pl.image), "--ramdisk", str(pl.ramdisk), "-n", "--json"])
+    inst = json.loads(capsys.readouterr()[0])
+    assert rc == 0
+    rc, doc, err = run_json(capsys, img)
+    assert rc == 0 and doc["problems"] == [] and err == "", doc["problems"]
+    [prog] = doc["programs"]
+    loads = [c for c in prog["components"] if c["kind"] == "load"]
+    assert [c["address"] for c in loads] == [c["address"] for c in inst["programs"][0]["components"]]
+    if case == "gpt-dump-direct":
+        assert prog["type"] == "dump" and doc["dump"]["partition"] == 1 and doc["dump"]["checksum_ok"]
+        assert prog["components"][-1]["entry_address"] == 0x10000 and "stage3" not in prog
+    else:
+        assert prog["type"] == "ipl" and doc["dump"] is None
+        assert prog["stage3"]["parmline"] == "root=/dev/ram0 quiet"
+        assert prog["stage3"]["initrd_len"] == pl.ramdisk_size

@@ -469,7 +469,8 @@ class _Inspector:
         if bi.is_empty:
             self.r.notes.append("boot_info is empty: an IPL disk, no dump superblock")
             if any(p["type"] == "dump" and p["duplicate_of"] is None for p in self.r.programs):
-                self.r.warning(bi_where, "a DUMP program is installed, but boot_info names no dump superblock (kdump section?)")
+                # zipl's --dumptofs (<= 1.23) and kdump sections write DUMP programs without boot_info
+                self.r.notes.append("DUMP program without boot_info: a file-system dump (--dumptofs) or kdump program")
             return
         if not bi.has_magic:
             from zipldump.errors import MagicError
