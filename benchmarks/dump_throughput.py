@@ -12,7 +12,8 @@ For each crashed-system size (default 1, 4 and 8 GiB) this
 3. deletes the image and times `dd if=/dev/zero of=FILE bs=4M conv=fsync` for
    exactly the same number of bytes in the same directory;
 4. repeats 2-3 (`--repeat`, default 3; fresh image and fresh dd file each time,
-   `sync` before each timed run) and reports the throughputs, the median of the
+   `sync` before each timed run, alternating which of the two goes first, after
+   one unmeasured dd of the same size as a warm-up) and reports the throughputs, the median of the
    per-pair ratios dump/dd (target >= 0.8; adjacent pairs see the same machine
    load, which matters on a shared 2-core box) and the peak RSS (target < 100 MiB).
 
@@ -43,6 +44,7 @@ GiB = 1 << 30
 MiB = 1 << 20
 RATIO_TARGET = 0.8
 RSS_TARGET = 100 * MiB
+HEADER_AND_MARKER = 4096 + 16  # s390 dump header + end marker around the memory
 
 
 def child(image: str, memory: int, cpus: int, block_size: int) -> None:
@@ -77,16 +79,19 @@ def run_child(image: Path, memory: int, cpus: int, block_size: int) -> tuple[dic
         return json.loads(out.read()), usage.ru_maxrss * 1024, wall, cpu  # ru_maxrss is in KiB on Linux
 
 
-def run_dd(path: Path, nbytes: int) -> float:
-    """Seconds for dd to write exactly nbytes of zeros with fsync."""
+def run_dd(path: Path, nbytes: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) for dd to write exactly nbytes of zeros with fsync."""
     t0 = time.monotonic()
-    subprocess.run(
-        ["dd", "if=/dev/zero", f"of={path}", "bs=4M", f"count={nbytes}", "iflag=count_bytes", "conv=fsync", "status=none"],
-        check=True,
+    proc = subprocess.Popen(
+        ["dd", "if=/dev/zero", f"of={path}", "bs=4M", f"count={nbytes}", "iflag=count_bytes", "conv=fsync", "status=none"]
     )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     secs = time.monotonic() - t0
+    if proc.returncode:
+        raise SystemExit(f"dd failed ({proc.returncode})")
     path.unlink()
-    return secs
+    return secs, usage.ru_utime + usage.ru_stime
 
 
 def machine_facts(directory: Path) -> dict:
@@ -137,18 +142,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for mem in sizes:
             pairs = []
+            # Unmeasured warm-up of the same size: the first big writer after a
+            # pause pays for page-cache reclaim, whoever it is.
+            run_dd(work / "warmup.img", HEADER_AND_MARKER + mem)
             for rep in range(args.repeat):
                 # Fresh image and fresh dd file each time: both allocate their blocks.
+                # Alternate who goes first, so neither always inherits the other's writeback.
                 demo = build_demo_disk(work, mem, ui, block_size=args.block_size)
+                nbytes = HEADER_AND_MARKER + mem
+                dd_secs = None
+                if rep % 2:
+                    os.sync()
+                    dd_secs, dd_cpu = run_dd(work / "dd.img", nbytes)
                 os.sync()  # nobody else's dirty pages in our timing
                 out, rss, wall, cpu = run_child(demo.image, mem, args.cpus, args.block_size)
                 dump = out["dump"]
-                nbytes = dump["bytes_written"]
+                assert dump["bytes_written"] == nbytes, dump
                 demo.image.unlink()
-                os.sync()
-                dd_secs = run_dd(work / "dd.img", nbytes)
+                if dd_secs is None:
+                    os.sync()
+                    dd_secs, dd_cpu = run_dd(work / "dd.img", nbytes)
                 pairs.append({"dump_seconds": dump["seconds"], "dd_seconds": dd_secs, "rss": rss, "wall": wall,
-                              "cpu": cpu, "steps": out["steps"], "bytes": nbytes})
+                              "cpu": cpu, "dd_cpu": dd_cpu, "steps": out["steps"], "bytes": nbytes, "dump_first": not rep % 2})
             ratios = sorted(p["dd_seconds"] / p["dump_seconds"] for p in pairs)
             ratio = ratios[len(ratios) // 2]  # median of the adjacent dump/dd pairs
             best_dump = min(p["dump_seconds"] for p in pairs)
@@ -167,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_best": round(best_dd / best_dump, 3),
                 "peak_rss_mib": round(rss / MiB, 1),
                 "dump_cpu_seconds": [round(p["cpu"], 2) for p in pairs],
+                "dd_cpu_seconds": [round(p["dd_cpu"], 2) for p in pairs],
+                "dump_first": [p["dump_first"] for p in pairs],
                 "child_wall_seconds": [round(p["wall"], 2) for p in pairs],
                 "steps": pairs[-1]["steps"],
             }
@@ -175,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             if not args.json:
                 print(
-                    f"{mem / GiB:4.0f} GiB: dump {row['dump_mib_s_each']} MiB/s, dd {row['dd_mib_s_each']} MiB/s, "
+                    f"{mem / GiB:g} GiB: dump {row['dump_mib_s_each']} MiB/s, dd {row['dd_mib_s_each']} MiB/s, "
                     f"ratio median {row['ratio_median']:.2f} (best-of {row['ratio_best']:.2f}), "
                     f"peak RSS {row['peak_rss_mib']} MiB {'ok' if row['ok'] else 'BELOW TARGET'}",
                     flush=True,
