@@ -19,6 +19,7 @@ from zipldump import reader
 from zipldump.cli import main
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk
+from zipldump.disk.partitions import read_partition_table as read_table
 from zipldump.errors import AbortedError, DiskError, HsaLimitError, LockError, PartitionTooSmallError, UsageError
 from zipldump.formats.dump_superblock import SB_SEED
 from zipldump.install import install
@@ -419,3 +420,30 @@ def test_multi_chunk_components_4096(tmp_path: Path, files) -> None:
     assert got == [comps[k]["sha256"] for k in ("kernel", "parmline", "ramdisk")]
     kdata = k.read_bytes()[0x10000:]
     assert comps["kernel"]["sha256"] != hashlib.sha256(kdata).hexdigest()  # the parm area was patched
+
+
+def test_compat_216_on_pattern_filled_4096_disk(tmp_path: Path, files) -> None:
+    """zipl 2.16 rules: 38-byte header, superblock after the program table, 64-byte parameters."""
+    img = dump_disk(tmp_path, 4096)
+    p1 = read_table(img, 4096).get(1)
+    fill(img, p1.start_bytes + p1.size_bytes - 4 * MIB, 4 * MIB)
+    before = tmp_path / "before.img"
+    subprocess.run(["cp", "--sparse=always", str(img), str(before)], check=True)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        rc = main(["-q", "install", str(img), "--block-size", "4096", "--dumpto", "1", "-i", str(files["kernel"]),
+                   "-r", str(files["ramdisk"]), "--stage3", str(files["stage3"]), "--compat", "2.16", "-n", "--json"])
+    assert rc == 0
+    data = json.loads(out.getvalue())
+    assert data["superblock_lba"] == data["program_table"] + 1
+    assert data["programs"][0]["parmline"] == "root=/dev/ram0 dump_mem=1 possible_cpus=1 cgroup_disable=memory "
+    hdr = data["bootmap_header"] * 4096
+    with open(img, "rb") as fh, open(before, "rb") as fb:
+        fh.seek(hdr)
+        fb.seek(hdr)
+        new, old = fh.read(4096), fb.read(4096)
+    assert new[:38] == b"zSeries bootmap file\ncreated by zIPL\n\0" and new[38:] == old[38:]  # rest not written
+    params = next(c for c in data["programs"][0]["components"] if c["kind"] == "params")
+    assert params["length"] == 64
+    with DiskImage(img, 4096) as d:
+        assert reader.read_boot_record(d).boot_info.dump_sb_offset == data["superblock_offset"] == data["superblock_lba"] * 4096

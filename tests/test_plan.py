@@ -247,3 +247,21 @@ def test_source_patches_across_chunks(tmp_path: Path) -> None:
     import hashlib
 
     assert src.sha256() == hashlib.sha256(bytes(want)).hexdigest()
+
+
+def test_zipl_216_rules(tmp_path: Path) -> None:
+    """The [R2.16]-verified values of spec §8.3/§8.4: 5066752-byte kernel, 1005277-byte initrd."""
+    k = make_kernel(tmp_path / "k", size=5066752)
+    r = tmp_path / "r"
+    with open(r, "wb") as fh:
+        fh.truncate(1005277)
+    s3 = Source.of_bytes(b"S" * 0x4000)
+    img, addrs = compose_program(0, ProgramSpec("d", "dump", k, r, dump_partition=1), stage3=s3, hsa_size=32 << 20, compat="2.16")
+    assert (addrs.parm_addr, addrs.ramdisk_addr) == (0x4E5000, 0x4F0000)
+    params = img.components[3].source.read(0, 100)
+    assert params == struct.pack(">8Q", 0x4E5000, 0x4F0000, 0xF56DD, 0x0008000080010000, 0, 0x0001000000000000, 0x4D5000, 0x10000)
+    assert img.parmline == "root=/dev/ram0 dump_mem=1 possible_cpus=1 cgroup_disable=memory "
+    _, cur = compose_program(0, ProgramSpec("d", "dump", k, r), stage3=s3, hsa_size=32 << 20)
+    assert cur.ramdisk_addr == 0x500000
+    with pytest.raises(UsageError, match="compatibility"):
+        compose_program(0, ProgramSpec("d", "dump", k, r), stage3=s3, hsa_size=32 << 20, compat="2.99")

@@ -56,3 +56,19 @@ def test_worked_example_byte_exact(tmp_path: Path) -> None:
         (0x10000, [0x7F5]), (0x11000, [0x7F7]), (0x30000, [0x7FA]),
     ]
     assert comps[4]["sha256"] == hashlib.sha256(b"K" * 1536).hexdigest()
+
+
+def test_worked_example_zipl_216_variant(tmp_path: Path) -> None:
+    """§13.6: the same inputs under zipl 2.16's rules."""
+    from zipldump.install import SPEC_EXAMPLE_216_SHA256
+
+    img_path = tmp_path / "example216.img"
+    res = build_spec_example(img_path, tmp_path / "inputs", compat="2.16")
+    img = img_path.read_bytes()
+    assert hashlib.sha256(img).hexdigest() == SPEC_EXAMPLE_216_SHA256
+    assert img[0xF8000:0xF8026] == b"zSeries bootmap file\ncreated by zIPL\n\0" and img[0xF8026:0xF8200] == bytes(474)
+    assert res.layout.pt_lba == 0x7FB and res.layout.superblock_lba == 0x7FC and res.superblock_offset == 0xFF800
+    comps = res.to_json()["programs"][0]["components"]
+    assert [c["address"] for c in comps][-1] == 0x20000  # ALIGN(0x11000 + 0x1000, 0x10000)
+    assert comps[3]["length"] == 64
+    assert img[0x7F5 * 512 : 0x7F5 * 512 + 65] == b"root=/dev/ram0 dump_mem=1 possible_cpus=1 cgroup_disable=memory \0"

@@ -211,7 +211,9 @@ def compose_programs(job: InstallJob, stage3: Source | None) -> list[ProgramImag
     """Every program of the job in menu order, with all per-program checks done."""
     out = []
     for pos in sorted(job.programs):
-        img, _ = compose_program(pos, job.programs[pos], stage3=stage3, hsa_size=job.hsa_size, check_kernel=job.check_kernel)
+        img, _ = compose_program(
+            pos, job.programs[pos], stage3=stage3, hsa_size=job.hsa_size, check_kernel=job.check_kernel, compat=job.compat
+        )
         out.append(img)
     return out
 
@@ -268,7 +270,7 @@ def _plan_dumpto(job: InstallJob, disk: DiskImage, target: Target, programs: lis
         )
     sb = build_superblock(target.start_bytes, target.size_bytes, start * bs, SB_SEED)
     base = target.start + start
-    layout = layout_bootmap(programs, bs, lambda i: base + i, superblock=sb, pad=False)
+    layout = layout_bootmap(programs, bs, lambda i: base + i, superblock=sb, pad=False, compat=job.compat)
     if start + layout.nblocks > target.length:
         raise PartitionTooSmallError(
             f"Partition too small for dump tool: the bootmap needs {layout.nblocks} blocks from partition block {start}, "
@@ -318,7 +320,9 @@ def _open_fs(job: InstallJob, target: Target) -> Any:
 
 def _contiguous_guess(job: InstallJob, target: Target, programs: list[ProgramImage]) -> BootmapLayout:
     """The layout on an imaginary contiguous file: its size, and the dry-run plan."""
-    return layout_bootmap(programs, target.block_size, lambda i: 1 + i, default_position=job.default_position, pad=True)
+    return layout_bootmap(
+        programs, target.block_size, lambda i: 1 + i, default_position=job.default_position, pad=True, compat=job.compat
+    )
 
 
 def _check_file_space(job: InstallJob, target: Target, programs: list[ProgramImage], fs: Any) -> None:
@@ -335,7 +339,7 @@ def _check_file_space(job: InstallJob, target: Target, programs: list[ProgramIma
 
 def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs: Any, ui: UI) -> BootmapLayout:
     bs = target.block_size
-    kw = dict(default_position=job.default_position, pad=True)
+    kw = dict(default_position=job.default_position, pad=True, compat=job.compat)
     guess = _contiguous_guess(job, target, programs)
     if job.dry_run:
         return guess
@@ -574,15 +578,19 @@ def _discard_temp(fs: Any) -> None:
 
 # ---------------------------------------------------------------------------- spec §13
 SPEC_EXAMPLE_SHA256 = "78353e546c6e7464a1a9cd37ed63179bdf88de6b76a6d315bafb6782908383c8"
+SPEC_EXAMPLE_216_SHA256 = "0250687942371e796589b7862c32853daf8150c84b3b2fde0064bc004b9fbcb9"  # §13.6
 
 
-def build_spec_example(image: str | os.PathLike[str], workdir: str | os.PathLike[str], ui: UI | None = None) -> InstallResult:
+def build_spec_example(
+    image: str | os.PathLike[str], workdir: str | os.PathLike[str], ui: UI | None = None, *, compat: str | None = None
+) -> InstallResult:
     """Build the worked example of zipl-scsi-format.md §13 (1 MiB, 512-byte blocks).
 
     Inputs of §13.1: partition 1 at LBA 64 with 1984 blocks (type 0x83, no CHS, no
     boot flag), bootmap start R = 1920, 1024-byte 'S' stage 3 placeholder, 1536-byte
     'K' kernel, 1024-byte 'R' initrd, default dump parmline.  The image's SHA-256
-    must be SPEC_EXAMPLE_SHA256.
+    must be SPEC_EXAMPLE_SHA256; with compat="2.16" it is the §13.6 variant,
+    SPEC_EXAMPLE_216_SHA256.
     """
     from zipldump.plan.job import ProgramSpec
 
@@ -606,5 +614,6 @@ def build_spec_example(image: str | os.PathLike[str], workdir: str | os.PathLike
         bootmap_start=1920,
         check_kernel=False,
         assume_yes=True,
+        compat=compat,
     )
     return install(job, ui or UI(quiet=True, interactive=False))

@@ -63,6 +63,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--block-size", type=int, default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
     p.add_argument("--hsa-size", type=_size, default=DEFAULT_HSA_SIZE, metavar="SIZE", help="HSA size that dump programs must fit in (default 32M)")
     p.add_argument("--dump-mem", type=_size, metavar="SIZE", help="--dumptofs: dump_mem= size limit for the dumper")
+    p.add_argument("--compat", choices=("2.16",), help="write what zipl 2.16 (1.24-2.17 rules) writes instead of current zipl")
     p.add_argument("--dry-run", action="store_true", help="run every check, write nothing")
     p.add_argument("-n", "--noninteractive", action="store_true", help="do not ask before overwriting data")
     p.add_argument("--no-verify", action="store_true", help="skip reading the block lists back after writing")
@@ -79,6 +80,7 @@ def _job_from_args(args: argparse.Namespace) -> InstallJob:
         dry_run=args.dry_run,
         assume_yes=args.noninteractive,
         verify=not args.no_verify,
+        compat=args.compat,
     )
     if args.config is not None:
         return _job_from_config(args, common)

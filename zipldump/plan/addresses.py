@@ -19,6 +19,7 @@ MIN_ADDRESS = 0x10000
 PAGE_ALIGN = 0x1000  # MAXIMUM_PHYSICAL_BLOCKSIZE
 RAMDISK_ALIGN = 0x10000
 MAXIMUM_PARMLINE_SIZE = 0x10000  # reserved for the parmline since zipl 2.20
+LEGACY_PARMLINE_SIZE = 0x380  # reserved before 2.20 (rounds up to 0x1000)
 
 KERNEL = "kernel image"
 PARMLINE = "parmline"
@@ -63,6 +64,7 @@ def assign_addresses(
     parm_addr: int | None = None,
     ramdisk_addr: int | None = None,
     limit: int = ADDRESS_LIMIT,
+    parmline_reserve: int = MAXIMUM_PARMLINE_SIZE,
 ) -> AddressPlan:
     """Place kernel, parmline (if any) and ramdisk (if any) the way zipl does.
 
@@ -71,7 +73,7 @@ def assign_addresses(
     """
     reqs = [_request(KERNEL, kernel_size, image_addr, PAGE_ALIGN)]
     if parmline_size is not None:
-        r = _request(PARMLINE, max(parmline_size, MAXIMUM_PARMLINE_SIZE), parm_addr, PAGE_ALIGN)
+        r = _request(PARMLINE, max(parmline_size, parmline_reserve), parm_addr, PAGE_ALIGN)
         reqs.append(r)
     if ramdisk_size is not None:
         reqs.append(_request(RAMDISK, ramdisk_size, ramdisk_addr, RAMDISK_ALIGN))

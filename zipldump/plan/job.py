@@ -29,8 +29,9 @@ class ProgramSpec:
     image: Path
     ramdisk: Path | None = None
     parameters: str | None = None
-    # dumptofs only: partition number of the dump file system (dump_part=) and an
-    # optional size limit (dump_mem=); the user's own dump_dir=/dump_mode= go in `parameters`.
+    # dumptofs: partition number of the dump file system (dump_part=) and an optional
+    # size limit (dump_mem=); the user's own dump_dir=/dump_mode= go in `parameters`.
+    # dump: the dump partition (only the zipl 2.16 parmline shows it, as "dump_mem=").
     dump_partition: int | None = None
     dump_mem: int | None = None
     # Optional explicit load addresses (zipl.conf "file,ADDRESS"); None = zipl's placement.
@@ -78,6 +79,8 @@ class InstallJob:
     bootmap_start: int | None = None
     # The >= 0x10438-byte and S390EP checks on kernel files (off only for the §13 example).
     check_kernel: bool = True
+    # None = current zipl's bytes; "2.16" = what zipl 1.24-2.17 (verified: 2.16) writes.
+    compat: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -100,6 +103,8 @@ class InstallJob:
                 raise UsageError("a SCSI dump program is always alone in program-table entry 0; menus are not possible with --dumpto")
             if self.programs[0].kind != "dump":
                 raise UsageError(f"--dumpto needs a dump program, got kind {self.programs[0].kind!r}")
+            if self.programs[0].dump_partition is None:
+                self.programs[0].dump_partition = self.partition
             if self.partition == 0:
                 raise UsageError("dump device is not a partition: --dumpto needs a partition number >= 1", where="--dumpto")
         else:

@@ -21,7 +21,7 @@ from zipldump.errors import KernelImageError, LayoutError, PartitionTooSmallErro
 from zipldump.formats import kernel_image as ki
 from zipldump.formats.blocklist import build_list_block, chain_layout, compact
 from zipldump.formats.blockptr import BlockPtr
-from zipldump.formats.bootmap_header import build_bootmap_header
+from zipldump.formats.bootmap_header import HEADER_TEXT, build_bootmap_header
 from zipldump.formats.component_table import (
     HEADER_DUMP,
     HEADER_IPL,
@@ -43,8 +43,11 @@ from zipldump.formats.stage3_params import (
     STAGE3_STACK_ADDRESS,
     STAGE3_STACK_SIZE,
     Stage3Params,
+    Stage3ParamsLegacy,
 )
 from zipldump.plan.addresses import (
+    LEGACY_PARMLINE_SIZE,
+    MAXIMUM_PARMLINE_SIZE,
     KERNEL,
     PARMLINE,
     RAMDISK,
@@ -58,6 +61,10 @@ from zipldump.plan.job import ProgramSpec
 CHUNK = 1 << 20
 DUMP_PARAM_MAX_LEN = 896
 DEFAULT_DUMP_PARMLINE = "root=/dev/ram0 possible_cpus=1 cgroup_disable=memory"  # zipl >= 2.26
+# Byte layouts: None = current zipl (>= 2.26); "2.16" = zipl 1.24-2.17 rules as real
+# zipl 2.16 writes them (38-byte header, superblock last, 64-byte stage-3 parameters,
+# ramdisk ALIGN(parm + 0x1000, 0x10000), "dump_mem=<partition>" parmline), spec §13.6.
+COMPAT_VERSIONS = (None, "2.16")
 STAGE3_RESERVE_BLOCKS = 0x10000  # zipl's "approximated stage 3 size", counted in blocks (§7.3)
 KERNEL_HEADER_SIZE = 0x10000  # the direct layout skips the first 64 KiB of the kernel file
 
@@ -189,20 +196,25 @@ def read_kernel_info(path: Path, *, check: bool = True) -> KernelInfo:
     return info
 
 
-def build_parmline(prog: ProgramSpec) -> str | None:
+def build_parmline(prog: ProgramSpec, compat: str | None = None) -> str | None:
     """The command line zipl would generate for this program (§8.6)."""
     user = (prog.parameters or "").strip()
     if prog.kind == "ipl":
         return user or None
     prefix = f"{user} " if user else ""
     if prog.kind == "dump":
+        if compat == "2.16":
+            # 1.24-2.25: "dump_mem=" carries the partition number (a zipl leftover), trailing blank
+            return f"{prefix}root=/dev/ram0 dump_mem={prog.dump_partition} possible_cpus=1 cgroup_disable=memory "
         return prefix + DEFAULT_DUMP_PARMLINE  # zipl >= 2.26: user parameters first
     # dumptofs, s390-tools <= 1.23 format (trailing blank kept)
     mem = f"dump_mem={prog.dump_mem} " if prog.dump_mem is not None else ""
     return f"{prefix}root=/dev/ram0 dump_part={prog.dump_partition} {mem}possible_cpus=1 cgroup_disable=memory "
 
 
-def check_parmline(parmline: str | None, kernel: KernelInfo, *, dump: bool, where: str) -> bytes | None:
+def check_parmline(
+    parmline: str | None, kernel: KernelInfo, *, dump: bool, where: str, compat: str | None = None
+) -> bytes | None:
     """Encode the parmline and check it against the kernel's limit (and 896 for dumps)."""
     if parmline is None:
         return None
@@ -211,7 +223,7 @@ def check_parmline(parmline: str | None, kernel: KernelInfo, *, dump: bool, wher
     except UnicodeEncodeError as exc:
         raise UsageError(f"kernel parameters must be ASCII: {exc.reason} at character {exc.start}", where=where) from None
     limit = kernel.command_line_limit
-    if dump:
+    if dump or compat == "2.16":  # before 2.20 the limit was a fixed 896 for every kernel
         limit = min(limit, DUMP_PARAM_MAX_LEN)
     if len(data) > limit:
         raise LayoutError(
@@ -229,6 +241,7 @@ def compose_program(
     stage3: Source | None,
     hsa_size: int,
     check_kernel: bool = True,
+    compat: str | None = None,
 ) -> tuple[ProgramImage, AddressPlan]:
     """Turn a ProgramSpec into the exact LOAD list (§8.1/§8.2, or the direct layout).
 
@@ -239,8 +252,11 @@ def compose_program(
     rd_size = os.path.getsize(prog.ramdisk) if prog.ramdisk is not None else None
     if rd_size == 0:
         raise UsageError(f"initial ramdisk {prog.ramdisk} is empty", where=str(prog.ramdisk))
-    parmline = build_parmline(prog)
-    parm_bytes = check_parmline(parmline, kernel, dump=prog.is_dump, where=f"parameters of {prog.name!r}")
+    if compat not in COMPAT_VERSIONS:
+        raise UsageError(f"unknown zipl compatibility version {compat!r} (use one of {', '.join(map(str, COMPAT_VERSIONS))})")
+    legacy = compat == "2.16"
+    parmline = build_parmline(prog, compat)
+    parm_bytes = check_parmline(parmline, kernel, dump=prog.is_dump, where=f"parameters of {prog.name!r}", compat=compat)
     if stage3 is None and prog.image_address not in (None, ki.IMAGE_LOAD_ADDRESS):
         raise LayoutError(
             f"the direct layout (no --stage3) loads the kernel at {ki.IMAGE_LOAD_ADDRESS:#x}; "
@@ -254,13 +270,14 @@ def compose_program(
         image_addr=prog.image_address if prog.image_address is not None else ki.IMAGE_LOAD_ADDRESS,
         parm_addr=prog.parm_address,
         ramdisk_addr=prog.ramdisk_address,
+        parmline_reserve=LEGACY_PARMLINE_SIZE if legacy else MAXIMUM_PARMLINE_SIZE,
     )
     comps: list[ComponentSpec] = []
     if stage3 is not None:
         comps.append(ComponentSpec("heap", HEAP, STAGE3_HEAP_ADDRESS, Source.of_bytes(bytes(STAGE3_HEAP_SIZE))))
         comps.append(ComponentSpec("stack", STACK, STAGE3_STACK_ADDRESS, Source.of_bytes(bytes(STAGE3_STACK_SIZE))))
         comps.append(ComponentSpec("loader", LOADER, STAGE3_LOAD_ADDRESS, stage3))
-        params = Stage3Params.build(
+        params = (Stage3ParamsLegacy if legacy else Stage3Params).build(
             {
                 "parm_addr": addrs.parm_addr if parm_bytes else NO_PARMLINE,
                 "initrd_addr": addrs.ramdisk_addr or 0,
@@ -402,6 +419,8 @@ class BootmapLayout:
     pt_entries: dict[int, int]  # program-table entry -> component table LBA
     pad: bool  # write whole zero-padded blocks (bootmap file) or exact lengths (raw partition)
     superblock: bytes | None = None
+    header: bytes = b""  # the header bytes written (512 since zipl 2.18, 38 before)
+    superblock_last: bool = False  # zipl 1.24-2.24: superblock after the program table
 
     @property
     def pt_bytes(self) -> bytes:
@@ -413,9 +432,9 @@ class BootmapLayout:
     def writes(self) -> Iterator[Write]:
         """Every write in zipl's order (§7.2)."""
         bs = self.block_size
-        yield Write(self.header_lba, "bootmap header", data=self._blk(build_bootmap_header()))
+        yield Write(self.header_lba, "bootmap header", data=self._blk(self.header or build_bootmap_header()))
         yield Write(self.empty_lba, "empty block", data=bytes(bs))
-        if self.superblock_lba is not None:
+        if self.superblock_lba is not None and not self.superblock_last:
             assert self.superblock is not None
             yield Write(self.superblock_lba, "dump superblock", data=self._blk(self.superblock))
         for prog in self.programs:
@@ -430,6 +449,9 @@ class BootmapLayout:
                     yield Write(lba, f"{pc.spec.name} block list", data=data)
             yield Write(prog.ct_lba, f"component table of {prog.image.name!r}", data=prog.ct_bytes)
         yield Write(self.pt_lba, "program table", data=self._blk(self.pt_bytes))
+        if self.superblock_lba is not None and self.superblock_last:
+            assert self.superblock is not None
+            yield Write(self.superblock_lba, "dump superblock", data=self._blk(self.superblock))
 
 
 def layout_bootmap(
@@ -440,6 +462,7 @@ def layout_bootmap(
     default_position: int = 0,
     superblock: bytes | None = None,
     pad: bool = False,
+    compat: str | None = None,
 ) -> BootmapLayout:
     """Place header, empty block, [superblock], each program's data + lists + component
     table, and the program table, in zipl >= 2.25 order.  `programs` in menu order.
@@ -453,8 +476,9 @@ def layout_bootmap(
         idx += n
         return out
 
+    legacy = compat == "2.16"
     header_lba, empty_lba = take(2)
-    sb_lba = take(1)[0] if superblock is not None else None
+    sb_lba = take(1)[0] if superblock is not None and not legacy else None
     placed: list[PlacedProgram] = []
     for prog in programs:
         if len(prog.components) + 1 > max_entries(bs):
@@ -479,10 +503,15 @@ def layout_bootmap(
         ct = build_component_table(prog.header_type, entries, bs)
         placed.append(PlacedProgram(prog, pcs, take(1)[0], ct))
     pt_lba = take(1)[0]
+    if superblock is not None and legacy:
+        sb_lba = take(1)[0]
     pt_entries = {p.image.position: p.ct_lba for p in placed}
     if len(placed) > 1 or placed[0].image.position != 0:
         pt_entries[0] = pt_entries[default_position]
-    return BootmapLayout(bs, idx, header_lba, empty_lba, sb_lba, placed, pt_lba, pt_entries, pad, superblock)
+    header = HEADER_TEXT + b"\0" if legacy else build_bootmap_header()
+    return BootmapLayout(
+        bs, idx, header_lba, empty_lba, sb_lba, placed, pt_lba, pt_entries, pad, superblock, header, legacy
+    )
 
 
 def bootmap_file_size(layout: BootmapLayout) -> int:
