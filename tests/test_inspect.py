@@ -82,6 +82,7 @@ def test_worked_example_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "csum": 0x12345678,
     }
     assert d["checksum_ok"] is True and d["partition"] == 1 and d["present"] == "none"
+    assert d["layout"] == "superblock third in the bootmap (zipl >= 2.25)"
 
 
 def test_human_report_is_aligned_key_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,6 +135,7 @@ def test_undefined_bytes_hold_a_pattern(tmp_path: Path, capsys: pytest.CaptureFi
 def test_zipl_216_layout_superblock_last(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, doc, _ = run_json(capsys, write(build_dump_disk(legacy=True), tmp_path))
     assert rc == 0, doc["problems"]
+    assert doc["dump"]["layout"] == "superblock after the program table (zipl 1.24-2.24)"
     assert doc["dump"]["offset"] == 0xFF800
     assert [c["address"] for c in doc["programs"][0]["components"] if c["kind"] == "load"][-1] == 0x20000
 
@@ -514,3 +516,44 @@ def test_installed_ipl_and_gpt_disks_are_valid(tmp_path: Path, capsys: pytest.Ca
         assert prog["type"] == "ipl" and doc["dump"] is None
         assert prog["stage3"]["parmline"] == "root=/dev/ram0 quiet"
         assert prog["stage3"]["initrd_len"] == pl.ramdisk_size
+
+
+def test_nonzero_reserved_bytes_are_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lay = build_dump_disk()
+    lay.poke(0x30, b"\x01")  # boot record reserved2
+    lay.poke(0x7FB * 512 + 0x10, b"\x02")  # component table header reserved
+    lay.poke(0x7FB * 512 + 0x140, b"\x03")  # after the EXECUTE entry
+    rc, doc, err = run_json(capsys, write(lay, tmp_path))
+    assert rc == 0 and doc["valid"] and err == ""
+    assert [p["where"] for p in doc["problems"]] == [
+        "block 0x0 offset 0x30 (boot record) field reserved2",
+        "block 0x7fb offset 0x10 (component table) field header reserved",
+        "block 0x7fb offset 0x140 (component table) field after the EXECUTE entry",
+    ]
+    assert {p["severity"] for p in doc["problems"]} == {"warning"}
+
+
+def test_legacy_execute_psw_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """zipl 2.0-2.8 started stage 3 at 0xA050 (spec §5.3); the parameters are then not separate."""
+    rc, doc, _ = run_json(capsys, write(build_dump_disk(psw=0x000800008000A050), tmp_path))
+    assert rc == 0 and doc["problems"] == [], doc["problems"]
+    assert doc["programs"][0]["components"][-1]["entry_address"] == 0xA050
+    assert "stage3" not in doc["programs"][0]
+
+
+def test_chained_block_list_through_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_reader import _fragmented
+
+    lay = _fragmented(512, 40)
+    rc, doc, _ = run_json(capsys, write(lay, tmp_path))
+    assert rc == 0, doc["problems"]
+    kern = next(c for c in doc["programs"][0]["components"] if c.get("address") == 0x10000)
+    assert kern["list_blocks"] == 2 and len(kern["extents"]) == 40 and kern["sha256"] == sha(b"K" * 40 * 512)
+
+
+def test_rich_rendering_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from zipldump.commands.inspect import render_rich
+
+    render_rich(inspect_disk(write(build_dump_disk(), tmp_path)))
+    out = capsys.readouterr()[0]
+    assert "EXECUTE" in out and "0x000800008000a000" in out and "valid" in out

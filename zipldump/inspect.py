@@ -152,6 +152,7 @@ class _Inspector:
         # metadata block -> its role; data runs -> what they belong to (for cross-use checks)
         self.roles: dict[int, str] = {0: "the boot record"}
         self.data_runs: list[tuple[int, int, str]] = []
+        self.pt_lba: int | None = None
         self.pointers: dict[tuple[int, int], list[BlockPtr]] = {}  # (component table, entry) -> data pointers
 
     def _role(self, lba: int, role: str, where: str) -> bool:
@@ -162,6 +163,14 @@ class _Inspector:
             return False
         self.roles[lba] = role
         return True
+
+    def _zeros(self, lba: int, ranges: list[tuple[int, int, str]], what: str) -> None:
+        """Warn about non-zero bytes in fields zipl always writes as zero."""
+        block = self.disk.read_block(lba)
+        for start, end, fld in ranges:
+            nz = next((i for i in range(start, min(end, len(block))) if block[i]), None)
+            if nz is not None:
+                self.r.warning(reader.place(lba, nz, what, fld), f"bytes {start:#x}..{end - 1:#x} should be zero (zipl writes zeros there)")
 
     def _data_over_metadata(self) -> None:
         """No data run may cover a table or list block (zipl never shares them)."""
@@ -191,7 +200,9 @@ class _Inspector:
         except FormatError as exc:
             self.r.error(exc)
             pt = None
+        self.pt_lba = pt.lba if pt is not None else None
         if pt is not None:
+            self._zeros(pt.lba, [(4, 16, "version/reserved")], "program table")
             self._role(pt.lba, "the program table", reader.place(0, 0x10, "boot record", "program_table"))
             self._programs(pt)
         self._dump(br)
@@ -215,6 +226,10 @@ class _Inspector:
                 "dump_sb_offset": bi.dump_sb_offset,
             },
         }
+        zero = [(0x08, 0x10, "reserved"), (0x20, 0x70, "reserved2")]
+        if bi.has_magic:
+            zero.append((0x80, 0x98, "boot_info reserved"))
+        self._zeros(0, zero, "boot record")
         if br.version_id != DISK_LAYOUT_ID:
             self.r.warning(
                 reader.place(0, 4, "boot record", "version_id"),
@@ -262,6 +277,14 @@ class _Inspector:
         if not self._role(ct.lba, "a component table", pt_where):
             return prog
         hdr_where = reader.place(ct.lba, 4, "component table", "type")
+        zero = [(5, 32, "header reserved")]
+        for e in ct.entries:
+            if e.type == TYPE_EXECUTE:
+                zero.append((e.offset, e.offset + 0x17, f"entry {e.index} data"))
+                zero.append((e.offset + 32, self.bs, "after the EXECUTE entry"))
+            else:
+                zero.append((e.offset + 0x10, e.offset + 0x17, f"entry {e.index} reserved"))
+        self._zeros(ct.lba, zero, "component table")
         if ct.header_type == HEADER_IPL:
             prog["type"] = "ipl"
         elif ct.header_type == HEADER_DUMP:
@@ -505,6 +528,7 @@ class _Inspector:
         dump["checksum_ok"] = None
         dump["partition"] = None
         dump["present"] = None
+        dump["layout"] = self._layout(sb)
         self.r.dump = dump
         sbw = f"byte offset {sb.offset:#x} (dump superblock)"
         if sb.offset % self.bs:
@@ -570,6 +594,17 @@ class _Inspector:
         self._partition_table(sb, dump, sbw)
         if sb.dump_offset + sb.dump_size <= sb.part_size:  # else reported above; nothing sensible to read
             dump["present"] = self._dump_present(dump_start, dump_end)
+
+    def _layout(self, sb: reader.Superblock) -> str:
+        """Which zipl write order put the superblock where it is (spec §7.2); informational."""
+        from zipldump.formats.bootmap_header import is_bootmap_header
+
+        lba = sb.offset // self.bs
+        if sb.offset % self.bs == 0 and lba >= 2 and is_bootmap_header(self.disk.read_block(lba - 2)):
+            return "superblock third in the bootmap (zipl >= 2.25)"
+        if self.pt_lba is not None and lba == self.pt_lba + 1:
+            return "superblock after the program table (zipl 1.24-2.24)"
+        return "other"
 
     def _dump_area_overlaps(self, dump_start: int, dump_end: int, part_end: int, sbw: str) -> None:
         bs = self.bs

@@ -102,6 +102,7 @@ def _rows(report: Report) -> list[tuple[int, str, str]]:
     d = report.dump
     if d is not None:
         add(0, "Dump superblock", f"byte {d['offset']:#x}, version {d['version']}")
+        add(1, "Layout", d["layout"])
         add(1, "Partition", f"{d['partition'] if d['partition'] is not None else '?'} at {d['part_start']:#x}, {d['part_size']:#x} bytes")
         add(1, "Dump area", f"offset {d['dump_offset']:#x}, maximum dump size {d['dump_size']:#x} bytes ({_human(d['dump_size'])})")
         ok = {True: "ok", False: "WRONG", None: "not checked"}[d["checksum_ok"]]
