@@ -257,3 +257,18 @@ def test_cli_json_and_quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     assert doc["matched"] is True and doc["expect"] == "MARK" and doc["qemu_status"] is None
     assert "logical_block_size=4096" in doc["command"][-1] and doc["command"][2] == "s390-ccw-virtio,loadparm=0"
     assert "guest says" not in err  # -q hides the console
+
+
+def test_empty_loadparm_entry_refused(tmp_path: Path) -> None:
+    disk = small_disk(tmp_path)
+    assert qemu.empty_entry_check(disk, 512, 0) is None
+    msg = qemu.empty_entry_check(disk, 512, 5)
+    assert msg and "entry 5 is empty (entries in use: 0)" in msg
+    marker = tmp_path / "ran"
+    with pytest.raises(QemuBootError, match="entry 5 is empty") as ei:
+        qemu.boot(disk, expect="x", loadparm=5, qemu=fake_qemu(tmp_path, f"touch {marker}"), timeout=5)
+    assert type(ei.value) is QemuBootError and not marker.exists()
+    # not a zipl disk: left for the firmware to report
+    plain = tmp_path / "plain.img"
+    plain.write_bytes(bytes(4096))
+    assert qemu.empty_entry_check(plain, 512, 3) is None and qemu.dump_program_check(plain) is None

@@ -277,6 +277,9 @@ def test_menu_selected_by_loadparm(pkgs: S390Packages, initrd: Initrd, tmp_path:
     zipldump("install", image, "-c", conf, "-n")
     boot_and_check(image, params[2], loadparm=2)
     boot_and_check(image, params[3])  # entry 0 is the default, position 3
+    # an unused position is refused before QEMU runs (its BIOS would say '! No EXEC entry !')
+    proc = zipldump("qemu-boot", image, "--loadparm", 7, "--expect", MARKER, check=False)
+    assert proc.returncode == 50 and "entry 7 is empty (entries in use: 0, 1, 2, 3)" in proc.stderr
 
 
 def test_dump_disk_refused_quickly(pkgs: S390Packages, initrd: Initrd, tmp_path: Path) -> None:

@@ -102,14 +102,22 @@ def qemu_command(
     ]  # fmt: skip
 
 
-def dump_program_check(image: str | Path, block_size: int = 512, loadparm: int | None = None) -> str | None:
-    """A message when the program the BIOS would start is a dump program, else None.
+@dataclass(frozen=True)
+class _Peek:
+    entry: int  # the program-table entry the BIOS would start
+    valid: list[int]  # non-empty entries
+    header_type: int | None  # component-table header type of `entry`, None when empty
+    ct_lba: int
 
-    Reads block 0, the program table and the selected component table's header.
-    Anything unreadable is left for the BIOS to report (returns None).
+
+def _peek(image: str | Path, block_size: int, loadparm: int | None) -> _Peek | None:
+    """Block 0, the program table and the selected component header, read leniently.
+
+    None when the disk is not a readable zipl disk: the BIOS then gives its own message.
     """
     try:
         with open(image, "rb") as fh:
+
             def block(lba: int) -> bytes:
                 return os.pread(fh.fileno(), block_size, lba * block_size)
 
@@ -120,23 +128,49 @@ def dump_program_check(image: str | Path, block_size: int = 512, loadparm: int |
             pt_lba = rec.program_table.blockno
             if not pt_lba:
                 return None
-            pt = ProgramTable.parse(block(pt_lba)[:512])
+            pt_block = block(pt_lba)
+            if pt_block[:4] != ZIPL_MAGIC:
+                return None
+            pt = ProgramTable.parse(pt_block[:512])
             entry = loadparm or 0
-            if entry >= PROGRAM_TABLE_ENTRIES:
+            valid = [i for i, e in enumerate(pt.entries) if e.blockno]
+            if entry >= PROGRAM_TABLE_ENTRIES or not valid:
                 return None
-            ptr = BlockPtr(pt.entries[entry].blockno, pt.entries[entry].size, pt.entries[entry].blockct)
+            e = pt.entries[entry]
+            ptr = BlockPtr(e.blockno, e.size, e.blockct)
             if ptr.is_null:
-                return None
+                return _Peek(entry, valid, None, 0)
             hdr = ComponentHeader.parse(block(ptr.blockno)[:32])
     except (OSError, ConstructError):
         return None
-    if hdr.type == HEADER_DUMP:
-        return (
-            f"program-table entry {entry} (component table at block {ptr.blockno}) is a dump program "
-            "(component header type DUMP); QEMU's s390-ccw firmware refuses dump programs by design "
-            "(it would stop with '! Bad header type !'). Check it with `zipldump inspect` or the simulator instead"
-        )
-    return None
+    return _Peek(entry, valid, hdr.type, ptr.blockno)
+
+
+def dump_program_check(image: str | Path, block_size: int = 512, loadparm: int | None = None) -> str | None:
+    """A message when the program the BIOS would start is a dump program, else None."""
+    peek = _peek(image, block_size, loadparm)
+    if peek is None or peek.header_type != HEADER_DUMP:
+        return None
+    return (
+        f"program-table entry {peek.entry} (component table at block {peek.ct_lba}) is a dump program "
+        "(component header type DUMP); QEMU's s390-ccw firmware refuses dump programs by design "
+        "(it would stop with '! Bad header type !'). Check it with `zipldump inspect` or the simulator instead"
+    )
+
+
+def empty_entry_check(image: str | Path, block_size: int = 512, loadparm: int | None = None) -> str | None:
+    """A message when --loadparm selects an empty program-table entry, else None.
+
+    QEMU 7.2's BIOS does not check this: it reads block 0 as the component
+    table and stops with a misleading '! No EXEC entry !'.
+    """
+    peek = _peek(image, block_size, loadparm)
+    if peek is None or peek.header_type is not None:
+        return None
+    return (
+        f"program-table entry {peek.entry} is empty (entries in use: {', '.join(map(str, peek.valid))}); "
+        "choose one of those with --loadparm"
+    )
 
 
 def firmware_error(output: str) -> str | None:
@@ -175,13 +209,15 @@ def boot(
     memory: str = "512M",
     console: Callable[[str], None] | None = None,
     qemu: str | None = None,
+    announce: Callable[[list[str]], None] | None = None,
 ) -> BootResult:
     """Boot `image`; succeed when `expect` appears on the console.
 
     Without `expect`, success is QEMU ending by itself with status 0 (the guest
     powered off).  Raises QemuDumpProgramError for a dump program,
     QemuBootError with the BIOS message (or the console tail) otherwise.
-    `console` receives every complete console line as it arrives.
+    `console` receives every complete console line as it arrives; `announce`
+    gets the command line just before QEMU starts.
     """
     if not Path(image).is_file() and not Path(image).is_block_device():
         raise UsageError(f"{image}: no such image file")
@@ -191,7 +227,12 @@ def boot(
     dump_msg = dump_program_check(image, block_size, loadparm)
     if dump_msg:
         raise QemuDumpProgramError(dump_msg, where=str(image))
+    empty_msg = empty_entry_check(image, block_size, loadparm)
+    if empty_msg:
+        raise QemuBootError(empty_msg, where=str(image))
     cmd = qemu_command(image, block_size=block_size, loadparm=loadparm, memory=memory, qemu=exe)
+    if announce is not None:
+        announce(cmd)
     start = time.monotonic()
     deadline = start + timeout
     proc = subprocess.Popen(

@@ -36,10 +36,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         if not ui.quiet:
             ui.console.print(Text(line), markup=False, highlight=False, emoji=False)
 
-    cmd = qemu.qemu_command(
-        args.image, block_size=args.block_size, loadparm=args.loadparm, memory=args.memory
-    )  # validates the options before anything runs
-    ui.info("running: " + " ".join(cmd))
     result = qemu.boot(
         args.image,
         expect=args.expect,
@@ -48,6 +44,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         timeout=args.timeout,
         memory=args.memory,
         console=console,
+        announce=lambda cmd: ui.info("running: " + " ".join(cmd)),
     )
     what = f"'{args.expect}' seen" if result.matched else "guest powered off"
     ui.info(f"qemu-boot: {what} after {result.seconds:.1f}s")
