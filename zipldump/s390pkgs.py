@@ -59,11 +59,38 @@ def _codename() -> str:
     return "bookworm"
 
 
+def _host_archive_uris() -> list[str]:
+    """The Debian archive URIs the host's own apt sources name (deb822 and one-line style)."""
+    uris: list[str] = []
+    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for f in files:
+        try:
+            text = f.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("URIs:"):
+                uris += line.split()[1:]
+            elif line.startswith("deb "):
+                words = [w for w in line.split() if not w.startswith("[") and not w.endswith("]")]
+                if len(words) >= 2:
+                    uris.append(words[1])
+    # Debian's main archive only: not the security archive nor third-party repositories.
+    return [u for u in dict.fromkeys(uris) if u.rstrip("/").endswith("/debian")]
+
+
 def _own_sources(cache: Path) -> list[str]:
-    """apt options for a private sources list, for hosts whose own sources exclude s390x."""
+    """apt options for a private sources list, for hosts whose own entries exclude s390x.
+
+    It names the same archives as the host's sources, without their architecture limits.
+    """
+    uris = _host_archive_uris()
+    if not uris:
+        raise ToolMissingError("the host's apt sources name no Debian archive to fetch s390x packages from")
     etc = cache / "apt" / "etc"
     (etc / "sources.list.d").mkdir(parents=True, exist_ok=True)
-    (etc / "sources.list").write_text(f"deb ARCHIVE {_codename()} main\n")
+    (etc / "sources.list").write_text("".join(f"deb {u} {_codename()} main\n" for u in uris))
     return ["-o", f"Dir::Etc::SourceList={etc / 'sources.list'}", "-o", f"Dir::Etc::SourceParts={etc / 'sources.list.d'}"]
 
 
@@ -152,9 +179,9 @@ def _download(cache: Path, ui: UI | None) -> S390Packages:
         _run(["apt-get", *opts, "update"])
     m = _kernel_package(opts)
     if not m:
-        # The host's sources may be limited to its own architecture: use Debian's main archive.
+        # The host's entries may be limited to its own architecture: same archives, no limit.
         opts += _own_sources(cache)
-        with step("apt-get update (s390x package lists from the Debian archive)"):
+        with step("apt-get update (s390x package lists, host archives without arch limits)"):
             _run(["apt-get", *opts, "update"])
         m = _kernel_package(opts)
     if not m:
