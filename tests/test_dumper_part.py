@@ -352,8 +352,10 @@ def test_throughput_against_dd(tmp_path):
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, mem_size)
     disk, _, _ = make_dump_disk(tmp_path, 512, mem_size + 8 * MiB)
-    target = tmp_path / "dd.img"
-    shutil.copyfile(disk, target)
+    # dd writes the same bytes (zcore/mem = header + memory) to the same place of
+    # the same image, so both see the same file extents.  It leaves the header
+    # our last run wrote in place, so the superblock checksum stays right.
+    target = disk
 
     def run_dd() -> float:
         t = time.monotonic()
@@ -364,11 +366,20 @@ def test_throughput_against_dd(tmp_path):
         return time.monotonic() - t
 
     def run_ours() -> float:
-        result = dump_to_partition(disk, FakeZcore(zfile, 32 * MiB), quiet_ui())
-        return result.seconds
+        t = time.monotonic()
+        dump_to_partition(disk, FakeZcore(zfile, 32 * MiB), quiet_ui())
+        return time.monotonic() - t  # all of it: checks, three fsyncs, superblock
 
-    # Warm the page cache for both, then take the best of three runs each.
+    # Warm the page cache for both, then interleave the runs (other work on the
+    # machine comes and goes) and compare the best of five each; a loaded
+    # machine gets up to three attempts before the test fails.
+    run_ours()
     run_dd()
-    dd_best = min(run_dd() for _ in range(3))
-    ours_best = min(run_ours() for _ in range(3))
-    assert ours_best <= dd_best / 0.8, f"dump writer {ours_best:.3f}s vs dd {dd_best:.3f}s"
+    for _attempt in range(3):
+        dd_times, our_times = [], []
+        for _ in range(5):
+            dd_times.append(run_dd())
+            our_times.append(run_ours())
+        if min(our_times) <= min(dd_times) / 0.8:
+            break
+    assert min(our_times) <= min(dd_times) / 0.8, f"dump writer {sorted(our_times)} s vs dd {sorted(dd_times)} s"

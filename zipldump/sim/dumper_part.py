@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
@@ -57,7 +58,7 @@ from zipldump.formats.s390dump import (
 from zipldump.ui import UI, ByteProgress
 
 BUSY_MARKER = b"zfcpdump busy\0"  # 14 bytes, as zfcpdump 3.0 writes at the dump start
-DEFAULT_CHUNK = 8 << 20  # 8 MiB: large enough that per-chunk Python work is noise
+DEFAULT_CHUNK = 4 << 20  # 4 MiB: per-chunk Python work is noise, and two buffers stay cache-warm
 
 
 # --- result -----------------------------------------------------------------------
@@ -195,6 +196,38 @@ def parse_memmap(text: str) -> list[tuple[int, int]]:
     return sorted(ranges)
 
 
+class _WritePipeline:
+    """At most one write in flight on a helper thread while the caller reads the
+    next chunk: pwrite releases the GIL, so reading zcore/mem (memcpy work) and
+    writing the image overlap on two CPUs.  Two buffers alternate; `submit` first
+    waits for the previous write, so the buffer being filled is never in flight."""
+
+    def __init__(self, writer: ExtentWriter, threaded: bool) -> None:
+        self.writer = writer
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dump-write") if threaded else None
+        self.pending: Future[None] | None = None
+
+    def submit(self, offset: int, view: memoryview) -> None:
+        self.drain()
+        if self.pool is None:
+            self.writer.write(offset, view)
+        else:
+            self.pending = self.pool.submit(self.writer.write, offset, view)
+
+    def drain(self) -> None:
+        """Wait for the write in flight; its exception is raised here."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.drain()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+
+
 def copy_memory(
     mem: BinaryIO,
     writer: ExtentWriter,
@@ -205,57 +238,67 @@ def copy_memory(
     progress: ByteProgress,
     chunk_size: int = DEFAULT_CHUNK,
     ranges: list[tuple[int, int]] | None = None,
+    threaded: bool = True,
 ) -> int:
     """Stream zcore/mem bytes 0x1000 .. 0x1000+mem_size to dump offsets 0x1000.. .
 
-    The HSA-backed part (absolute 0 .. hsa_size) comes first and the HSA is
-    released as soon as it has been read, before the rest.  `ranges` are the
-    present memory ranges (zcore/memmap); holes between them are written as
-    zeros instead of being read (zcore/mem fails on them with EFAULT).  One reused
-    buffer; `readinto` and `pwrite` on memoryview slices, no per-chunk copy.
+    The HSA-backed part (absolute 0 .. hsa_size) comes first; the HSA is
+    released once that part is read *and written*, before the rest is read
+    (zfcpdump 3.0 order).  `ranges` are the present memory ranges (zcore/memmap);
+    holes between them are written as zeros instead of being read (zcore/mem fails
+    on them with EFAULT).  Two reused buffers, `readinto` and `pwrite` on
+    memoryview slices (no per-chunk copy), reading overlapped with writing.
     Returns the number of memory bytes written.
     """
-    buf = bytearray(chunk_size)
-    view = memoryview(buf)
+    buffers = [memoryview(bytearray(chunk_size)), memoryview(bytearray(chunk_size))] if threaded else [memoryview(bytearray(chunk_size))]
+    turn = 0
     zeros: memoryview | None = None
     addr = 0
     released = False
+    pipe = _WritePipeline(writer, threaded)
 
     def hsa_passed() -> None:
         nonlocal released
         if not released and hsa_size and addr >= hsa_size:
+            pipe.drain()  # the HSA part is on the image before the HSA goes
             release_hsa()
             released = True
 
     todo = [(s, min(s + n, mem_size)) for s, n in (ranges if ranges is not None else [(0, mem_size)]) if s < mem_size]
     todo.append((mem_size, mem_size))  # the trailing hole, if any
-    for start, end in todo:
-        while addr < start:  # a hole
-            if zeros is None:
-                zeros = memoryview(bytes(min(chunk_size, 1 << 20)))
-            n = min(len(zeros), start - addr)
-            writer.write(HEADER_SIZE + addr, zeros[:n])
-            addr += n
-            progress.advance(n)
-            hsa_passed()
-        if addr >= end:
-            continue
-        mem.seek(HEADER_SIZE + addr)
-        while addr < end:
-            limit = end
-            if not released and addr < hsa_size:
-                limit = min(limit, hsa_size)  # end the chunk at the HSA boundary
-            want = min(chunk_size, limit - addr)
-            got = mem.readinto(view[:want])
-            if not got:
-                raise DumpError(
-                    f"zcore/mem ended at absolute address {addr:#x}, before the {mem_size:#x} bytes the header announces",
-                    where=f"zcore/mem offset {HEADER_SIZE + addr:#x}",
-                )
-            writer.write(HEADER_SIZE + addr, view[:got])
-            addr += got
-            progress.advance(got)
-            hsa_passed()
+    try:
+        for start, end in todo:
+            while addr < start:  # a hole
+                if zeros is None:
+                    zeros = memoryview(bytes(min(chunk_size, 1 << 20)))
+                n = min(len(zeros), start - addr)
+                pipe.submit(HEADER_SIZE + addr, zeros[:n])
+                addr += n
+                progress.advance(n)
+                hsa_passed()
+            if addr >= end:
+                continue
+            mem.seek(HEADER_SIZE + addr)
+            while addr < end:
+                limit = end
+                if not released and addr < hsa_size:
+                    limit = min(limit, hsa_size)  # end the chunk at the HSA boundary
+                want = min(chunk_size, limit - addr)
+                view = buffers[turn]
+                turn = (turn + 1) % len(buffers)
+                got = mem.readinto(view[:want])
+                if not got:
+                    raise DumpError(
+                        f"zcore/mem ended at absolute address {addr:#x}, before the {mem_size:#x} bytes the header announces",
+                        where=f"zcore/mem offset {HEADER_SIZE + addr:#x}",
+                    )
+                pipe.submit(HEADER_SIZE + addr, view[:got])
+                addr += got
+                progress.advance(got)
+                hsa_passed()
+        pipe.drain()
+    finally:
+        pipe.close()
     if not released and hsa_size:
         release_hsa()  # dumped less than the HSA (dump_mem): closing zcore/mem would release it anyway
     return addr
@@ -294,17 +337,20 @@ def write_dump(
     chunk_size: int = DEFAULT_CHUNK,
     clock: Callable[[], int] | None = None,
     after_busy: Callable[[], None] | None = None,
+    after_header: Callable[[], None] | None = None,
     ranges: list[tuple[int, int]] | None = None,
 ) -> tuple[int, float]:
-    """Busy marker, memory, end marker, header -- in that order, with fsyncs
-    between the steps that must not be reordered on disk.  Returns (end TOD, seconds)."""
+    """Busy marker, memory, end marker, header -- in that order, with an fsync
+    wherever the next step must not reach the disk before the previous one.
+    `after_busy` / `after_header` run before the fsync that ends that step (the
+    superblock checksum updates).  Returns (end TOD, seconds from the start)."""
     mem_size = header.mem_size
+    start = time.monotonic()
     busy = BUSY_MARKER + bytes(HEADER_SIZE - len(BUSY_MARKER))
     writer.write(0, busy)
     if after_busy is not None:
         after_busy()
-    disk.flush()
-    start = time.monotonic()
+    disk.flush()  # the old header is gone before any new memory byte lands
     with ui.progress(description, HEADER_SIZE + mem_size + END_MARKER_SIZE) as progress:
         copy_memory(
             zcore.mem,
@@ -320,6 +366,8 @@ def write_dump(
         writer.write(header.end_marker_offset, build_end_marker(end_tod))
         disk.flush()  # memory and marker are on disk before the header says "dump"
         writer.write(0, header_raw)
+        if after_header is not None:
+            after_header()
         disk.flush()
         progress.advance(HEADER_SIZE + END_MARKER_SIZE)
     return end_tod, time.monotonic() - start
@@ -497,10 +545,11 @@ def dump_to_partition(
                 # The busy page changed the checksummed bytes: keep the partition
                 # acceptable for the next run even if this one dies.
                 after_busy=lambda: _update_checksum(disk, target),
+                # Header and new checksum share one fsync: either one alone
+                # on disk gives the same "checksum wrong" state.
+                after_header=lambda: _update_checksum(disk, target),
                 ranges=ranges,
             )
-            _update_checksum(disk, target)
-            disk.flush()
         except Exception:
             ui.warn("Dump failed: the partition holds an incomplete dump (busy marker at its start)")
             raise
