@@ -21,8 +21,9 @@ import pytest
 
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk
+from zipldump.dumptools.locate import locate_dump
 from zipldump.dumptools.reader import FileSource, open_dump
-from zipldump.errors import DumpError, DumpSpaceError, DumpTargetChangedError, FormatError, MagicError
+from zipldump.errors import DumpError, DumpSpaceError, DumpTargetChangedError, FormatError, IncompleteDumpError, MagicError
 from zipldump.formats.bootrecord import build_boot_record, dump_boot_info, patch_block0
 from zipldump.formats.dump_superblock import SB_SEED, DumpSuperblock, build_superblock, cksm
 from zipldump.formats.s390dump import (
@@ -306,11 +307,12 @@ def test_interrupted_dump_is_not_complete_and_partition_stays_usable(tmp_path, f
     with open(disk, "rb") as fh:
         fh.seek(1 * MiB)
         assert fh.read(len(BUSY_MARKER)) == BUSY_MARKER
-    # The reader does not accept it: no s390 magic (busy marker) -> not a dump / not complete.
-    with pytest.raises((DumpError, FormatError)):
-        with open_dump(FileSource(disk, 1 * MiB, dump_size)) as dump:
-            assert not dump.complete
-            raise DumpError("reader opened it but says incomplete")
+    # The dump locator (zipldump getdump/dumpinfo) calls it incomplete; the plain
+    # stream reader finds no s390 magic where the header belongs.
+    with pytest.raises(IncompleteDumpError, match="busy"):
+        locate_dump(disk)
+    with pytest.raises(MagicError):
+        open_dump(FileSource(disk, 1 * MiB, dump_size))
     # The superblock checksum was updated for the busy page: the next run goes ahead.
     with DiskImage(disk, 512) as d:
         assert locate_dump_partition(d).partition == 1
@@ -320,6 +322,65 @@ def test_interrupted_dump_is_not_complete_and_partition_stays_usable(tmp_path, f
     with open(disk, "rb") as fh:
         fh.seek(1 * MiB)
         assert fh.read(HEADER_SIZE) == header
+
+
+class HoleyZcore(FakeZcore):
+    """zcore with a memory hole: header mem_size = present bytes, mem_end = end (§2.3),
+    memmap lists the present ranges, reads inside the hole fail with EFAULT."""
+
+    def __init__(self, path: Path, hsa: int, ranges: list[tuple[int, int]]) -> None:
+        super().__init__(path, hsa)
+        self.ranges = ranges
+        real_readinto = self.mem.readinto
+
+        def readinto(buf):
+            addr = self.mem.pos - HEADER_SIZE
+            end = addr + len(buf)
+            if addr >= 0 and not any(s <= addr and end <= s + n for s, n in ranges):
+                raise OSError(14, f"EFAULT: memory hole in 0x{addr:x}..0x{end - 1:x}")
+            return real_readinto(buf)
+
+        self.mem.readinto = readinto
+
+    def memmap(self) -> str:
+        return "".join(f"{s:016x} {n:016x} " for s, n in self.ranges)
+
+
+def test_memory_hole_written_as_zeros(tmp_path):
+    mem_end = 16 * MiB
+    ranges = [(0, 6 * MiB), (10 * MiB, 6 * MiB)]
+    zfile = tmp_path / "zcore.mem"
+    make_zcore_file(zfile, mem_end)
+    # zcore's header for this layout: mem_size counts the present 12 MiB only.
+    from zipldump.formats.s390dump import DumpHeader
+
+    holey = DumpHeader(mem_size=12 * MiB, mem_end=mem_end, tod=HEADER_TOD, prefixes=(0x10000,), real_cpu_cnt=1).build()
+    with open(zfile, "r+b") as fh:
+        fh.write(holey)
+    disk, _, dump_size = make_dump_disk(tmp_path, 512, 24 * MiB)
+    result = dump_to_partition(disk, HoleyZcore(zfile, 4 * MiB, ranges), quiet_ui(), chunk_size=1 * MiB)
+    assert result.mem_size == mem_end and result.bytes_written == HEADER_SIZE + mem_end + END_MARKER_SIZE
+    with open_dump(FileSource(disk, result.image_offset, dump_size)) as dump:
+        assert dump.complete
+        assert (dump.header.mem_size, dump.header.end, dump.header.pages) == (mem_end, mem_end, mem_end // 4096)
+        assert dump.read_memory(6 * MiB, 4 * MiB) == bytes(4 * MiB)  # the hole
+        with open(zfile, "rb") as fh:
+            fh.seek(HEADER_SIZE + 10 * MiB)
+            assert dump.read_memory(10 * MiB, 4096) == fh.read(4096)
+            fh.seek(HEADER_SIZE + 6 * MiB - 4096)
+            assert dump.read_memory(6 * MiB - 4096, 4096) == fh.read(4096)
+
+
+def test_memmap_parse_errors():
+    from zipldump.sim.dumper_part import parse_memmap
+
+    assert parse_memmap("0000000000000000 0000000000100000 0000000000200000 0000000000100000 ") == [(0, 1 << 20), (2 << 20, 1 << 20)]
+    # chunks style: a zero-size record ends the list, NULs after it are ignored
+    assert parse_memmap("0000000000000000 0000000000100000 0000000000000000 0000000000000000 " + "\0" * 34) == [(0, 1 << 20)]
+    with pytest.raises(DumpError, match="invalid contents of memory map file"):
+        parse_memmap("000000000000000g 0000000000100000 ")
+    with pytest.raises(DumpError, match="record 0"):
+        parse_memmap("0000000000000000-0000000000100000 ")
 
 
 def test_zcore_shorter_than_header_says(tmp_path):
