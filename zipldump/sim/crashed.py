@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zipldump.errors import DumpError, FormatError, UsageError
-from zipldump.formats import elfcore
+from zipldump.dumptools.elf import read_elf_core
 from zipldump.formats.dump_superblock import cksm
 from zipldump.formats.lowcore import (
     CPU_ADDR_OFFSET,
@@ -416,9 +416,6 @@ def from_raw(path: str | os.PathLike[str], ncpus: int = DEFAULT_CPUS, *, prefixe
     return CrashedSystem(size, cpus, "raw", boot_cpu=boot_cpu, seed=seed if prefixes is None else None, _src=src)
 
 
-MAX_NOTES_SIZE = 16 * MiB
-
-
 def from_elf(path: str | os.PathLike[str], *, boot_cpu: int = 0) -> CrashedSystem:
     """An s390x ELF core (QEMU `dump-guest-memory`, zgetdump -f elf, /proc/vmcore).
 
@@ -428,43 +425,14 @@ def from_elf(path: str | os.PathLike[str], *, boot_cpu: int = 0) -> CrashedSyste
     note order; CPU 0 is the boot CPU unless `boot_cpu` says otherwise.
     """
     p = Path(path)
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except OSError as exc:
-        raise UsageError(f"cannot open ELF core: {exc.strerror}", where=str(p)) from exc
-    try:
-        fsize = os.fstat(fd).st_size
-        ehdr = elfcore.parse_ehdr(os.pread(fd, elfcore.EHDR_SIZE, 0))
-        phoff, phnum = ehdr["e_phoff"], ehdr["e_phnum"]
-        if phoff + phnum * elfcore.PHDR_SIZE > fsize:
-            raise FormatError(f"{phnum} program headers at 0x{phoff:x} run past the file end", where=f"{p} ELF header e_phoff")
-        raw = os.pread(fd, phnum * elfcore.PHDR_SIZE, phoff)
-        loads: list[LoadSegment] = []
-        notes: list[elfcore.Note] = []
-        for i in range(phnum):
-            ph = elfcore.ProgramHeader.parse(raw[i * elfcore.PHDR_SIZE : (i + 1) * elfcore.PHDR_SIZE])
-            where = f"{p} program header {i}"
-            if ph.p_type in (elfcore.PT_LOAD, elfcore.PT_NOTE) and ph.p_offset + ph.p_filesz > fsize:
-                raise FormatError(f"segment data 0x{ph.p_offset:x}+0x{ph.p_filesz:x} runs past the file end (0x{fsize:x})", where=where)
-            if ph.p_type == elfcore.PT_NOTE:
-                if ph.p_filesz > MAX_NOTES_SIZE:
-                    raise FormatError(f"note segment of {ph.p_filesz} bytes is implausibly large", where=where)
-                notes += elfcore.parse_notes(os.pread(fd, ph.p_filesz, ph.p_offset), where=where, base=ph.p_offset)
-            elif ph.p_type == elfcore.PT_LOAD and ph.p_memsz:
-                if ph.p_filesz > ph.p_memsz:
-                    raise FormatError(f"p_filesz 0x{ph.p_filesz:x} > p_memsz 0x{ph.p_memsz:x}", where=where)
-                loads.append(LoadSegment(ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz))
-        if not loads:
-            raise FormatError("no PT_LOAD segment: the core holds no memory", where=f"{p} program headers")
-        loads.sort(key=lambda s: s.paddr)
-        for a, b in zip(loads, loads[1:]):
-            if a.paddr + a.memsz > b.paddr:
-                raise FormatError(f"PT_LOAD at 0x{a.paddr:x} overlaps the one at 0x{b.paddr:x}", where=f"{p} program headers")
-        regs = elfcore.cpus_from_notes(notes, where=f"{p} PT_NOTE")
-    except BaseException:
-        os.close(fd)
-        raise
-    os.close(fd)
+    if not p.is_file():
+        raise UsageError("cannot open ELF core: no such file", where=str(p))
+    # One ELF core reader for the project: dumptools.elf (program headers via e_phoff, notes).
+    core = read_elf_core(p)
+    loads = [LoadSegment(s.paddr, s.offset, s.filesz, s.memsz) for s in sorted(core.segments, key=lambda s: s.paddr)]
+    regs = core.cpus
+    if not loads:
+        raise FormatError("no PT_LOAD segment: the core holds no memory", where=f"{p} program headers")
     end = max(s.paddr + s.memsz for s in loads)
     memory_size = (end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
     if not regs:
