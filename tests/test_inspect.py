@@ -557,3 +557,16 @@ def test_rich_rendering_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixt
     render_rich(inspect_disk(write(build_dump_disk(), tmp_path)))
     out = capsys.readouterr()[0]
     assert "EXECUTE" in out and "0x000800008000a000" in out and "valid" in out
+
+
+def test_image_locked_by_a_writer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An install in progress holds an exclusive flock: inspect refuses instead of reading half-written tables."""
+    from zipldump.disk.image import DiskImage
+    from zipldump.errors import LockError
+
+    path = write(build_dump_disk(), tmp_path)
+    with DiskImage(path, 512, writable=True):
+        rc = main(["inspect", str(path)])
+    assert rc == LockError.exit_code
+    assert "in use" in capsys.readouterr()[1]
+    assert main(["inspect", str(path)]) == 0
