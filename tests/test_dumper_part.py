@@ -23,7 +23,7 @@ from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk
 from zipldump.dumptools.locate import locate_dump
 from zipldump.dumptools.reader import FileSource, open_dump
-from zipldump.errors import DumpError, DumpSpaceError, DumpTargetChangedError, FormatError, IncompleteDumpError, MagicError
+from zipldump.errors import DumpError, DumpSpaceError, DumpTargetChangedError, IncompleteDumpError, MagicError
 from zipldump.formats.bootrecord import build_boot_record, dump_boot_info, patch_block0
 from zipldump.formats.dump_superblock import SB_SEED, DumpSuperblock, build_superblock, cksm
 from zipldump.formats.s390dump import (
@@ -31,8 +31,6 @@ from zipldump.formats.s390dump import (
     HEADER_SIZE,
     build_header,
     parse_end_marker,
-    parse_header,
-    tod_from_unix_us,
 )
 from zipldump.sim.dumper_part import BUSY_MARKER, dump_to_partition, locate_dump_partition
 from zipldump.ui import UI

@@ -6,7 +6,6 @@ be found and named."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

@@ -46,7 +46,6 @@ from zipldump.formats.lowcore import (
     SAVE_AREA_SIZE,
     TIMER_OFFSET,
     TODPREG_OFFSET,
-    CpuRegisters,
     overlay_save_area,
 )
 from zipldump.formats.s390dump import (
