@@ -108,7 +108,7 @@ class ChecksumError(FormatError):
 
 
 class ComponentError(FormatError):
-    """Missing EXECUTE, overlapping components, bad PSW, HSA limit on disk."""
+    """Missing EXECUTE, overlapping components, bad PSW."""
 
     exit_code = 25
     kind = "bad-component"
