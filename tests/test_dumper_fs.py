@@ -321,3 +321,36 @@ def test_cmdline_warnings_keep_defaults():
     assert len(p.warnings) == 4
     assert any("gzip" in w for w in parse_dump_cmdline("dump_compress=gzip").warnings)
     assert DumpParams().to_json()["dump_mode"] == "interactive"
+
+
+def test_fsck_fixes_then_dump_proceeds(tmp_path):
+    """An inode with a wrong link count: e2fsck -y corrects it (exit 1), the
+    writer warns and dumps; afterwards the file system is clean."""
+    import shutil
+    import subprocess
+
+    zfile = tmp_path / "zcore.mem"
+    make_zcore_file(zfile, 4 * MiB)
+    disk, fs = make_fs_disk(tmp_path, 512, 32 * MiB)
+    fs.write_file("/notes", b"x")
+    debugfs = shutil.which("debugfs") or "/sbin/debugfs"
+    subprocess.run([debugfs, "-w", "-R", "sif /notes links_count 5", fs.spec], check=True, capture_output=True)
+    assert fs.fsck(fix=False) != 0  # really damaged
+    err = io.StringIO()
+    result = dump_to_fs(disk, FakeZcore(zfile, 1 * MiB), UI(stderr=err, interactive=False), parse_dump_cmdline("dump_part=2"))
+    assert "e2fsck corrected errors" in err.getvalue()
+    assert result.fs_path == "/dump.0"
+    fsck_clean(fs)
+
+
+def test_result_json(tmp_path):
+    import json
+
+    zfile = tmp_path / "zcore.mem"
+    make_zcore_file(zfile, 4 * MiB)
+    disk, _ = make_fs_disk(tmp_path, 512, 32 * MiB)
+    result = dump_to_fs(disk, FakeZcore(zfile, 1 * MiB), quiet_ui(), parse_dump_cmdline("dump_part=2"), clock=lambda: HEADER_TOD + 5)
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["mode"] == "fs" and data["fs_path"] == "/dump.0" and data["partition"] == 2
+    assert data["bytes_written"] == HEADER_SIZE + 4 * MiB + END_MARKER_SIZE
+    assert data["end_tod"] == f"0x{HEADER_TOD + 5:016x}" and data["header_tod"] == f"0x{HEADER_TOD:016x}"
