@@ -164,3 +164,22 @@ def test_ipl_2g_partition_mode(tmp_path: Path) -> None:
     rep = run_ipl(IplOptions(image=demo.image, memory_size=2048 * MiB, cpus=4), QUIET)
     assert rep.dump.bytes_written == 4096 + 2048 * MiB + 16
     compare_dump(demo.image, 512, 2048 * MiB, 4)
+
+
+def test_ipl_crashed_raw_and_elf_round_trip(tmp_path: Path) -> None:
+    """--crashed: a raw memory image, then the ELF core made from that dump, each dumped and verified."""
+    import os
+
+    from zipldump.dumptools.elf import write_elf
+
+    raw = tmp_path / "mem.raw"
+    raw.write_bytes(os.urandom(64 * MiB))
+    demo = build_demo_disk(tmp_path / "a", 64 * MiB, QUIET)
+    rep = run_ipl(IplOptions(image=demo.image, crashed=raw, cpus=2, verify=True), QUIET)
+    assert rep.crashed["source"] == "raw" and rep.verify.ok
+    with locate_dump(demo.image) as loc:
+        with S390Dump(loc.source) as dump:
+            write_elf(dump, tmp_path / "core.elf")
+    demo2 = build_demo_disk(tmp_path / "b", 64 * MiB, QUIET)
+    rep2 = run_ipl(IplOptions(image=demo2.image, crashed=tmp_path / "core.elf", verify=True), QUIET)
+    assert rep2.crashed["source"] == "elf" and rep2.crashed["cpus"] == 2 and rep2.verify.ok
