@@ -184,6 +184,8 @@ def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: Any = None) -> IplRepor
         report.dump_params = params.for_partition() if report.mode == "partition" else params
         with _step(report, ui, "Dump kernel: SDIAS and zcore"):
             zcore = _boot_dump_kernel(machine)
+        # The writers show their own steps and progress bar: timed here without a spinner.
+        start = time.monotonic()
         if report.mode == "partition":
             from zipldump.sim.dumper_part import dump_to_partition
 
@@ -192,12 +194,15 @@ def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: Any = None) -> IplRepor
             from zipldump.sim import dumper_fs
 
             report.dump = dumper_fs.dump_to_fs(image, zcore, ui, report.dump_params, block_size=opts.block_size)
+        report.steps.append({"step": f"Dump tool ({report.mode} mode): writing the dump", "seconds": round(time.monotonic() - start, 3)})
         report.reipl = _reipl(zcore, machine, ui)
         if opts.verify:
             from zipldump.sim.verify import verify_dump
 
-            with _step(report, ui, "Verifying the dump against the crashed system"):
-                report.verify = verify_dump(report.dump, system, ui, hsa_size=opts.hsa_size)
+            # verify_dump shows its own progress bar: no spinner around it (one live display at a time).
+            start = time.monotonic()
+            report.verify = verify_dump(report.dump, system, ui, hsa_size=opts.hsa_size)
+            report.steps.append({"step": "Verifying the dump against the crashed system", "seconds": round(time.monotonic() - start, 3)})
     finally:
         if owned:
             system.close()
