@@ -390,3 +390,9 @@ def test_dump_load_needs_the_hsa_saved_first(tmp_path: Path) -> None:
     buf = bytearray(16)
     m.hsa.readinto(0xA000, memoryview(buf))
     assert bytes(buf) == m.crashed.read_original(0xA000, 16) != m.storage.read(0xA000, 16)
+
+
+def test_wrong_block_size_is_named(tmp_path: Path) -> None:
+    b = build_disk(tmp_path / "d.img", PAYLOADS, bs=4096, disk_blocks=512)
+    ei = refused(r"^Error reading Program Table: .*size field is 4096.*is the block size 4096\?", b.path, 512, dump=True)
+    assert ei.value.where == "block 0x0 offset 0x10 (boot record) field program_table field size"

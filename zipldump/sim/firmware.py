@@ -195,7 +195,12 @@ def scsi_load(
     except PointerError as exc:
         if "no program table" in exc.message:
             raise _refuse("No Program Table", exc) from exc
-        raise _refuse("Error reading Program Table", exc) from exc
+        err = _refuse("Error reading Program Table", exc)
+        size = int.from_bytes(disk.read_at(0x18, 2), "big")
+        if size != bs and size in (512, 1024, 2048, 4096):
+            err = IplError(f"{err.message} (the disk's pointers say {size}-byte blocks; is the block size {size}?)", where=err.where)
+            err.firmware_message = "Error reading Program Table"  # type: ignore[attr-defined]
+        raise err from exc
     warnings: list[str] = []
     if br.version_id != DISK_LAYOUT_ID:
         warnings.append(f"Unknown MBR layout version, assuming version 1 (version_id {br.version_id})")
