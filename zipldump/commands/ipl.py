@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("image", metavar="IMAGE", type=Path, help="disk image with a zipl SCSI dump program")
     p.add_argument("--loadparm", type=int, default=0, metavar="N", help="program-table entry to load, 0..30 (default 0)")
-    p.add_argument("--memory", type=_size, default=2 << 30, metavar="SIZE", help="memory of the generated crashed system (default 2G)")
+    p.add_argument("--memory", type=_size, default=2 << 30, metavar="SIZE", help="memory of the generated crashed system (default 2G; --crashed FILE brings its own)")
     p.add_argument("--cpus", type=int, default=4, metavar="N", help="CPUs of the crashed system (default 4)")
     p.add_argument("--hsa-size", type=_size, default=32 << 20, metavar="SIZE", help="hardware system area size (default 32M)")
     p.add_argument("--crashed", type=Path, metavar="FILE", help="crashed system from a raw memory image or an s390x ELF core instead of a generated one")
