@@ -15,11 +15,11 @@ from test_dumper_part import HEADER_TOD, FakeZcore, Interrupted, make_zcore_file
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.partitions import PartSpec, make_disk
 from zipldump.dumptools.reader import open_dump
-from zipldump.errors import DiskError, DumpError, DumpSpaceError, FormatError
+from zipldump.disk.image import DiskImage
+from zipldump.errors import DiskError, DumpError, DumpSpaceError, IncompleteDumpError
 from zipldump.formats.s390dump import END_MARKER_SIZE, HEADER_SIZE, parse_end_marker, parse_header
 from zipldump.sim.cmdline import parse_dump_cmdline
 from zipldump.sim.dumper_fs import dump_numbers, dump_to_fs, limit_header
-from zipldump.sim.dumper_part import BUSY_MARKER
 from zipldump.ui import UI
 
 pytestmark = pytest.mark.skipif(not have_tool("debugfs") or not have_tool("e2fsck"), reason="e2fsprogs not installed")
@@ -219,23 +219,71 @@ def test_limit_header_noop_when_limit_exceeds_memory():
     assert limit_header(h, None) == (h, [])
 
 
-@pytest.mark.parametrize("fail_after", [HEADER_SIZE + 10, HEADER_SIZE + 5 * MiB + 3])
-def test_interrupted_fs_dump_not_complete_fs_clean(tmp_path, fail_after):
+@pytest.mark.parametrize("fail_after", [HEADER_SIZE + 10, HEADER_SIZE + 5 * MiB + 3, "before-end-marker"])
+def test_interrupted_fs_dump_not_complete_fs_clean(tmp_path, fail_after, monkeypatch):
     zfile = tmp_path / "zcore.mem"
-    make_zcore_file(zfile, 8 * MiB)
+    zheader, _ = make_zcore_file(zfile, 8 * MiB)
     disk, fs = make_fs_disk(tmp_path, 4096, 32 * MiB, "ext4", 4096)
+    if fail_after == "before-end-marker":
+        # All memory is on disk; the power goes when the end marker is due.
+        real_write = DiskImage.write_at
+
+        def write_at(self, offset, data):
+            if bytes(data[:8]) == b"DUMP_END":
+                raise Interrupted("power lost before the end marker was written")
+            real_write(self, offset, data)
+
+        monkeypatch.setattr(DiskImage, "write_at", write_at)
+        zc = FakeZcore(zfile, 2 * MiB)
+    else:
+        zc = FakeZcore(zfile, 2 * MiB, fail_after=fail_after)
     with pytest.raises(Interrupted):
-        dump_to_fs(disk, FakeZcore(zfile, 2 * MiB, fail_after=fail_after), quiet_ui(), parse_dump_cmdline("dump_part=2"), block_size=4096, chunk_size=1 * MiB)
+        dump_to_fs(disk, zc, quiet_ui(), parse_dump_cmdline("dump_part=2"), block_size=4096, chunk_size=1 * MiB)
+    monkeypatch.undo()
     fsck_clean(fs)
     host, _ = copy_out_sha(fs, "/dump.0", tmp_path)
-    assert host.read_bytes()[: len(BUSY_MARKER)] == BUSY_MARKER
-    with pytest.raises((DumpError, FormatError)):
-        with open_dump(host) as dump:
-            assert not dump.complete
-            raise DumpError("reader opened it but says incomplete")
+    assert host.read_bytes()[:HEADER_SIZE] == zheader
+    # The dump reader (zgetdump's rule): header fine, no end marker -> not complete.
+    with open_dump(host) as dump:
+        assert not dump.complete
+        assert "end marker" in dump.info.incomplete_reason
+        with pytest.raises(IncompleteDumpError):
+            dump.require_complete()
     # The next dump gets the next number and is complete.
     result = dump_to_fs(disk, FakeZcore(zfile, 2 * MiB), quiet_ui(), parse_dump_cmdline("dump_part=2"), block_size=4096)
     assert result.fs_path == "/dump.1"
+    fsck_clean(fs)
+
+
+def test_stale_end_marker_in_reused_blocks_does_not_complete(tmp_path, monkeypatch):
+    """ExtFs.allocate promises allocated blocks, not zeroed ones (today debugfs
+    happens to zero them).  Put a complete older dump's end marker (TOD later
+    than the header TOD) exactly where the new one goes: an interrupted dump must
+    still read as incomplete."""
+    from zipldump.formats.s390dump import build_end_marker
+
+    zfile = tmp_path / "zcore.mem"
+    make_zcore_file(zfile, 8 * MiB)
+    disk, fs = make_fs_disk(tmp_path, 4096, 32 * MiB, "ext2", 4096)
+    stale = build_end_marker(HEADER_TOD + 10**9)
+    real_allocate = ExtFs.allocate
+
+    def allocate(self, fs_path, size):
+        blocks = real_allocate(self, fs_path, size)
+        at = size - END_MARKER_SIZE
+        with open(disk, "r+b") as fh:  # what a deleted dump of the same size left there
+            fh.seek(self.block_offset(blocks[at // self.block_size]) + at % self.block_size)
+            fh.write(stale)
+        return blocks
+
+    monkeypatch.setattr(ExtFs, "allocate", allocate)
+    with pytest.raises(Interrupted):
+        dump_to_fs(disk, FakeZcore(zfile, 2 * MiB, fail_after=HEADER_SIZE + 3 * MiB), quiet_ui(), parse_dump_cmdline("dump_part=2"),
+                   block_size=4096)
+    monkeypatch.undo()
+    host, _ = copy_out_sha(fs, "/dump.0", tmp_path)
+    with open_dump(host) as dump:
+        assert not dump.complete
     fsck_clean(fs)
 
 

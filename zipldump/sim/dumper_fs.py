@@ -22,11 +22,13 @@ retries; `interactive` asks first (no terminal counts as "no") and fails with
 DumpSpaceError on "no".  When even deleting every dump would not make room,
 nothing is deleted at all.
 
-Write order as in the partition writer (busy page, memory, end marker, header
-last), so an interrupted `dump.N` has `zfcpdump busy` where the header belongs
-and is never taken for a complete dump.  Only data blocks of the already
-allocated file are written after allocation, so the file system stays
-e2fsck-clean whenever the writer stops.
+Write order: the header (with the end-marker slot zeroed first, since the
+allocated blocks may hold a deleted dump's bytes), fsync, memory, fsync, end
+marker, fsync.  An interrupted `dump.N` is a valid header without end marker,
+which zgetdump and dumptools.reader call "not complete" (the s390 format's own
+completeness rule, §3).  Only data blocks of the already allocated file are
+written after allocation, so the file system stays e2fsck-clean whenever the
+writer stops.
 """
 
 from __future__ import annotations
@@ -202,10 +204,20 @@ def dump_to_fs(
         writer = ExtentWriter(disk, extents)
         try:
             end_tod, seconds = write_dump(
-                disk, writer, zcore, header_raw, header, ui, description=f"Writing {path}", chunk_size=chunk_size, clock=clock, ranges=ranges
+                disk,
+                writer,
+                zcore,
+                header_raw,
+                header,
+                ui,
+                description=f"Writing {path}",
+                commit="end-marker",
+                chunk_size=chunk_size,
+                clock=clock,
+                ranges=ranges,
             )
         except Exception:
-            ui.warn(f"DUMP '{path}' FAILED: the file holds an incomplete dump (busy marker instead of the header)")
+            ui.warn(f"DUMP '{path}' FAILED: the file holds an incomplete dump (no end marker)")
             raise
     ui.info(f"DUMP '{path}' COMPLETE")
     return DumpResult(

@@ -334,23 +334,37 @@ def write_dump(
     ui: UI,
     *,
     description: str,
+    commit: str = "header",
     chunk_size: int = DEFAULT_CHUNK,
     clock: Callable[[], int] | None = None,
     after_busy: Callable[[], None] | None = None,
     after_header: Callable[[], None] | None = None,
     ranges: list[tuple[int, int]] | None = None,
 ) -> tuple[int, float]:
-    """Busy marker, memory, end marker, header -- in that order, with an fsync
-    wherever the next step must not reach the disk before the previous one.
-    `after_busy` / `after_header` run before the fsync that ends that step (the
-    superblock checksum updates).  Returns (end TOD, seconds from the start)."""
+    """Write header, memory and end marker so that the dump never looks complete early.
+
+    `commit="header"` (partition, zfcpdump 3.0): busy marker in the header slot,
+    memory, end marker, then the header.  `commit="end-marker"` (file): header
+    with the end-marker slot zeroed, memory, then the end marker -- an
+    interrupted file is a valid header without end marker, which readers call
+    "not complete".  An fsync sits wherever the next step must not reach the disk
+    before the previous one.  `after_busy` / `after_header` run before the fsync
+    that ends that step (the superblock checksum updates).
+    Returns (end TOD, seconds from the start)."""
+    if commit not in ("header", "end-marker"):
+        raise ValueError(f"commit {commit!r}")
     mem_size = header.mem_size
     start = time.monotonic()
-    busy = BUSY_MARKER + bytes(HEADER_SIZE - len(BUSY_MARKER))
-    writer.write(0, busy)
-    if after_busy is not None:
-        after_busy()
-    disk.flush()  # the old header is gone before any new memory byte lands
+    if commit == "header":
+        busy = BUSY_MARKER + bytes(HEADER_SIZE - len(BUSY_MARKER))
+        writer.write(0, busy)
+        if after_busy is not None:
+            after_busy()
+    else:
+        # A stale DUMP_END from reused blocks must not complete the new header.
+        writer.write(header.end_marker_offset, bytes(END_MARKER_SIZE))
+        writer.write(0, header_raw)
+    disk.flush()  # the old content is gone before any new memory byte lands
     with ui.progress(description, HEADER_SIZE + mem_size + END_MARKER_SIZE) as progress:
         copy_memory(
             zcore.mem,
@@ -363,11 +377,15 @@ def write_dump(
             ranges=ranges,
         )
         end_tod = end_tod_now(header.tod, clock)
-        writer.write(header.end_marker_offset, build_end_marker(end_tod))
-        disk.flush()  # memory and marker are on disk before the header says "dump"
-        writer.write(0, header_raw)
-        if after_header is not None:
-            after_header()
+        if commit == "header":
+            writer.write(header.end_marker_offset, build_end_marker(end_tod))
+            disk.flush()  # memory and marker are on disk before the header says "dump"
+            writer.write(0, header_raw)
+            if after_header is not None:
+                after_header()
+        else:
+            disk.flush()  # memory is on disk before the end marker says "complete"
+            writer.write(header.end_marker_offset, build_end_marker(end_tod))
         disk.flush()
         progress.advance(HEADER_SIZE + END_MARKER_SIZE)
     return end_tod, time.monotonic() - start
