@@ -217,3 +217,19 @@ def test_save_area_in_dump_matches_registers(system, part_dump):
             fh.seek(result.image_offset + HEADER_SIZE + cpu.prefix + SAVE_AREA_OFFSET)
             regs = parse_save_area(fh.read(512))
             assert regs.gprs == cpu.registers.gprs and regs.prefix == cpu.prefix
+
+
+def test_end_marker_tod_from_the_machine_clock(system, tmp_path):
+    """The dump kernel's STCK reads the simulated machine's TOD clock."""
+    import itertools
+
+    ticks = itertools.count(0xC0BFF9D0D7A00000, 0x1000)  # one microsecond per call
+    disk, _, _ = make_dump_disk(tmp_path, 512, MEM + 8 * MiB)
+    machine = Machine(system, HSA, tod_clock=lambda: next(ticks))
+    machine.dump_ipl()
+    zc = Zcore(machine, Sdias(machine))
+    result = dump_to_partition(disk, zc, quiet_ui())
+    start = 0xC0BFF9D0D7A00000
+    assert start <= result.header_tod < result.end_tod < start + 100 * 0x1000  # both from the machine's clock, in order
+    assert (result.end_tod - start) % 0x1000 == 0
+    assert verify_dump(result, system).ok

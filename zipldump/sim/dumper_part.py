@@ -376,6 +376,8 @@ def write_dump(
             chunk_size=chunk_size,
             ranges=ranges,
         )
+        if clock is None and hasattr(zcore, "machine"):
+            clock = zcore.machine.tod  # STCK in the dump kernel reads the machine's TOD clock
         end_tod = end_tod_now(header.tod, clock)
         if commit == "header":
             writer.write(header.end_marker_offset, build_end_marker(end_tod))
