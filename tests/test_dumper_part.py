@@ -442,3 +442,93 @@ def test_throughput_against_dd(tmp_path):
         if min(our_times) <= min(dd_times) / 0.8:
             break
     assert min(our_times) <= min(dd_times) / 0.8, f"dump writer {sorted(our_times)} s vs dd {sorted(dd_times)} s"
+
+
+def test_write_error_at_every_write_never_looks_complete(tmp_path, monkeypatch):
+    """Crash loop: an EIO on write N, for every N of a whole run, on a partition that
+    holds an older complete dump of the same size.  Afterwards the partition holds
+    the old dump untouched (nothing landed), an incomplete (busy) one, or the
+    complete new one -- never a complete-looking mix -- and the next dump run on it
+    succeeds every time."""
+    from zipldump.errors import DiskError
+
+    mem_size = 4 * MiB
+    old_file, new_file = tmp_path / "old.mem", tmp_path / "new.mem"
+    old_header, old_sha = make_zcore_file(old_file, mem_size, seed=1, prefixes=(0x20000,))
+    new_header, new_sha = make_zcore_file(new_file, mem_size, seed=2)
+    assert old_header != new_header
+    template, _, dump_size = make_dump_disk(tmp_path, 512, 16 * MiB, name="template.img")
+    dump_to_partition(template, FakeZcore(old_file, 1 * MiB), quiet_ui(), clock=lambda: HEADER_TOD + 10**9)
+
+    real_write = DiskImage.write_at
+    count = {"n": 0, "fail": None}
+
+    def write_at(self, offset, data):
+        if count["n"] == count["fail"]:
+            count["n"] += 1
+            raise DiskError("injected EIO", where=f"offset {offset:#x}")
+        count["n"] += 1
+        real_write(self, offset, data)
+
+    def dump_state(disk: Path) -> str:
+        """'busy', 'old' or 'new' (the last two complete and byte-exact)."""
+        with open(disk, "rb") as fh:
+            fh.seek(1 * MiB)
+            head = fh.read(HEADER_SIZE)
+        if head[: len(BUSY_MARKER)] == BUSY_MARKER:
+            with pytest.raises((IncompleteDumpError, DumpTargetChangedError)):
+                locate_dump(disk)  # busy, or busy with the checksum update lost
+            return "busy"
+        with open_dump(FileSource(disk, 1 * MiB, dump_size)) as dump:
+            assert dump.complete
+        for name, header, digest in (("old", old_header, old_sha), ("new", new_header, new_sha)):
+            if head == header:
+                assert file_range_sha(disk, 1 * MiB + HEADER_SIZE, mem_size) == digest, f"{name} header over other memory"
+                return name
+        raise AssertionError("unknown header")
+
+    monkeypatch.setattr(DiskImage, "write_at", write_at)
+    clean = tmp_path / "clean.img"
+    shutil.copyfile(template, clean)
+    dump_to_partition(clean, FakeZcore(new_file, 1 * MiB), quiet_ui(), chunk_size=1 * MiB)
+    total = count["n"]
+    assert total >= 8  # busy, checksum, memory chunks, end marker, header, checksum
+
+    states = []
+    for n in range(total):
+        disk = tmp_path / f"crash{n}.img"
+        shutil.copyfile(template, disk)
+        count.update(n=0, fail=n)
+        with pytest.raises(DiskError, match="injected"):
+            dump_to_partition(disk, FakeZcore(new_file, 1 * MiB), quiet_ui(), chunk_size=1 * MiB)
+        states.append(dump_state(disk))
+        # The next dump run accepts the partition and completes.
+        count.update(n=0, fail=None)
+        dump_to_partition(disk, FakeZcore(new_file, 1 * MiB), quiet_ui(), chunk_size=1 * MiB)
+        assert dump_state(disk) == "new"
+        with DiskImage(disk, 512) as d:
+            assert locate_dump_partition(d).note is None  # checksum right again
+        disk.unlink()
+    # Write 0 is the busy page: nothing changed.  The last one is the superblock
+    # after the header: the new dump is complete, only its checksum is stale.
+    assert states[0] == "old" and states[-1] == "new"
+    assert set(states[1:-1]) == {"busy"}
+
+
+def test_checksum_relaxation_only_for_writer_artefacts(tmp_path):
+    """A busy page followed by foreign bytes is not one of our own states: refused."""
+    zfile = tmp_path / "zcore.mem"
+    make_zcore_file(zfile, 4 * MiB)
+    disk, _, _ = make_dump_disk(tmp_path, 512, 16 * MiB)
+    with open(disk, "r+b") as fh:
+        fh.seek(1 * MiB)
+        fh.write(BUSY_MARKER)
+        fh.seek(1 * MiB + 1024 + 0x38)
+        fh.write(b"\x53\xef")  # an ext superblock magic appeared
+    _expect_untouched(disk, lambda: dump_to_partition(disk, FakeZcore(zfile, 1 * MiB), quiet_ui()), DumpTargetChangedError, "checksum wrong")
+    # The bare busy page with a stale checksum is accepted, with a warning in the result.
+    with open(disk, "r+b") as fh:
+        fh.seek(1 * MiB + 1024 + 0x38)
+        fh.write(b"\0\0")
+    result = dump_to_partition(disk, FakeZcore(zfile, 1 * MiB), quiet_ui())
+    assert any("busy marker of an interrupted dump" in w for w in result.warnings)

@@ -5,33 +5,34 @@ offset of the `ZFCPDUMP` superblock), refuses a partition whose superblock magic
 or CKSM checksum no longer matches ("Checksum wrong, filesystem changed") or whose
 start/size no longer match a partition of the table, and refuses a dump that does
 not fit `dump_size` -- all before the first write.  s390-dump-format.md §7.5,
-zipl-scsi-format.md §7.4-§7.5.
+zipl-scsi-format.md §7.4-§7.5.  One deliberate relaxation: a checksum mismatch
+is accepted when the checksummed bytes are what a dump writer itself leaves
+there (its busy page, or an s390 dump header), i.e. an earlier run stopped
+between two writes; a file system made on the partition never looks like that.
 
 What it writes is the s390 standalone dump (4 KiB header, memory, 16-byte end
 marker) streamed from `zcore/mem`, in an order that never leaves a dump looking
 complete before it is:
 
 1. the 4 KiB header slot gets the busy marker `zfcpdump busy\\0` (rest zero) and
-   the superblock checksum is updated for it, so an interrupted dump leaves a
-   partition the next run accepts and a reader calls "busy / not complete";
-2. memory, HSA-backed part first; the HSA is released as soon as it has been
-   read (zcore/hsa <- 0), then the rest;
+   the superblock checksum is updated for it, fsync -- the old header is gone
+   before any new memory byte lands;
+2. memory, HSA-backed part first; the HSA is released once that part has been
+   read and written (zcore/hsa <- 0), then the rest;
 3. the end marker `DUMP_END` + TOD (>= header TOD), fsync;
-4. the real header (the commit point), fsync;
-5. checksum over the first `csum_size` bytes (now the header) into the
+4. the real header (the commit point) and the checksum over it into the
    superblock, fsync.
 
-The streaming helpers (`read_zcore_header`, `copy_memory`, `ExtentWriter`,
-`DumpResult`) are shared with dumper_fs.py.
+The streaming helpers (`prepare_header`, `copy_memory`, `write_dump`,
+`ExtentWriter`, `DumpResult`) are shared with dumper_fs.py.
 """
-
 from __future__ import annotations
 
 import bisect
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -48,6 +49,7 @@ from zipldump.formats.bootrecord import (
 )
 from zipldump.formats.dump_superblock import SB_MAGIC, SB_SEED, SUPERBLOCK_SIZE, DumpSuperblock, cksm
 from zipldump.formats.s390dump import (
+    DUMP_MAGIC,
     END_MARKER_SIZE,
     HEADER_SIZE,
     DumpHeader,
@@ -408,6 +410,7 @@ class DumpTarget:
     csum: int
     version: int
     partition: int | None  # number in the partition table
+    note: str | None = None  # why a checksum mismatch was accepted
 
     @property
     def dump_start(self) -> int:
@@ -482,7 +485,16 @@ def locate_dump_partition(disk: DiskImage) -> DumpTarget:
     # The checksum first: a file system made on the partition changes these bytes.
     data = disk.read_at(sb.part_start + sb.csum_offset, sb.csum_size)
     actual = cksm(data, SB_SEED)
-    if actual != sb.csum:
+    note = None
+    own = _own_artefact(data) if actual != sb.csum and sb.csum_offset == sb.dump_offset else None
+    if own is not None:
+        # Only a dump writer puts these bytes there: a run stopped between writing
+        # them and updating the checksum.  The partition was not repurposed.
+        note = (
+            f"checksum {actual:#010x} differs from the superblock's {sb.csum:#010x}, but the checksummed bytes are {own}; "
+            "the partition is taken as unchanged"
+        )
+    elif actual != sb.csum:
         raise DumpTargetChangedError(
             f"checksum wrong, partition changed: CKSM of {sb.csum_size} bytes at {sb.part_start + sb.csum_offset:#x} "
             f"is {actual:#010x}, superblock says {sb.csum:#010x}",
@@ -511,7 +523,18 @@ def locate_dump_partition(disk: DiskImage) -> DumpTarget:
         csum=sb.csum,
         version=sb.version,
         partition=number,
+        note=note,
     )
+
+
+def _own_artefact(data: bytes) -> str | None:
+    """What a dump writer left in the checksummed bytes (the header slot), if anything."""
+    slot = data[:HEADER_SIZE]
+    if slot[: len(BUSY_MARKER)] == BUSY_MARKER and not any(slot[len(BUSY_MARKER) :]):
+        return "the busy marker of an interrupted dump"
+    if int.from_bytes(slot[:8], "big") == DUMP_MAGIC:
+        return "an s390 dump header (a dump whose final checksum update was lost)"
+    return None
 
 
 def _update_checksum(disk: DiskImage, target: DumpTarget) -> int:
@@ -546,6 +569,10 @@ def dump_to_partition(
                     f"diskspace={to_mib(target.dump_size)}MB ({target.dump_size} bytes)",
                     where=f"superblock at byte {target.sb_offset:#x} offset 0x28 field dump_size",
                 )
+        warnings = []
+        if target.note:
+            warnings.append(target.note)
+            ui.warn(target.note)
         writer = ExtentWriter(disk, [(0, target.dump_start, target.dump_size)])
         ui.info(
             f"dump partition: {target.partition} (bytes {target.part_start:#x}+{target.part_size:#x}), "
@@ -571,7 +598,7 @@ def dump_to_partition(
                 ranges=ranges,
             )
         except Exception:
-            ui.warn("Dump failed: the partition holds an incomplete dump (busy marker at its start)")
+            ui.warn("Dump failed: no complete new dump on the partition (an interrupted one keeps its busy marker)")
             raise
     ui.info("Dump successful")
     return DumpResult(
@@ -585,4 +612,5 @@ def dump_to_partition(
         end_tod=end_tod,
         seconds=seconds,
         image_offset=target.dump_start,
+        warnings=warnings,
     )
