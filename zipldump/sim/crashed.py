@@ -104,12 +104,18 @@ def generated_registers(seed: int, cpu: int, prefix: int, *, stale: bool = False
     )
 
 
+PREFIX_LIMIT = 2 * GiB  # prefixes are 31-bit addresses
+
+
 def default_prefixes(memory_size: int, ncpus: int, hsa_limit: int = HSA_LIMIT_FOR_LAYOUT) -> list[int]:
     """Distinct 8 KiB aligned prefixes: even CPU indices at 16 MiB upwards (below
     the HSA limit), odd ones 8 MiB below the memory end (above it) when the
-    memory is at least hsa_limit + 16 MiB; otherwise all in the middle."""
+    memory is at least hsa_limit + 16 MiB; otherwise all in the middle.
+
+    The prefix register holds a 31-bit address, so "the memory end" is capped
+    at 2 GiB for larger systems."""
     if memory_size >= hsa_limit + 16 * MiB:
-        lo, hi = min(16 * MiB, hsa_limit // 2), memory_size - 8 * MiB
+        lo, hi = min(16 * MiB, hsa_limit // 2), min(memory_size, PREFIX_LIMIT) - 8 * MiB
         return [(lo if i % 2 == 0 else hi) + (i // 2) * LOWCORE_SIZE for i in range(ncpus)]
     lo = (memory_size // 2) & ~(LOWCORE_SIZE - 1)
     if lo + ncpus * LOWCORE_SIZE > memory_size:

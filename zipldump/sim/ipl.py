@@ -39,7 +39,6 @@ MiB = 1 << 20
 DEFAULT_MEMORY = 2 * GiB
 DEFAULT_CPUS = 4
 DEFAULT_HSA = 32 * MiB
-PREFIX_LIMIT = 2 * GiB  # prefixes must lie below 2 GiB
 
 
 @dataclass
@@ -111,13 +110,7 @@ def make_crashed(opts: IplOptions) -> Any:
     from zipldump.sim import crashed
 
     if opts.crashed is None:
-        prefixes = None
-        if opts.memory_size > PREFIX_LIMIT:
-            # The prefix register holds a 31-bit address: lay the lowcores out as
-            # for a 2 GiB system (crashed.default_prefixes would put some near the
-            # memory end, which does not fit above 4 GiB).
-            prefixes = crashed.default_prefixes(PREFIX_LIMIT, opts.cpus)
-        return crashed.generate(opts.memory_size, opts.cpus, opts.seed, prefixes=prefixes)
+        return crashed.generate(opts.memory_size, opts.cpus, opts.seed)
     path = Path(opts.crashed)
     try:
         with open(path, "rb") as fh:
