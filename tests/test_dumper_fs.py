@@ -13,10 +13,10 @@ import pytest
 from conftest import have_tool
 from test_dumper_part import HEADER_TOD, FakeZcore, Interrupted, make_zcore_file, quiet_ui
 from zipldump.disk.extfs import ExtFs
-from zipldump.disk.partitions import PartSpec, make_disk
+from zipldump.disk.partitions import PartSpec, make_disk, read_partition_table
 from zipldump.dumptools.reader import open_dump
 from zipldump.disk.image import DiskImage
-from zipldump.errors import DiskError, DumpError, DumpSpaceError, IncompleteDumpError
+from zipldump.errors import DiskError, DumpError, DumpSpaceError, IncompleteDumpError, MagicError
 from zipldump.formats.s390dump import END_MARKER_SIZE, HEADER_SIZE, parse_end_marker, parse_header
 from zipldump.sim.cmdline import parse_dump_cmdline
 from zipldump.sim.dumper_fs import dump_numbers, dump_to_fs, limit_header
@@ -402,3 +402,51 @@ def test_result_json(tmp_path):
     assert data["mode"] == "fs" and data["fs_path"] == "/dump.0" and data["partition"] == 2
     assert data["bytes_written"] == HEADER_SIZE + 4 * MiB + END_MARKER_SIZE
     assert data["end_tod"] == f"0x{HEADER_TOD + 5:016x}" and data["header_tod"] == f"0x{HEADER_TOD:016x}"
+
+
+def test_fs_write_error_at_every_write(tmp_path, monkeypatch):
+    """Crash loop for dump.N: an EIO on write N, for every N of a whole run.  The
+    file is never complete, the file system stays clean, the next run works."""
+    import shutil
+
+    zfile = tmp_path / "zcore.mem"
+    make_zcore_file(zfile, 4 * MiB)
+    template, _ = make_fs_disk(tmp_path, 512, 24 * MiB, "ext2", 4096, name="template.img")
+    real_write = DiskImage.write_at
+    count = {"n": 0, "fail": None}
+
+    def write_at(self, offset, data):
+        count["n"] += 1
+        if count["n"] - 1 == count["fail"]:
+            raise DiskError("injected EIO", where=f"offset {offset:#x}")
+        real_write(self, offset, data)
+
+    monkeypatch.setattr(DiskImage, "write_at", write_at)
+    params = parse_dump_cmdline("dump_part=2")
+    clean = tmp_path / "clean.img"
+    shutil.copyfile(template, clean)
+    dump_to_fs(clean, FakeZcore(zfile, 1 * MiB), quiet_ui(), params, chunk_size=1 * MiB)
+    total = count["n"]
+    assert total >= 6  # marker slot, header, memory chunks, end marker
+    for n in range(total):
+        disk = tmp_path / f"crash{n}.img"
+        shutil.copyfile(template, disk)
+        count.update(n=0, fail=n)
+        with pytest.raises(DiskError, match="injected"):
+            dump_to_fs(disk, FakeZcore(zfile, 1 * MiB), quiet_ui(), params, chunk_size=1 * MiB)
+        count.update(n=0, fail=None)
+        part = read_partition_table(disk).get(2)
+        fs = ExtFs(disk, part.start_bytes, part.size_bytes)
+        fsck_clean(fs)
+        host, _ = copy_out_sha(fs, "/dump.0", tmp_path)
+        try:
+            with open_dump(host) as dump:
+                assert not dump.complete, f"write {n} failed but dump.0 looks complete"
+        except MagicError:
+            assert n <= 1  # the header itself was not written
+        result = dump_to_fs(disk, FakeZcore(zfile, 1 * MiB), quiet_ui(), params, chunk_size=1 * MiB)
+        assert result.fs_path == "/dump.1"
+        host, _ = copy_out_sha(fs, "/dump.1", tmp_path)
+        with open_dump(host) as dump:
+            assert dump.complete
+        disk.unlink()
