@@ -13,12 +13,12 @@ import pytest
 from conftest import have_tool
 from test_dumper_part import HEADER_TOD, FakeZcore, Interrupted, make_zcore_file, quiet_ui
 from zipldump.disk.extfs import ExtFs
+from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk, read_partition_table
 from zipldump.dumptools.reader import open_dump
-from zipldump.disk.image import DiskImage
-from zipldump.errors import DiskError, DumpError, DumpSpaceError, IncompleteDumpError, MagicError
+from zipldump.errors import DiskError, DumpError, DumpSpaceError, IncompleteDumpError, MagicError, UsageError
 from zipldump.formats.s390dump import END_MARKER_SIZE, HEADER_SIZE, parse_end_marker, parse_header
-from zipldump.sim.cmdline import parse_dump_cmdline
+from zipldump.sim.cmdline import DumpParams, parse_c_integer, parse_dump_cmdline
 from zipldump.sim.dumper_fs import dump_numbers, dump_to_fs, limit_header
 from zipldump.ui import UI
 
@@ -320,8 +320,6 @@ def test_uncorrectable_fsck_refuses(tmp_path, monkeypatch):
 
 
 # --- the dump kernel command line (sim/cmdline.py) ---------------------------------------
-from zipldump.errors import UsageError  # noqa: E402
-from zipldump.sim.cmdline import DumpParams, parse_c_integer  # noqa: E402
 
 
 def test_cmdline_defaults_and_zipl_parmlines():
