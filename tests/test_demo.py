@@ -137,13 +137,9 @@ def test_demo_rerun_replaces_the_image(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_default_2g_under_60s(tmp_path: Path) -> None:
-    import time
-
-    t = time.monotonic()
+def test_demo_default_2g(tmp_path: Path) -> None:
+    # Its run time (< 60 s on 2 cores) is measured by benchmarks/, not asserted here.
     r = subprocess.run([sys.executable, "-m", "zipldump", "demo", "--dir", str(tmp_path), "--json"], capture_output=True, text=True)
-    secs = time.monotonic() - t
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["verify"]["ok"] and data["crashed_system"]["memory_size"] == 2 << 30 and data["crashed_system"]["cpus"] == 4
-    assert secs < 60
