@@ -29,6 +29,7 @@ from zipldump.formats.lowcore import CpuRegisters
 
 MEMORY_ALIGN = 4096
 MAX_NOTES_SIZE = 64 << 20  # sanity bound for reading PT_NOTE segments into memory
+ADDRESS_SPACE = 1 << 64  # a PT_LOAD must end inside it
 
 
 # --- writing -----------------------------------------------------------------------
@@ -278,6 +279,10 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
                     f"segment 0x{ph.p_offset:x}+0x{ph.p_filesz:x} runs past the file end 0x{size:x} (truncated core?)", where=where
                 )
             if ph.p_type == ec.PT_LOAD:
+                if ph.p_paddr + ph.p_memsz > ADDRESS_SPACE:
+                    raise FormatError(
+                        f"segment 0x{ph.p_paddr:x}+0x{ph.p_memsz:x} ends past the 64-bit address space", where=f"{where} field p_paddr"
+                    )
                 if ph.p_filesz > ph.p_memsz:
                     raise FormatError(f"p_filesz 0x{ph.p_filesz:x} > p_memsz 0x{ph.p_memsz:x}", where=where)
                 if ph.p_memsz:
@@ -322,6 +327,13 @@ def write_s390_from_elf(core: ElfCore, out_path: str | os.PathLike[str], *, ui: 
     mem_size = -(-core.memory_end // sd.PAGE_SIZE) * sd.PAGE_SIZE
     if mem_size == 0:
         raise FormatError("the ELF core has no memory (no PT_LOAD)", where=core.path)
+    if mem_size > sd.MAX_MEM_SIZE:
+        top = max(core.segments, key=lambda s: s.paddr + s.memsz)
+        raise FormatError(
+            f"memory ends at 0x{core.memory_end:x} (PT_LOAD at p_paddr 0x{top.paddr:x}, p_memsz 0x{top.memsz:x}), "
+            f"beyond what an s390 dump header can describe (0x{sd.MAX_MEM_SIZE:x})",
+            where=f"{core.path} PT_LOAD at file offset 0x{top.offset:x}",
+        )
     cpus = core.cpus
     if any(c.prefix + LOWCORE_SIZE > mem_size for c in cpus):
         cpus = []
@@ -331,15 +343,23 @@ def write_s390_from_elf(core: ElfCore, out_path: str | os.PathLike[str], *, ui: 
         out.pwrite(header, 0)
         buf = bytearray(chunk)
         zero = bytes(chunk)
+        # Only the file-backed parts of the segments are read: the rest of the
+        # memory is zeros and stays a hole, so the work follows the file's size,
+        # not the (possibly absurd) addresses in its program headers.
         with _progress(ui, "writing s390 dump", mem_size) as prog:
-            for addr in range(0, mem_size, chunk):
-                n = min(chunk, mem_size - addr)
-                view = memoryview(buf)[:n]
-                core.readinto(addr, view)
-                if (buf != zero) if n == chunk else (bytes(view) != zero[:n]):
-                    out.pwrite(view, sd.HEADER_SIZE + addr)
-                if prog is not None:
-                    prog.advance(n)
+            done = 0
+            for lo, hi in _backed_ranges(core.segments):
+                for addr in range(lo, hi, chunk):
+                    n = min(chunk, hi - addr)
+                    view = memoryview(buf)[:n]
+                    core.readinto(addr, view)
+                    if (buf != zero) if n == chunk else (bytes(view) != zero[:n]):
+                        out.pwrite(view, sd.HEADER_SIZE + addr)
+                    if prog is not None:
+                        prog.advance(n)
+                    done += n
+            if prog is not None and mem_size > done:
+                prog.advance(mem_size - done)
         for c in cpus:
             at = c.prefix + SAVE_AREA_OFFSET
             out.pwrite(overlay_save_area(core.read(at, SAVE_AREA_SIZE), c), sd.HEADER_SIZE + at)
@@ -350,3 +370,14 @@ def write_s390_from_elf(core: ElfCore, out_path: str | os.PathLike[str], *, ui: 
         out.abort()
         raise
     return size
+
+
+def _backed_ranges(segments: list[Segment]) -> list[tuple[int, int]]:
+    """Sorted, merged [start, end) address ranges that some PT_LOAD's file data covers."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted((s.paddr, s.paddr + s.filesz) for s in segments if s.filesz):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out

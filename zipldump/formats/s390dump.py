@@ -28,6 +28,7 @@ ARCH_S390 = 1  # header encoding (the lowcore byte 0xA3 uses 0/1 instead, see lo
 ARCH_S390X = 2
 LC_VEC_OFFSET = 0x800
 MAX_CPUS = 512  # entries in lc_vec; zgetdump >= 2.18 rejects cpu_cnt > 512
+MAX_MEM_SIZE = 0xFFFFFFFF * PAGE_SIZE  # num_pages (offset 0x30) is 32 bits: 16 TiB - 4 KiB
 
 END_MARKER_MAGIC = b"DUMP_END"  # 0x44554D505F454E44
 END_MARKER_SIZE = 16
@@ -245,6 +246,11 @@ def build_header(
     if mem_size <= 0 or mem_size % PAGE_SIZE:
         # zgetdump 2.16 crashes on 0; a partial page is accepted by it but never written.
         raise FormatError(f"memory size {mem_size} must be a positive multiple of {PAGE_SIZE}", where="dump header field mem_size")
+    if mem_size > MAX_MEM_SIZE:
+        raise FormatError(
+            f"memory size 0x{mem_size:x} exceeds 0x{MAX_MEM_SIZE:x}, the most the 32-bit num_pages field can count",
+            where="dump header offset 0x30 field num_pages",
+        )
     return DumpHeader(
         mem_size=mem_size,
         version=HEADER_VERSION if version is None else version,
