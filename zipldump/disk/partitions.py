@@ -37,6 +37,8 @@ FS_TYPES = ("ext2", "ext3", "ext4")
 MSDOS_MAX_PRIMARY = 4
 _EXTENDED_TYPES = (0x05, 0x0F, 0x85)
 _MAX_LOGICAL = 128  # bound for walking an EBR chain
+GPT_MAX_ENTRY_SIZE = 4096  # UEFI allows 128 * 2^n; no real table uses more than 128
+GPT_MAX_ARRAY = 8 << 20  # bound on the GPT entry array read into memory (65536 x 128 bytes)
 GPT_LINUX_DATA = uuid.UUID("0fc63daf-8483-4772-8e79-3d69d8477de4")
 
 # --- on-disk structures (little-endian; MBR and GPT are not zipl formats) ------
@@ -234,6 +236,8 @@ def _read_table(disk: DiskImage) -> PartitionTable:
 def _check_inside(disk: DiskImage, number: int, start: int, length: int, where: str) -> None:
     if length == 0:
         raise DiskError(f"partition {number} has length 0", where=where)
+    if start == 0:
+        raise DiskError(f"partition {number} starts at LBA 0, on the partition table itself", where=where)
     if start + length > disk.nblocks:
         hint = ""
         if disk.block_size == 512 and start * 8 < disk.nblocks:
@@ -281,6 +285,8 @@ def _read_logical(disk: DiskImage, ext_start: int, ext_len: int) -> list[Partiti
             raise DiskError("extended boot record without signature 55AA", where=where)
         first, nxt = ebr.entries[0], ebr.entries[1]
         if first.type != 0 and first.sectors != 0:
+            if first.lba_first == 0:
+                raise DiskError(f"logical partition {number} starts on its own EBR (relative start 0)", where=f"{where} entry 1")
             start = ebr_lba + first.lba_first
             if not (ext_start <= start and start + first.sectors <= ext_start + ext_len):
                 raise DiskError(f"logical partition {number} lies outside its extended partition", where=where)
@@ -348,9 +354,21 @@ def _read_gpt_copy(disk: DiskImage, lba: int) -> tuple[Any, list[Any]]:
         raise DiskError(f"GPT header CRC32 mismatch (stored {header.header_crc32:#010x}, computed {zlib.crc32(check):#010x})", where=where)
     if header.my_lba != lba:
         raise DiskError(f"GPT header says it is at LBA {header.my_lba}, read from LBA {lba}", where=where)
-    if header.entry_size < 128 or header.entry_size % 8 or header.num_entries > 65536:
+    if header.entry_size < 128 or header.entry_size % 8 or header.entry_size > GPT_MAX_ENTRY_SIZE or header.num_entries > 65536:
         raise DiskError(f"implausible GPT entry array ({header.num_entries} entries of {header.entry_size} bytes)", where=where)
     array_len = header.num_entries * header.entry_size
+    if array_len > GPT_MAX_ARRAY:
+        raise DiskError(
+            f"GPT entry array of {header.num_entries} entries of {header.entry_size} bytes ({array_len} bytes) "
+            f"exceeds the {GPT_MAX_ARRAY}-byte bound",
+            where=where,
+        )
+    if header.entries_lba in (0, lba) or header.entries_lba * bs + array_len > disk.size:
+        raise DiskError(
+            f"GPT entry array at LBA {header.entries_lba} (+{array_len} bytes) overlaps block 0 or the header, "
+            f"or ends past the disk ({disk.size} bytes)",
+            where=f"{where} field entries_lba",
+        )
     array = _read(disk, header.entries_lba * bs, array_len, "GPT entry array")
     if zlib.crc32(array) != header.entries_crc32:
         raise DiskError("GPT entry array CRC32 mismatch", where=f"GPT entries at LBA {header.entries_lba:#x}")
