@@ -37,6 +37,7 @@ from zipldump.formats.cpio import CpioEntry, build_header, pad4, trailer
 FIRST_INO = 721  # gen_init_cpio's first inode number
 COPY_CHUNK = 1 << 20
 COMPRESSIONS = ("gzip", "none")
+PATH_MAX = 4096  # the initramfs unpacker refuses longer names
 
 _FIELDS = {
     "file": 5,  # + optional hard links
@@ -115,31 +116,46 @@ def parse_list(list_text_or_path: str | Path, base_dir: str | Path | None = None
         words = line.split()
         kind = words[0]
         if kind not in _FIELDS:
-            raise UsageError(f"unknown entry type {kind!r} (expected one of {', '.join(_FIELDS)})", where=where)
+            raise UsageError(f"unknown entry type {_clip(kind)!r} (expected one of {', '.join(_FIELDS)})", where=where)
         args = words[1:]
         n = _FIELDS[kind]
         if len(args) < n or (kind != "file" and len(args) > n):
             raise UsageError(f"expected: {_USAGE[kind]}", where=where)
         entry = _parse_entry(kind, args, lineno, where, base)
         for name in entry.names:
+            _check_name(name, "name", where)
             key = name.lstrip("/")
             if not key:
                 raise UsageError("empty name (the archive root is implicit)", where=where)
             if key in seen:
-                raise UsageError(f"{name} is already defined at line {seen[key]}", where=where)
+                raise UsageError(f"{_clip(name)} is already defined at line {seen[key]}", where=where)
             seen[key] = lineno
         entries.append(entry)
     return entries
 
 
+def _clip(text: str) -> str:
+    """User text quoted in a message, cut so that the message stays one short line."""
+    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
+
+
 def _number(text: str, what: str, where: str, base: int = 10, limit: int = 0xFFFFFFFF) -> int:
-    try:
-        value = int(text, base)
-    except ValueError:
-        raise UsageError(f"{what} {text!r} is not a{'n octal' if base == 8 else ' decimal'} number", where=where) from None
+    digits = "01234567" if base == 8 else "0123456789"
+    # Plain digits only: int() would also take '1_000', '+1', '0o7' and non-ASCII digits.
+    if not text or len(text) > 12 or any(c not in digits for c in text):
+        raise UsageError(f"{what} {_clip(text)!r} is not a{'n octal' if base == 8 else ' decimal'} number", where=where)
+    value = int(text, base)
     if not 0 <= value <= limit:
-        raise UsageError(f"{what} {text} is out of range", where=where)
+        raise UsageError(f"{what} {text} is out of range (0..{limit:{'o' if base == 8 else 'd'}})", where=where)
     return value
+
+
+def _check_name(name: str, what: str, where: str) -> None:
+    """An archive path: no '..' component (the unpacker would write outside the root), not too long."""
+    if ".." in name.split("/"):
+        raise UsageError(f"{what} {_clip(name)!r} has a '..' component: it would leave the archive root", where=where)
+    if len(name.encode()) >= PATH_MAX:
+        raise UsageError(f"{what} {_clip(name)!r} is longer than {PATH_MAX - 1} bytes (the kernel's PATH_MAX)", where=where)
 
 
 def _parse_entry(kind: str, args: list[str], lineno: int, where: str, base: Path) -> ListEntry:
@@ -159,22 +175,24 @@ def _parse_entry(kind: str, args: list[str], lineno: int, where: str, base: Path
         try:
             st = os.stat(src)
         except OSError as exc:
-            raise UsageError(f"file {name}: cannot read {src}: {exc.strerror}", where=where) from None
+            raise UsageError(f"file {_clip(name)}: cannot read {_clip(str(src))}: {exc.strerror}", where=where) from None
         if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"file {name}: {src} is not a regular file", where=where)
+            raise UsageError(f"file {_clip(name)}: {_clip(str(src))} is not a regular file", where=where)
         if not os.access(src, os.R_OK):
-            raise UsageError(f"file {name}: {src} is not readable", where=where)
+            raise UsageError(f"file {_clip(name)}: {_clip(str(src))} is not readable", where=where)
         if st.st_size > 0xFFFFFFFF:
             raise UsageError(f"file {name}: {src} is larger than 4 GiB, the newc limit", where=where)
         entry.source = src
         entry.size = st.st_size
         entry.names.extend(rest[3:])
     elif kind == "slink":
+        if len(second.encode()) >= PATH_MAX:
+            raise UsageError(f"slink {_clip(name)}: target is longer than {PATH_MAX - 1} bytes", where=where)
         entry.target = second
     elif kind == "nod":
         dev_type = rest[3]
         if dev_type not in ("c", "b"):
-            raise UsageError(f"device type {dev_type!r} must be c (character) or b (block)", where=where)
+            raise UsageError(f"device type {_clip(dev_type)!r} must be c (character) or b (block)", where=where)
         entry.dev_type = dev_type
         entry.major = _number(rest[4], "major", where)
         entry.minor = _number(rest[5], "minor", where)

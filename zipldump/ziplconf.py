@@ -44,6 +44,23 @@ UNSUPPORTED_KEYS = {
     "targetoffset": "target device options (the image is the target)",
 }
 
+MAX_LINE_LENGTH = 65536  # longer lines are refused (a kernel command line is at most 1 MiB, usually 4 KiB)
+MAX_NUMBER_DIGITS = 9  # positions, partition numbers, timeouts: plain decimal, at most 9 digits
+MAX_PARTITION = 65536  # partition numbers beyond any table zipldump reads are refused
+_CLIP = 60
+
+
+def _is_number(text: str) -> bool:
+    """Plain ASCII decimal digits, at most MAX_NUMBER_DIGITS (no '²', no '1_0', no 5000-digit values)."""
+    return 0 < len(text) <= MAX_NUMBER_DIGITS and text.isascii() and text.isdigit()
+
+
+def _clip(text: str) -> str:
+    """User text quoted in a message, cut so that the message stays one short line."""
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= _CLIP else f"{text[:_CLIP - 20]}...({len(text)} characters)"
+
+
 _SECTION_RE = re.compile(r"^\[(?P<name>[^\]]*)\]$")
 _MENU_RE = re.compile(r"^:(?P<name>.*)$")
 _KEYVAL_RE = re.compile(r"^(?P<key>[^=\s]+)\s*=\s*(?P<value>.*)$")
@@ -170,31 +187,31 @@ class ZiplConfig:
         spec = self.sections.get(name)
         if spec is None:
             where = self._where(line) if line else str(self.path)
-            raise UsageError(f"no section [{name}] in the configuration (sections: {', '.join(self.sections) or 'none'})", where=where)
+            raise UsageError(f"no section [{_clip(name)}] in the configuration (sections: {', '.join(self.sections) or 'none'})", where=where)
         return Selection(entries={0: spec}, default_position=0)
 
     def _menu(self, name: str, line: int | None) -> Selection:
         block = self.menus.get(name)
         if block is None:
             where = self._where(line) if line else str(self.path)
-            raise UsageError(f"no menu :{name} in the configuration (menus: {', '.join(self.menus) or 'none'})", where=where)
+            raise UsageError(f"no menu :{_clip(name)} in the configuration (menus: {', '.join(self.menus) or 'none'})", where=where)
         entries: dict[int, SectionSpec] = {}
         for key, (value, vline) in block.values.items():
-            if not key.isdigit():
+            if not _is_number(key):
                 continue
             spec = self.sections.get(value)
             if spec is None:
-                raise UsageError(f"menu :{name} position {int(key)} names unknown section [{value}]", where=self._where(vline))
+                raise UsageError(f"menu :{_clip(name)} position {int(key)} names unknown section [{_clip(value)}]", where=self._where(vline))
             if spec.kind == "dump":
                 raise UsageError(
-                    f"menu :{name} position {int(key)}: section [{value}] is a dump section; only IPL and dumptofs sections can be menu entries",
+                    f"menu :{_clip(name)} position {int(key)}: section [{_clip(value)}] is a dump section; only IPL and dumptofs sections can be menu entries",
                     where=self._where(vline),
                 )
             entries[int(key)] = spec
         target = _menu_target(block, self._where)
         entries = {pos: _inherit_target(spec, target) for pos, spec in entries.items()}
         if not entries:
-            raise UsageError(f"menu :{name} has no entries (add lines like 1=SECTION)", where=self._where(block.line))
+            raise UsageError(f"menu :{_clip(name)} has no entries (add lines like 1=SECTION)", where=self._where(block.line))
         default = _menu_default(block, entries, self._where)
         return Selection(
             entries=dict(sorted(entries.items())),
@@ -218,12 +235,12 @@ class ZiplConfig:
         if "default" in db.values:
             value, vline = db.values["default"]
             names = [s.name for s in ipl]
-            if value.isdigit():
+            if _is_number(value):
                 default = int(value)
             elif value in names:
                 default = names.index(value) + 1
             else:
-                raise UsageError(f"defaultauto: default={value} is neither a position nor an IPL section", where=self._where(vline))
+                raise UsageError(f"defaultauto: default={_clip(value)} is neither a position nor an IPL section", where=self._where(vline))
             if default not in entries:
                 raise UsageError(f"defaultauto: default position {default} has no entry", where=self._where(vline))
         return Selection(
@@ -247,8 +264,8 @@ def _menu_default(block: _Block, entries: dict[int, SectionSpec], where) -> int:
     if "default" not in block.values:
         return min(entries)
     value, line = block.values["default"]
-    if not value.isdigit() or int(value) not in entries:
-        raise UsageError(f"menu :{block.name}: default={value} is not one of the positions {sorted(entries)}", where=where(line))
+    if not _is_number(value) or int(value) not in entries:
+        raise UsageError(f"menu :{block.name}: default={_clip(value)} is not one of the positions {sorted(entries)}", where=where(line))
     return int(value)
 
 
@@ -264,7 +281,7 @@ def _menu_bool(block: _Block, key: str, where) -> bool | None:
         return None
     value, line = block.values[key]
     if value not in ("0", "1"):
-        raise UsageError(f"{key}={value}: expected 0 or 1", where=where(line))
+        raise UsageError(f"{_clip(key)}={_clip(value)}: expected 0 or 1", where=where(line))
     return value == "1"
 
 
@@ -272,15 +289,15 @@ def _menu_int(block: _Block, key: str, where) -> int | None:
     if key not in block.values:
         return None
     value, line = block.values[key]
-    if not value.isdigit():
-        raise UsageError(f"{key}={value}: expected a number of seconds", where=where(line))
+    if not _is_number(value):
+        raise UsageError(f"{_clip(key)}={_clip(value)}: expected a number of seconds", where=where(line))
     return int(value)
 
 
 def _partition_number(key: str, value: str, where: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not _is_number(value) or not 1 <= int(value) <= MAX_PARTITION:
         raise UsageError(
-            f"{key}={value}: zipldump expects the partition number of the image here (for example {key}=1), not a path or device",
+            f"{_clip(key)}={_clip(value)}: zipldump expects the partition number of the image here (for example {_clip(key)}=1), not a path or device",
             where=where,
         )
     return int(value)
@@ -292,9 +309,9 @@ def _unquote(raw: str, where: str) -> str:
         quote = raw[0]
         end = raw.find(quote, 1)
         if end < 0:
-            raise UsageError(f"unterminated quoted value {raw}", where=where)
+            raise UsageError(f"unterminated quoted value {_clip(raw)}", where=where)
         if raw[end + 1 :].strip():
-            raise UsageError(f"unexpected characters after the closing quote: {raw[end + 1 :].strip()!r}", where=where)
+            raise UsageError(f"unexpected characters after the closing quote: {_clip(raw[end + 1 :].strip())!r}", where=where)
         return raw[1:end]
     return raw
 
@@ -306,7 +323,7 @@ def _split_address(value: str, key: str, where: str) -> tuple[str, int | None]:
     try:
         return m["path"], int(m["addr"], 16)
     except ValueError as exc:  # pragma: no cover - regex guarantees hex
-        raise UsageError(f"{key}: bad load address {m['addr']}", where=where) from exc
+        raise UsageError(f"{_clip(key)}: bad load address {_clip(m['addr'])}", where=where) from exc
 
 
 def parse_config(path: str | Path) -> ZiplConfig:
@@ -334,6 +351,8 @@ def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
     seen_sections: dict[str, int] = {}
     seen_menus: dict[str, int] = {}
     for lineno, raw in enumerate(text.splitlines(), start=1):
+        if len(raw) > MAX_LINE_LENGTH:
+            raise UsageError(f"line of {len(raw)} characters is longer than {MAX_LINE_LENGTH}", where=where(lineno))
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -341,9 +360,9 @@ def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
         if m:
             name = m["name"].strip()
             if not name or any(c.isspace() or not c.isprintable() for c in name):
-                raise UsageError(f"bad section name [{m['name']}] (printable characters, no blanks)", where=where(lineno))
+                raise UsageError(f"bad section name [{_clip(m['name'])}] (printable characters, no blanks)", where=where(lineno))
             if name in seen_sections:
-                raise UsageError(f"section [{name}] defined twice (first at line {seen_sections[name]})", where=where(lineno))
+                raise UsageError(f"section [{_clip(name)}] defined twice (first at line {seen_sections[name]})", where=where(lineno))
             seen_sections[name] = lineno
             current = _Block("section", name, lineno)
             blocks.append(current)
@@ -352,9 +371,9 @@ def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
         if m:
             name = m["name"].strip()
             if not name or not name.isalnum() or not name.isascii():
-                raise UsageError(f"bad menu name :{m['name']} (letters and digits only)", where=where(lineno))
+                raise UsageError(f"bad menu name :{_clip(m['name'])} (letters and digits only)", where=where(lineno))
             if name in seen_menus:
-                raise UsageError(f"menu :{name} defined twice (first at line {seen_menus[name]})", where=where(lineno))
+                raise UsageError(f"menu :{_clip(name)} defined twice (first at line {seen_menus[name]})", where=where(lineno))
             seen_menus[name] = lineno
             current = _Block("menu", name, lineno)
             blocks.append(current)
@@ -364,14 +383,14 @@ def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
             continue
         m = _KEYVAL_RE.match(line)
         if not m:
-            raise UsageError(f"expected [section], :menu or key=value, got {line!r}", where=where(lineno))
+            raise UsageError(f"expected [section], :menu or key=value, got {_clip(line)!r}", where=where(lineno))
         if current is None:
-            raise UsageError(f"keyword '{m['key']}' outside of a section (add a [section] line above it)", where=where(lineno))
+            raise UsageError(f"keyword '{_clip(m['key'])}' outside of a section (add a [section] line above it)", where=where(lineno))
         key = m["key"]  # keywords are case-sensitive, as in zipl
         value = _unquote(m["value"], where(lineno))
         if key in current.values:
             raise UsageError(
-                f"keyword '{key}' given twice in {_describe(current)} (first at line {current.values[key][1]})",
+                f"keyword '{_clip(key)}' given twice in {_describe(current)} (first at line {current.values[key][1]})",
                 where=where(lineno),
             )
         _check_key(current, key, value, where(lineno))
@@ -397,7 +416,7 @@ def _describe(block: _Block) -> str:
 
 def _check_key(block: _Block, key: str, value: str, where: str) -> None:
     if block.kind == "menu":
-        if key.isdigit():
+        if _is_number(key):
             pos = int(key)
             if not 1 <= pos <= MAX_MENU_POSITION:
                 raise UsageError(
@@ -407,18 +426,18 @@ def _check_key(block: _Block, key: str, value: str, where: str) -> None:
                 raise UsageError(f"position {pos} in menu :{block.name} names no section", where=where)
             return
         if key not in MENU_KEYS:
-            raise UsageError(f"keyword '{key}' is not allowed in a menu (allowed: N=section, {', '.join(sorted(MENU_KEYS))})", where=where)
+            raise UsageError(f"keyword '{_clip(key)}' is not allowed in a menu (allowed: N=section, {', '.join(sorted(MENU_KEYS))})", where=where)
         return
     if block.name == DEFAULTBOOT:
         if key not in DEFAULTBOOT_KEYS:
-            raise UsageError(f"keyword '{key}' is not allowed in [defaultboot] (allowed: {', '.join(sorted(DEFAULTBOOT_KEYS))})", where=where)
+            raise UsageError(f"keyword '{_clip(key)}' is not allowed in [defaultboot] (allowed: {', '.join(sorted(DEFAULTBOOT_KEYS))})", where=where)
         return
     if key in UNSUPPORTED_KEYS:
-        raise UsageError(f"keyword '{key}' ({UNSUPPORTED_KEYS[key]}) is not supported by zipldump", where=where)
+        raise UsageError(f"keyword '{_clip(key)}' ({UNSUPPORTED_KEYS[key]}) is not supported by zipldump", where=where)
     if key not in SECTION_KEYS:
-        raise UsageError(f"unknown keyword '{key}' (allowed: {', '.join(sorted(SECTION_KEYS))})", where=where)
+        raise UsageError(f"unknown keyword '{_clip(key)}' (allowed: {', '.join(sorted(SECTION_KEYS))})", where=where)
     if not value and key != "parameters":
-        raise UsageError(f"keyword '{key}' has an empty value", where=where)
+        raise UsageError(f"keyword '{_clip(key)}' has an empty value", where=where)
 
 
 def _check_defaultboot(block: _Block, where) -> None:
@@ -433,7 +452,7 @@ def _check_defaultboot(block: _Block, where) -> None:
     if "defaultauto" not in v:
         for key in ("target", "prompt", "timeout"):
             if key in v:
-                raise UsageError(f"keyword '{key}' in [defaultboot] needs defaultauto", where=where(v[key][1]))
+                raise UsageError(f"keyword '{_clip(key)}' in [defaultboot] needs defaultauto", where=where(v[key][1]))
 
 
 def _make_section(block: _Block, base: Path, source: str, where) -> SectionSpec:
@@ -470,7 +489,7 @@ def _make_section(block: _Block, base: Path, source: str, where) -> SectionSpec:
         value, line = item
         if key == "dumpto" and "," in value:
             raise UsageError(
-                f"dumpto={value}: the dump size cannot be limited for a partition dump on a SCSI disk", where=where(line)
+                f"dumpto={_clip(value)}: the dump size cannot be limited for a partition dump on a SCSI disk", where=where(line)
             )
         return _partition_number(key, value, where(line))
 
