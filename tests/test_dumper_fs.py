@@ -20,6 +20,7 @@ from zipldump.errors import DiskError, DumpError, DumpSpaceError, IncompleteDump
 from zipldump.formats.s390dump import END_MARKER_SIZE, HEADER_SIZE, parse_end_marker, parse_header
 from zipldump.sim.cmdline import DumpParams, parse_c_integer, parse_dump_cmdline
 from zipldump.sim.dumper_fs import dump_numbers, dump_to_fs, limit_header
+from zipldump.sim.dumper_part import DirectFile
 from zipldump.ui import UI
 
 pytestmark = pytest.mark.skipif(not have_tool("debugfs") or not have_tool("e2fsck"), reason="e2fsprogs not installed")
@@ -410,16 +411,20 @@ def test_fs_write_error_at_every_write(tmp_path, monkeypatch):
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 4 * MiB)
     template, _ = make_fs_disk(tmp_path, 512, 24 * MiB, "ext2", 4096, name="template.img")
-    real_write = DiskImage.write_at
     count = {"n": 0, "fail": None}
 
-    def write_at(self, offset, data):
-        count["n"] += 1
-        if count["n"] - 1 == count["fail"]:
-            raise DiskError("injected EIO", where=f"offset {offset:#x}")
-        real_write(self, offset, data)
+    def failing(real_write):
+        def write_at(self, offset, data):
+            count["n"] += 1
+            if count["n"] - 1 == count["fail"]:
+                raise DiskError("injected EIO", where=f"offset {offset:#x}")
+            real_write(self, offset, data)
 
-    monkeypatch.setattr(DiskImage, "write_at", write_at)
+        return write_at
+
+    # Buffered writes (marker slot, header, end marker) and the O_DIRECT memory writes.
+    monkeypatch.setattr(DiskImage, "write_at", failing(DiskImage.write_at))
+    monkeypatch.setattr(DirectFile, "write_at", failing(DirectFile.write_at))
     params = parse_dump_cmdline("dump_part=2")
     clean = tmp_path / "clean.img"
     shutil.copyfile(template, clean)

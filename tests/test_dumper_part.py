@@ -9,6 +9,7 @@ tests/test_verify.py.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
@@ -30,7 +31,7 @@ from zipldump.formats.s390dump import (
     build_header,
     parse_end_marker,
 )
-from zipldump.sim.dumper_part import BUSY_MARKER, dump_to_partition, locate_dump_partition
+from zipldump.sim.dumper_part import BUSY_MARKER, DirectFile, dump_to_partition, locate_dump_partition
 from zipldump.ui import UI
 
 MiB = 1 << 20
@@ -417,15 +418,17 @@ def test_write_error_at_every_write_never_looks_complete(tmp_path, monkeypatch):
     template, _, dump_size = make_dump_disk(tmp_path, 512, 16 * MiB, name="template.img")
     dump_to_partition(template, FakeZcore(old_file, 1 * MiB), quiet_ui(), clock=lambda: HEADER_TOD + 10**9)
 
-    real_write = DiskImage.write_at
     count = {"n": 0, "fail": None}
 
-    def write_at(self, offset, data):
-        if count["n"] == count["fail"]:
+    def failing(real_write):
+        def write_at(self, offset, data):
+            if count["n"] == count["fail"]:
+                count["n"] += 1
+                raise DiskError("injected EIO", where=f"offset {offset:#x}")
             count["n"] += 1
-            raise DiskError("injected EIO", where=f"offset {offset:#x}")
-        count["n"] += 1
-        real_write(self, offset, data)
+            real_write(self, offset, data)
+
+        return write_at
 
     def dump_state(disk: Path) -> str:
         """'busy', 'old' or 'new' (the last two complete and byte-exact)."""
@@ -444,7 +447,9 @@ def test_write_error_at_every_write_never_looks_complete(tmp_path, monkeypatch):
                 return name
         raise AssertionError("unknown header")
 
-    monkeypatch.setattr(DiskImage, "write_at", write_at)
+    # Buffered writes (header, marker, superblock) and the O_DIRECT memory writes.
+    monkeypatch.setattr(DiskImage, "write_at", failing(DiskImage.write_at))
+    monkeypatch.setattr(DirectFile, "write_at", failing(DirectFile.write_at))
     clean = tmp_path / "clean.img"
     shutil.copyfile(template, clean)
     dump_to_partition(clean, FakeZcore(new_file, 1 * MiB), quiet_ui(), chunk_size=1 * MiB)
@@ -489,3 +494,49 @@ def test_checksum_relaxation_only_for_writer_artefacts(tmp_path):
         fh.write(b"\0\0")
     result = dump_to_partition(disk, FakeZcore(zfile, 1 * MiB), quiet_ui())
     assert any("busy marker of an interrupted dump" in w for w in result.warnings)
+
+
+def test_memory_goes_direct_where_possible_and_buffered_otherwise(tmp_path, monkeypatch):
+    """The memory chunks take the O_DIRECT path when the image's file system has it
+    and the buffered path when it does not (or refuses the alignment); the image
+    bytes are the same either way."""
+    mem_size = 12 * MiB
+
+    def after_mbr(path: Path) -> str:  # the msdos disk identifier is random
+        return file_range_sha(path, 512, path.stat().st_size - 512)
+
+    zfile = tmp_path / "zcore.mem"
+    make_zcore_file(zfile, mem_size)
+    direct_disk, _, _ = make_dump_disk(tmp_path, 512, 24 * MiB, name="direct.img")
+    direct_writes = []
+    real_direct = DirectFile.write_at
+
+    def counting(self, offset, data):
+        direct_writes.append((offset, len(data)))
+        real_direct(self, offset, data)
+
+    monkeypatch.setattr(DirectFile, "write_at", counting)
+    dump_to_partition(direct_disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), chunk_size=1 * MiB, clock=lambda: HEADER_TOD + 7)
+    probe = DirectFile.open(str(direct_disk))
+    if probe is not None:
+        probe.close()
+        # Every memory byte, and nothing else (header, marker, superblock stay buffered).
+        assert sum(n for _, n in direct_writes) == mem_size
+        assert all(off % 4096 == 0 and n % 4096 == 0 for off, n in direct_writes)
+    # No O_DIRECT at all.
+    monkeypatch.setattr(DirectFile, "open", classmethod(lambda cls, path: None))
+    plain_disk, _, _ = make_dump_disk(tmp_path, 512, 24 * MiB, name="plain.img")
+    dump_to_partition(plain_disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), chunk_size=1 * MiB, clock=lambda: HEADER_TOD + 7)
+    assert after_mbr(plain_disk) == after_mbr(direct_disk)
+
+    # O_DIRECT opens but the first write says EINVAL (another alignment wanted): buffered from then on.
+    def einval(self, offset, data):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.undo()
+    monkeypatch.setattr(DirectFile, "open", classmethod(lambda cls, path: cls(path, -1)))
+    monkeypatch.setattr(DirectFile, "close", lambda self: None)
+    monkeypatch.setattr(DirectFile, "write_at", einval)
+    einval_disk, _, _ = make_dump_disk(tmp_path, 512, 24 * MiB, name="einval.img")
+    dump_to_partition(einval_disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), chunk_size=1 * MiB, clock=lambda: HEADER_TOD + 7)
+    assert after_mbr(einval_disk) == after_mbr(direct_disk)

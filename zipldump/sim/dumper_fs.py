@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -177,6 +178,7 @@ def dump_to_fs(
         if not fs.is_dir(dump_dir):
             raise DumpError(f"specified dump dir '{dump_dir}' is not a directory", where=f"{where_fs} dump_dir={dump_dir}")
 
+        opened = time.monotonic()  # the dump's time runs from opening zcore/mem to the final fsync
         zheader_raw, zheader, ranges = prepare_header(zcore)
         header, dropped = limit_header(zheader, params.dump_mem)
         warnings = list(params.warnings)
@@ -202,34 +204,30 @@ def dump_to_fs(
             extents.append((done, image_offset, length))
             done += length
         writer = ExtentWriter(disk, extents)
-        try:
-            end_tod, seconds = write_dump(
-                disk,
-                writer,
-                zcore,
-                header_raw,
-                header,
-                ui,
-                description=f"Writing {path}",
-                commit="end-marker",
-                chunk_size=chunk_size,
-                clock=clock,
-                ranges=ranges,
-            )
-        except Exception:
-            ui.warn(f"DUMP '{path}' FAILED: the file holds an incomplete dump (no end marker)")
-            raise
+        end_tod, seconds = write_dump(
+            disk,
+            writer,
+            zcore,
+            header_raw,
+            header,
+            ui,
+            description=f"Writing {path}",
+            failed=f"DUMP '{path}' FAILED: the file holds an incomplete dump (no end marker)",
+            commit="end-marker",
+            chunk_size=chunk_size,
+            clock=clock,
+            ranges=ranges,
+            start=opened,
+        )
     ui.info(f"DUMP '{path}' COMPLETE")
-    return DumpResult(
-        mode="fs",
-        image=image,
-        partition=part.number,
-        location=f"{path} on {where_fs}",
-        bytes_written=total,
-        mem_size=header.mem_size,
-        header_tod=header.tod,
-        end_tod=end_tod,
-        seconds=seconds,
+    return DumpResult.of(
+        "fs",
+        image,
+        part.number,
+        f"{path} on {where_fs}",
+        header,
+        end_tod,
+        seconds,
         fs_path=path,
         fs_offset=part.start_bytes,
         fs_size=part.size_bytes,
