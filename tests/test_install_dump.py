@@ -302,7 +302,7 @@ def test_second_install_fails_fast_while_first_runs(tmp_path: Path, files) -> No
     entered, release = threading.Event(), threading.Event()
 
     class SlowUI(UI):
-        def confirm(self, question, losses, *, assume_yes):
+        def confirm(self, question, losses, *, assume_yes, where=None):
             entered.set()
             release.wait(10)
 

@@ -94,6 +94,8 @@ class InstallResult:
     losses: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     hashes: dict[tuple[int, int], str] = field(default_factory=dict)
+    # (program, component) -> (bytes loaded = whole blocks, SHA-256 of them), as inspect reports them
+    loaded: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         lay = self.layout
@@ -109,6 +111,9 @@ class InstallResult:
                         "address_hex": f"{pc.spec.address:#x}",
                         "length": pc.spec.source.length,
                         "sha256": self.hashes.get((pi, ci)) or pc.spec.source.sha256(),
+                        # what the firmware loads: whole blocks through the block list, as `inspect` hashes them
+                        "loaded_length": self.loaded[(pi, ci)][0] if (pi, ci) in self.loaded else pc.nblocks * self.block_size,
+                        "loaded_sha256": self.loaded[(pi, ci)][1] if (pi, ci) in self.loaded else None,
                         "list_blocks": pc.list_lbas,
                         "extents": [[p.blockno, p.nblocks] for p in pc.pointers],
                     }
@@ -122,6 +127,7 @@ class InstallResult:
                     "header_type": "dump" if prog.image.header_type else "ipl",
                     "component_table": prog.ct_lba,
                     "execute_psw": f"{prog.image.psw:#018x}",
+                    "execute": {"kind": "execute", "psw": prog.image.psw},
                     "parmline": prog.image.parmline,
                     "components": comps,
                 }
@@ -307,7 +313,17 @@ class _FileMap:
 def _open_fs(job: InstallJob, target: Target) -> Any:
     from zipldump.disk.extfs import ExtFs
 
-    fs = ExtFs(job.image_path, target.start_bytes, target.size_bytes)
+    try:
+        fs = ExtFs(job.image_path, target.start_bytes, target.size_bytes)
+        fs.superblock()
+    except DiskError as exc:
+        if "no ext2/3/4 file system" not in exc.message:
+            raise
+        raise DiskError(
+            f"{exc.message}; --{job.mode} needs an ext2/3/4 file system in partition {target.number} "
+            "(zipldump mkdisk --part SIZE:ext4 makes one)",
+            where=exc.where,
+        ) from exc
     bs = target.block_size
     if fs.block_size < bs or fs.block_size % bs:
         raise LayoutError(
@@ -441,21 +457,45 @@ def read_back(disk: DiskImage, pt_lba: int) -> dict[int, list[tuple[int, int, st
     return out
 
 
-def _expected_block_hash(source: Source, nblocks: int, bs: int, disk: DiskImage, pointers: list) -> str:
-    """SHA-256 of what the loaded blocks must hold: the data, then the last block's tail as on disk."""
+def _expected_block_hash(
+    source: Source, nblocks: int, bs: int, disk: DiskImage, pointers: list, *, zero_tail: bool = False
+) -> str:
+    """SHA-256 of what the loaded blocks must hold: the data, then the last block's tail
+    (zeros for a padded bootmap file, else as it is on disk: a raw partition keeps it)."""
     h = hashlib.sha256()
     for c in source.chunks():
         h.update(c)
     rem = source.length % bs
     if rem:
-        last = pointers[-1]
-        tail_lba = last.blockno + last.blockct
-        h.update(disk.read_block(tail_lba)[rem:])
+        if zero_tail:
+            h.update(bytes(bs - rem))
+        else:
+            last = pointers[-1]
+            tail_lba = last.blockno + last.blockct
+            h.update(disk.read_block(tail_lba)[rem:])
     return h.hexdigest()
 
 
-def verify(disk: DiskImage, layout: BootmapLayout, ui: UI) -> dict[tuple[int, int], str]:
-    """Read every block list back and compare the loaded data with the sources."""
+def expected_loaded(disk: DiskImage, layout: BootmapLayout) -> dict[tuple[int, int], tuple[int, str]]:
+    """(bytes, SHA-256) of every component's loaded blocks as they will be (or are) on disk,
+    without walking the block lists: for --dry-run and --no-verify."""
+    bs = disk.block_size
+    out: dict[tuple[int, int], tuple[int, str]] = {}
+    for pi, prog in enumerate(layout.programs):
+        for ci, pc in enumerate(prog.components):
+            digest = _expected_block_hash(pc.spec.source, pc.nblocks, bs, disk, pc.pointers, zero_tail=layout.pad)
+            out[(pi, ci)] = (pc.nblocks * bs, digest)
+    return out
+
+
+def verify(
+    disk: DiskImage, layout: BootmapLayout, ui: UI, loaded: dict[tuple[int, int], tuple[int, str]] | None = None
+) -> dict[tuple[int, int], str]:
+    """Read every block list back and compare the loaded data with the sources.
+
+    Returns the source hashes; `loaded`, when given, receives (bytes, SHA-256) of the
+    blocks read back through the block lists, as `inspect` reports them.
+    """
     found = read_back(disk, layout.pt_lba)
     hashes: dict[tuple[int, int], str] = {}
     bs = disk.block_size
@@ -476,6 +516,8 @@ def verify(disk: DiskImage, layout: BootmapLayout, ui: UI) -> dict[tuple[int, in
                     where=f"list block LBA {pc.first_list_lba:#x}",
                 )
             hashes[(pi, ci)] = pc.spec.source.sha256()
+            if loaded is not None:
+                loaded[(pi, ci)] = (nbytes, digest)
     return hashes
 
 
@@ -518,19 +560,26 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
             _check_file_space(job, target, programs, fs)
         result_kw.update(bootmap_file=BOOTMAP_NAME)
     losses = find_losses(disk, job, target, block0)
-    ui.confirm(f"Install on {job.image_path}?", losses, assume_yes=job.assume_yes)
+    if job.dry_run:
+        # nothing is destroyed, so nothing to ask: say what a real run would ask about
+        for loss in losses:
+            ui.warn(f"a real install would overwrite: {loss}")
+    else:
+        ui.confirm(f"Install on {job.image_path}?", losses, assume_yes=job.assume_yes, where=str(job.image_path))
 
     # ---- first write from here on (a dry run records the writes instead) ----
     hashes: dict[tuple[int, int], str] = {}
+    loaded: dict[tuple[int, int], tuple[int, str]] = {}
+    dry = " (dry run: recording, not writing)" if job.dry_run else ""
     try:
         if fs is not None:
-            with ui.step("Allocating the bootmap file"):
+            with ui.step("Allocating the bootmap file" + (" (dry run: contiguous plan)" if job.dry_run else "")):
                 layout = _plan_file(job, target, programs, fs, ui)
         elif block0[:4] == ZIPL_MAGIC:
             # The old boot record may point into the tail we are about to rewrite: disarm it first.
             _write_block0(disk, bytes(BOOT_RECORD_SIZE))
             disk.flush()
-        with ui.step("Writing programs and tables"):
+        with ui.step("Writing programs and tables" + dry):
             _do_writes(disk, layout, ui)
             if job.mode == "dumpto":
                 disk.write_at(target.start_bytes, bytes(min(PARTITION_WIPE_SIZE, target.size_bytes)))
@@ -545,8 +594,10 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
                     )
             if job.verify:
                 with ui.step("Reading back every block list"):
-                    hashes = verify(disk, layout, ui)
-        with ui.step("Writing block 0 (boot record)"):
+                    hashes = verify(disk, layout, ui, loaded)
+        if not loaded:
+            loaded = expected_loaded(disk, layout)
+        with ui.step("Writing block 0 (boot record)" + dry):
             info = dump_boot_info(layout.superblock_lba * bs) if job.mode == "dumpto" and layout.superblock_lba else None
             _write_block0(disk, build_boot_record(layout.pt_lba, bs, info))
             disk.flush()
@@ -563,7 +614,7 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
         ui.info(f"dry run: {len(disk.writes)} writes planned, image not changed")
     return InstallResult(
         job.mode, str(job.image_path), bs, target.number, job.dry_run, layout, target,
-        verified=job.verify and not job.dry_run, losses=losses, hashes=hashes, **result_kw,
+        verified=job.verify and not job.dry_run, losses=losses, hashes=hashes, loaded=loaded, **result_kw,
     )
 
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -47,17 +48,37 @@ class UI:
         tty = self._stderr.isatty() if interactive is None else interactive
         self.interactive = tty
         self.console = Console(file=self._stderr, force_terminal=tty, highlight=False, soft_wrap=True)
+        self._spinners: list[Any] = []  # active step spinners (rich Status), innermost last
+
+    @contextmanager
+    def _paused(self) -> Iterator[None]:
+        """Stop the step spinners while a progress bar or a question owns the terminal
+        (rich draws one live display at a time; two would garble each other)."""
+        paused = [st for st in self._spinners]
+        for st in paused:
+            st.stop()
+        try:
+            yield
+        finally:
+            for st in paused:
+                st.start()
 
     # -- status ------------------------------------------------------------
+    # Messages are never read as rich markup: file names and prompts such as
+    # "[y/N]" hold square brackets that rich would otherwise swallow.
     def info(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(message, markup=False) if not self.interactive else self.console.print(message)
+        if self.quiet:
+            return
+        if self.interactive:
+            self.console.print(message, markup=False)
+        else:
+            print(message, file=self._stderr, flush=True)
 
     def warn(self, message: str) -> None:
         if self.interactive:
-            self.console.print(f"[yellow]warning:[/] {message}")
+            self.console.print(f"[yellow]warning:[/] {escape(message)}")
         else:
-            print(f"warning: {message}", file=self._stderr)
+            print(f"warning: {message}", file=self._stderr, flush=True)
 
     @contextmanager
     def step(self, message: str) -> Iterator[None]:
@@ -67,12 +88,24 @@ class UI:
             yield
             return
         if self.interactive:
-            with self.console.status(message):
-                yield
-            self.console.print(f"[green]✓[/] {message} [dim]({time.monotonic() - start:.1f}s)[/]")
+            spinner = self.console.status(escape(message))
+            self._spinners.append(spinner)
+            try:
+                with spinner:
+                    yield
+            except BaseException:
+                self.console.print(f"[red]✗[/] {escape(message)} [red](failed)[/]")
+                raise
+            finally:
+                self._spinners.remove(spinner)
+            self.console.print(f"[green]✓[/] {escape(message)} [dim]({time.monotonic() - start:.1f}s)[/]")
         else:
             print(f"{message} ...", file=self._stderr, flush=True)
-            yield
+            try:
+                yield
+            except BaseException:
+                print(f"{message}: failed", file=self._stderr, flush=True)
+                raise
             print(f"{message}: done ({time.monotonic() - start:.1f}s)", file=self._stderr, flush=True)
 
     @contextmanager
@@ -88,7 +121,7 @@ class UI:
                 console=self.console,
                 transient=False,
             )
-            with bar:
+            with self._paused(), bar:
                 task = bar.add_task(description, total=total)
                 yield ByteProgress(lambda n: bar.advance(task, n))
         else:
@@ -103,33 +136,44 @@ class UI:
                 print(f"{description}: {counter.done} bytes in {secs:.1f}s ({rate:.0f} MiB/s)", file=self._stderr, flush=True)
 
     # -- questions ---------------------------------------------------------
-    def confirm(self, question: str, losses: list[str], *, assume_yes: bool) -> None:
-        """Ask before destroying data.  Raises AbortedError on 'no'.
+    def confirm(self, question: str, losses: list[str], *, assume_yes: bool, where: str | None = None) -> None:
+        """Ask before destroying data.  Raises AbortedError (exit 6) on anything but yes.
 
-        `assume_yes` (-n/--noninteractive) answers yes.  Without a terminal on
-        stdin this never waits: it refuses, naming what would be lost.
+        `assume_yes` (-n/--noninteractive) answers yes, as zipl's -n does, and only
+        warns.  Without a terminal on both stdin and stderr this never waits: it
+        refuses, naming what would be lost.  `where` names the place for the error.
         """
-        if not losses or assume_yes:
+        if not losses:
+            return
+        if assume_yes:
             for loss in losses:
                 self.warn(f"will overwrite: {loss}")
             return
         if not (self.interactive and self._stdin.isatty()):
             raise AbortedError(
-                "would destroy " + "; ".join(losses) + " (no terminal to ask; use -n/--noninteractive to proceed)"
+                "would destroy " + "; ".join(losses) + " (no terminal to ask; use -n/--noninteractive to proceed)",
+                where=where,
             )
+        self.console.print("[bold red]This will destroy:[/]")
         for loss in losses:
-            self.console.print(f"[bold red]will be lost:[/] {loss}")
-        self.console.print(f"{question} [y/N] ", end="")
-        answer = self._stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
-            raise AbortedError("operator answered no")
+            self.console.print(f"  [red]-[/] {escape(loss)}")
+        if not self._yes(question):
+            raise AbortedError("the operator answered no; nothing was written", where=where)
 
     def ask(self, question: str) -> bool:
         """Yes/no question for interactive modes (dump_mode=interactive).  False without a terminal."""
         if not (self.interactive and self._stdin.isatty()):
             return False
-        self.console.print(f"{question} [y/N] ", end="")
-        return self._stdin.readline().strip().lower() in ("y", "yes")
+        return self._yes(question)
+
+    def _yes(self, question: str) -> bool:
+        with self._paused():
+            self.console.print(f"{escape(question)} \\[y/N] ", end="")
+            self.console.file.flush()
+            line = self._stdin.readline()
+            if not line:  # end of input (Ctrl-D) is no
+                self.console.print()
+        return line.strip().lower() in ("y", "yes")
 
     # -- results -----------------------------------------------------------
     def emit_json(self, data: Any) -> None:

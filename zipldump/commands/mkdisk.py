@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zipldump.disk.partitions import FS_TYPES, LABELS, PartSpec, make_disk, parse_size
+from zipldump.errors import UsageError
 from zipldump.ui import UI
 
 
@@ -55,7 +56,9 @@ def _part(text: str) -> PartSpec:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    with ui.step(f"making {args.image} ({args.size} bytes, {args.label}, {args.block_size}-byte sectors)"):
+    if args.image.exists() and not args.force:
+        raise UsageError("the image file exists; use --force to replace it", where=str(args.image))
+    with ui.step(f"Making {args.image} ({args.size} bytes, {args.label}, {args.block_size}-byte sectors)"):
         table = make_disk(
             args.image, args.size, label=args.label, block_size=args.block_size, parts=args.part,
             overwrite=args.force, fs_options={"block_size": args.fs_block_size},
@@ -68,10 +71,24 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if ui.json_output:
         ui.emit_json(result)
         return 0
-    t = Table(title=f"{args.image}: {table.label}, {table.nblocks} blocks of {table.block_size} bytes ({allocated} bytes allocated)")
-    for col in ("#", "start", "length", "end", "start bytes", "size bytes", "fs"):
+    title = f"{args.image}: {table.label}, {table.nblocks} blocks of {table.block_size} bytes ({allocated} bytes allocated)"
+    cols = ("#", "start", "length", "end", "start bytes", "size bytes", "fs")
+    rows = [
+        (str(p.number), str(p.start), str(p.length), str(p.end), str(p.start_bytes), str(p.size_bytes), p.fs_type or "-")
+        for p in table.partitions
+    ]
+    if not sys.stdout.isatty():
+        # plain, aligned lines for pipes and logs (no box drawing)
+        widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+        lines = [title, "  ".join(c.rjust(w) for c, w in zip(cols, widths)).rstrip()]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        return 0
+    t = Table(title=title)
+    for col in cols:
         t.add_column(col, justify="left" if col == "fs" else "right")
-    for p in table.partitions:
-        t.add_row(str(p.number), str(p.start), str(p.length), str(p.end), str(p.start_bytes), str(p.size_bytes), p.fs_type or "-")
+    for r in rows:
+        t.add_row(*r)
     Console(file=sys.stdout, highlight=False).print(t)
     return 0
