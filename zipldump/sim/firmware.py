@@ -160,7 +160,24 @@ def _memory_size(machine: Any) -> int:
     return int(machine.storage.size)
 
 
-def scsi_load(
+def scsi_load(machine: Any, disk: Any, *, dump: bool, **kw: Any) -> LoadResult:
+    """Load program `loadparm` of the SCSI disk into `machine` like the machine loader.
+
+    For a dump load the caller must have stored status and saved the HSA first
+    (`machine.store_status(); machine.save_hsa()`); this function checks that.
+    Keywords: loadparm, allow_above_hsa, subchannel_nr, ui.  Every refusal is an
+    IplError: a reader error no rule below names becomes one too, so a damaged
+    disk never ends an IPL with a bare format error.
+    """
+    try:
+        return _scsi_load(machine, disk, dump=dump, **kw)
+    except IplError:
+        raise
+    except FormatError as exc:
+        raise _refuse("zIPL failed to read the boot program", exc) from exc
+
+
+def _scsi_load(
     machine: Any,
     disk: Any,
     *,
@@ -170,11 +187,6 @@ def scsi_load(
     subchannel_nr: int = 0,
     ui: Any = None,
 ) -> LoadResult:
-    """Load program `loadparm` of the SCSI disk into `machine` like the machine loader.
-
-    For a dump load the caller must have stored status and saved the HSA first
-    (`machine.store_status(); machine.save_hsa()`); this function checks that.
-    """
     bs = disk.block_size
     hsa = _hsa_size(machine) if dump else None
     if dump and getattr(machine, "hsa", "not modelled") is None:
@@ -279,6 +291,12 @@ def scsi_load(
             raise _refuse(f"zIPL failed to read BPRS at 0x{_lba_of(exc, e.blocklist):016x}", exc) from exc
         address = int(e.address or 0)
         length = bl.nblocks * bs
+        if not bl.pointers:
+            # zipl never writes an empty component; loading nothing would start a program with a hole.
+            raise IplError(
+                f"zIPL load segment failed: component entry {e.index} has a block list without data pointers",
+                where=ct.where(e, "blocklist"),
+            )
         end = address + length
         if end > mem:
             raise IplError(
