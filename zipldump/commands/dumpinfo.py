@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             sys.stdout.write(render_text(info))
             sys.stdout.flush()
         if not info.complete:
-            print(f"zipldump: error: dump is not complete: {info.incomplete_reason}", file=sys.stderr)
+            print(f"zipldump: error: {info.source}: dump is not complete: {info.incomplete_reason}", file=sys.stderr)
             return INCOMPLETE_EXIT
         return 0
     finally:
