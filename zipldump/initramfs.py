@@ -38,6 +38,7 @@ FIRST_INO = 721  # gen_init_cpio's first inode number
 COPY_CHUNK = 1 << 20
 COMPRESSIONS = ("gzip", "none")
 PATH_MAX = 4096  # the initramfs unpacker refuses longer names
+MAX_LIST_SIZE = 16 << 20  # a larger list (or /dev/zero) is refused, not read whole
 
 _FIELDS = {
     "file": 5,  # + optional hard links
@@ -96,9 +97,17 @@ def _load(list_text_or_path: str | Path, base_dir: str | Path | None) -> tuple[s
     if is_path:
         path = Path(list_text_or_path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read list: {exc}", where=str(path)) from exc
+            with open(path, "rb") as fh:
+                raw = fh.read(MAX_LIST_SIZE + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read list: {exc.strerror or exc}", where=str(path)) from None
+        if len(raw) > MAX_LIST_SIZE:
+            raise UsageError(f"list is larger than {MAX_LIST_SIZE} bytes", where=str(path))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise UsageError(f"list is not UTF-8 text (byte {exc.start})", where=f"{path}:{line}") from None
         return text, str(path), Path(base_dir) if base_dir is not None else path.parent
     return str(list_text_or_path), "<list>", Path(base_dir) if base_dir is not None else Path.cwd()
 

@@ -44,6 +44,8 @@ UNSUPPORTED_KEYS = {
     "targetoffset": "target device options (the image is the target)",
 }
 
+MAX_CONFIG_SIZE = 16 << 20  # a larger "configuration file" is refused, not read whole
+MAX_PARMFILE_SIZE = 1 << 20  # no kernel takes a longer command line
 MAX_LINE_LENGTH = 65536  # longer lines are refused (a kernel command line is at most 1 MiB, usually 4 KiB)
 MAX_NUMBER_DIGITS = 9  # positions, partition numbers, timeouts: plain decimal, at most 9 digits
 MAX_PARTITION = 65536  # partition numbers beyond any table zipldump reads are refused
@@ -106,10 +108,14 @@ class SectionSpec:
         """Kernel command line: parmfile contents, then `parameters`, joined by a space (as zipl)."""
         parts: list[str] = []
         if self.parmfile is not None:
+            raw = _read_bounded(self.parmfile, MAX_PARMFILE_SIZE, f"section '{self.name}': parmfile", self.where)
             try:
-                text = self.parmfile.read_text(encoding="ascii", errors="strict")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise UsageError(f"section '{self.name}': cannot read parmfile {self.parmfile}: {exc}", where=self.where) from exc
+                text = raw.decode("ascii")
+            except UnicodeDecodeError as exc:
+                raise UsageError(
+                    f"section '{self.name}': parmfile {_clip(str(self.parmfile))} has a non-ASCII byte at offset {exc.start}",
+                    where=self.where,
+                ) from None
             # Line breaks in a parmfile separate parameters, like blanks.
             text = " ".join(text.split())
             if text:
@@ -329,13 +335,25 @@ def _split_address(value: str, key: str, where: str) -> tuple[str, int | None]:
 def parse_config(path: str | Path) -> ZiplConfig:
     """Parse a zipl.conf-style file.  Raises UsageError naming FILE:LINE."""
     path = Path(path)
+    raw = _read_bounded(path, MAX_CONFIG_SIZE, "configuration file", str(path))
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read configuration file: {exc.strerror or exc}", where=str(path)) from exc
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"configuration file is not UTF-8 text: {exc}", where=str(path)) from exc
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"configuration file is not UTF-8 text (byte {exc.start})", where=f"{path}:{line}") from None
     return parse_config_text(text, path)
+
+
+def _read_bounded(path: Path, limit: int, what: str, where: str) -> bytes:
+    """At most `limit` bytes of `path`; a longer file (or /dev/zero) is refused instead of read whole."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what}: {exc.strerror or exc}", where=where) from None
+    if len(data) > limit:
+        raise UsageError(f"{what} {_clip(str(path))} is larger than {limit} bytes", where=where)
+    return data
 
 
 def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
