@@ -1,6 +1,7 @@
 """Hostile disks given to the simulator's firmware loader and stage 3 (docs/robustness.md).
 
-A dump disk made by the installer (stage 3, kernel, initrd, parameters) is
+A dump disk made by the installer (stage 3 or the direct layout, kernel, initrd,
+parameters) is
 damaged block by block: block 0, the program table, the component table, every
 block-list block, the stage-3 parameter block and the kernel's first blocks
 after its 64 KiB header (S390EP marker, parm area, command line).  Bit flips,
@@ -51,9 +52,12 @@ class Target:
                 first = bl.pointers[0].blockno
                 if e.address == 0x9000:
                     self.blocks["stage3 params"] = first
-                if e.address == 0x10000:  # kernel: the parm area lies 64 KiB (+0x400) into the file
+                if e.address == 0x10000:
+                    # The parm area (0x10400..) lies 64 KiB into the kernel file with stage 3
+                    # (which drops that header), at the component's start in the direct layout.
+                    skip = 0x10000 if any(x.address == 0x9000 for x in ct.entries if x.type == 2) else 0
                     for k in range(0, 0x1000, bs):
-                        self.blocks[f"kernel +{0x10000 + k:#x}"] = first + (0x10000 + k) // bs
+                        self.blocks[f"kernel +{skip + k:#x}"] = first + (skip + k) // bs
         self.orig = {name: self.read_block(lba) for name, lba in self.blocks.items()}
 
     def read_block(self, lba: int) -> bytes:
@@ -85,17 +89,18 @@ class Target:
         return "ok"
 
 
-@pytest.fixture(scope="module", params=[512, 4096])
+@pytest.fixture(scope="module", params=[(512, True), (4096, True), (512, False)], ids=["512-stage3", "4096-stage3", "512-direct"])
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Target:
-    bs = request.param
-    img, _res, _k, _r = installed_disk(tmp_path_factory.mktemp(f"fw{bs}"), bs=bs)
+    bs, stage3 = request.param
+    img, _res, _k, _r = installed_disk(tmp_path_factory.mktemp(f"fw{bs}"), bs=bs, stage3=stage3)
     return Target(img, bs)
 
 
 def test_valid_disk_boots(target: Target) -> None:
     target.put({})
     assert target.ipl() == "ok"
-    assert {"block 0", "program table", "component table", "stage3 params", "list 0.0"} <= set(target.blocks)
+    assert {"block 0", "program table", "component table", "list 0.0"} <= set(target.blocks)
+    assert any(name.startswith("kernel +") for name in target.blocks)
 
 
 def test_boundary_words_in_every_structure(target: Target) -> None:
