@@ -26,14 +26,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from zipldump import reader
 from zipldump.disk.image import DiskImage
 from zipldump.dumptools.reader import ByteSource, FileSource
 from zipldump.errors import DiskError, DumpError, DumpTargetChangedError, IncompleteDumpError, MagicError, PointerError, UsageError
-from zipldump.formats.bootrecord import BOOT_INFO_OFFSET, BP_TYPE_DUMP, DEV_TYPE_SCSI, ZIPL_MAGIC, BootInfo
-from zipldump.formats.dump_superblock import SB_MAGIC, SB_SEED, SUPERBLOCK_SIZE, DumpSuperblock, cksm
+from zipldump.formats.bootrecord import BOOT_INFO_OFFSET, BP_TYPE_DUMP, DEV_TYPE_SCSI, BootInfo
 
 DUMP_NAME = re.compile(r"^dump\.(0|[1-9][0-9]*)$")
-BUSY_MARK = b"zfcpdump busy\0"  # written at the dump start while zfcpdump v3 copies
+BUSY_MARK = reader.BUSY_MARKER  # written at the dump start while zfcpdump v3 copies
 
 
 class ExtFileSource:
@@ -134,10 +134,11 @@ def locate_dump(
     with DiskImage(path, block_size, lock=False) as disk:
         if disk.size < BOOT_INFO_OFFSET + BootInfo.sizeof():
             raise DiskError(f"image has only {disk.size} bytes", where=path)
-        block0 = disk.read_at(0, BOOT_INFO_OFFSET + BootInfo.sizeof())
-        bi = BootInfo.parse(block0[BOOT_INFO_OFFSET:])
-        is_dump_disk = block0[:4] == ZIPL_MAGIC and bi.magic == ZIPL_MAGIC and bi.bp_type == BP_TYPE_DUMP
-        if is_dump_disk:
+        try:
+            bi = reader.read_dump_boot_info(disk)
+        except MagicError:
+            bi = None  # no zipl dump tool in block 0: look for dump.N files
+        if bi is not None and bi.bp_type == BP_TYPE_DUMP:
             if bi.dev_type != DEV_TYPE_SCSI:
                 raise DumpError(f"boot_info dev_type {bi.dev_type} is not SCSI (2)", where=f"{path} block 0 offset 0x72 field dev_type")
             if number is not None:
@@ -147,17 +148,17 @@ def locate_dump(
 
 
 def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> LocatedDump:
+    """The superblock chain is zipldump.reader's; here: its errors name the image,
+    and a busy marker or an empty dump area is no dump to read."""
     where_sb = f"{path} superblock at byte 0x{sb_off:x} (from block 0 offset 0x78)"
     try:
-        raw = disk.read_at(sb_off, SUPERBLOCK_SIZE)
-    except PointerError as exc:
-        raise PointerError(f"superblock offset 0x{sb_off:x} lies outside the disk ({disk.size} bytes)", where=where_sb) from exc
-    if raw[:8] != SB_MAGIC:
-        raise MagicError(f"no ZFCPDUMP magic (found {raw[:8]!r})", where=where_sb)
-    sb = DumpSuperblock.parse(raw)
-    fields = {k: int(v) for k, v in sb.items() if k != "magic" and not k.startswith("_")}
+        sb = reader.read_superblock(disk, sb_off)
+    except (PointerError, MagicError) as exc:
+        raise type(exc)(exc.message, where=where_sb) from exc
+    fields = {k: v for k, v in sb.to_json().items() if k != "offset"}
     dump_start = sb.part_start + sb.dump_offset
-    if dump_start >= disk.size or sb.part_start + sb.part_size > disk.size:
+    problems = dict(reader.superblock_geometry_problems(sb, disk.size))
+    if "part_size" in problems or sb.dump_offset >= sb.part_size:
         raise PointerError(
             f"partition 0x{sb.part_start:x}+0x{sb.part_size:x} (dump at 0x{dump_start:x}) lies outside the disk ({disk.size} bytes)",
             where=where_sb,
@@ -165,10 +166,9 @@ def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> 
     if verify:
         csum_at = sb.part_start + sb.csum_offset
         try:
-            data = disk.read_at(csum_at, sb.csum_size)
+            got = reader.superblock_checksum(disk, sb)
         except PointerError as exc:
             raise PointerError(f"checksummed range 0x{csum_at:x}+{sb.csum_size} lies outside the disk", where=where_sb) from exc
-        got = cksm(data, SB_SEED)
         if got != sb.csum:
             raise DumpTargetChangedError(
                 f"checksum over {sb.csum_size} bytes at 0x{csum_at:x} is 0x{got:08x}, the superblock says 0x{sb.csum:08x}: "
@@ -181,22 +181,19 @@ def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> 
         raise IncompleteDumpError("the dump writer did not finish ('zfcpdump busy' at the dump start)", where=f"{path} byte 0x{dump_start:x}")
     if not any(disk.read_at(dump_start, min(4096, length))):
         raise DumpError("no dump on the dump partition (its first 4 KiB are zero)", where=f"{path} byte 0x{dump_start:x}")
-    part_no = _partition_number(path, disk.block_size, sb.part_start, sb.part_size)
+    part_no = _partition_number(path, disk.block_size, sb)
     src = FileSource(path, dump_start, length, name=f"{path} dump partition at byte 0x{dump_start:x}")
     return LocatedDump("partition", src, src.name, partition=part_no, superblock=fields)
 
 
-def _partition_number(path: str, block_size: int, start: int, size: int) -> int | None:
+def _partition_number(path: str, block_size: int, sb: reader.Superblock) -> int | None:
     try:
         from zipldump.disk.partitions import read_partition_table
 
         table = read_partition_table(path, block_size)
     except Exception:  # the number is informational only
         return None
-    for p in table.partitions:
-        if p.start_bytes == start and p.size_bytes == size:
-            return p.number
-    return None
+    return reader.dump_partition_number(table.partitions, sb)
 
 
 def _locate_fs(path: str, block_size: int, number: int | None, partition: int | None, directory: str) -> LocatedDump:

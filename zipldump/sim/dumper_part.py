@@ -41,17 +41,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from zipldump.disk.image import DiskImage
+from zipldump import reader
 from zipldump.disk.partitions import read_partition_table
 from zipldump.errors import DiskError, DumpError, DumpSpaceError, DumpTargetChangedError, FormatError, MagicError
-from zipldump.formats.bootrecord import (
-    BOOT_INFO_OFFSET,
-    BOOT_INFO_VERSION,
-    BP_TYPE_DUMP,
-    DEV_TYPE_SCSI,
-    ZIPL_MAGIC,
-    BootInfo,
-)
-from zipldump.formats.dump_superblock import SB_MAGIC, SB_SEED, SUPERBLOCK_SIZE, DumpSuperblock, cksm
+from zipldump.formats.dump_superblock import DumpSuperblock
 from zipldump.formats.s390dump import (
     DUMP_MAGIC,
     END_MARKER_SIZE,
@@ -63,7 +56,7 @@ from zipldump.formats.s390dump import (
 )
 from zipldump.ui import UI, ByteProgress
 
-BUSY_MARKER = b"zfcpdump busy\0"  # 14 bytes, as zfcpdump 3.0 writes at the dump start
+BUSY_MARKER = reader.BUSY_MARKER  # 14 bytes, as zfcpdump 3.0 writes at the dump start
 DEFAULT_CHUNK = 4 << 20  # 4 MiB: per-chunk Python work is noise
 WRITES_IN_FLIGHT = 2  # memory writes queued at the disk while the next chunk is read (measured: 1 -> 2 gains ~40 %)
 DIRECT_ALIGN = 4096  # O_DIRECT alignment of offset, length and buffer used (any logical block size up to 4 KiB)
@@ -567,6 +560,12 @@ class DumpTarget:
         """Byte offset of the dump on the disk."""
         return self.part_start + self.dump_offset
 
+    def as_read(self) -> reader.Superblock:
+        """The superblock as zipldump.reader returns it."""
+        return reader.Superblock(
+            self.sb_offset, self.version, self.part_start, self.part_size, self.dump_offset, self.dump_size, self.csum_offset, self.csum_size, self.csum
+        )
+
     def superblock(self, csum: int) -> bytes:
         return DumpSuperblock.build(
             {
@@ -582,61 +581,29 @@ class DumpTarget:
         )
 
 
-def _sb_field(name: str) -> int:
-    """Byte offset of a superblock field (for error messages)."""
-    return {"magic": 0, "version": 8, "part_start": 0x10, "part_size": 0x18, "dump_offset": 0x20, "dump_size": 0x28, "csum_offset": 0x30, "csum_size": 0x38, "csum": 0x40}[name]
-
-
 def locate_dump_partition(disk: DiskImage) -> DumpTarget:
     """boot_info -> superblock -> checksum -> partition table, as zfcpdump 3.0 does
-    before writing anything.  Raises MagicError/FormatError for a disk that is not
-    a SCSI dump disk and DumpTargetChangedError for one whose dump partition changed."""
-    block0 = disk.read_at(0, BOOT_INFO_OFFSET + BootInfo.sizeof())
-    if block0[:4] != ZIPL_MAGIC:
-        raise MagicError(f"block 0 starts with {block0[:4].hex()}, not 'zIPL': not a zipl disk", where="block 0 offset 0x0 field magic")
-    info = BootInfo.parse(block0[BOOT_INFO_OFFSET:])
-    base = f"block 0 offset {BOOT_INFO_OFFSET:#x} boot_info"
-    if info.magic != ZIPL_MAGIC:
-        raise MagicError(f"boot_info magic is {info.magic.hex()}, not 'zIPL': no dump tool installed (IPL disk?)", where=f"{base} field magic")
-    if info.dev_type != DEV_TYPE_SCSI:
-        raise FormatError(f"boot_info dev_type is {info.dev_type}, not {DEV_TYPE_SCSI} (SCSI)", where=f"{base} field dev_type (offset 0x76)")
-    if info.bp_type != BP_TYPE_DUMP:
-        raise FormatError(f"boot_info bp_type is {info.bp_type}, not {BP_TYPE_DUMP} (dump)", where=f"{base} field bp_type (offset 0x75)")
-    if info.version != BOOT_INFO_VERSION:
-        raise FormatError(f"boot_info version is {info.version}, not {BOOT_INFO_VERSION}", where=f"{base} field version (offset 0x74)")
+    before writing anything (the chain itself is zipldump.reader's).  Raises
+    MagicError/FormatError for a disk that is not a SCSI dump disk and
+    DumpTargetChangedError for one whose dump partition changed."""
+    info = reader.read_dump_boot_info(disk)
+    reader.check_dump_boot_info(info)
     sb_offset = info.dump_sb_offset
-    if sb_offset + SUPERBLOCK_SIZE > disk.size:
-        raise FormatError(
-            f"superblock offset {sb_offset:#x} lies outside the disk ({disk.size} bytes)", where=f"{base} field dump_sb_offset (offset 0x78)"
-        )
-    raw = disk.read_at(sb_offset, SUPERBLOCK_SIZE)
-    where_sb = f"superblock at byte {sb_offset:#x}"
-    if raw[:8] != SB_MAGIC:
+    try:
+        sb = reader.read_superblock(disk, sb_offset)
+    except MagicError as exc:
         raise DumpTargetChangedError(
-            f"superblock magic is {raw[:8].hex()}, not 'ZFCPDUMP': the dump tool's data block was overwritten", where=f"{where_sb} offset 0x0 field magic"
-        )
-    sb = DumpSuperblock.parse(raw)
+            f"{exc.message}: the dump tool's data block was overwritten", where=reader.superblock_where(sb_offset, "magic")
+        ) from exc
     # Sanity of the geometry before trusting it for reads.
-    if sb.part_start + sb.part_size > disk.size:
-        raise DumpTargetChangedError(
-            f"partition {sb.part_start:#x}+{sb.part_size:#x} ends past the disk ({disk.size:#x} bytes)",
-            where=f"{where_sb} offset {_sb_field('part_size'):#x} field part_size",
-        )
-    if sb.dump_offset + sb.dump_size > sb.part_size:
-        raise DumpTargetChangedError(
-            f"dump area {sb.dump_offset:#x}+{sb.dump_size:#x} ends past the partition ({sb.part_size:#x} bytes)",
-            where=f"{where_sb} offset {_sb_field('dump_size'):#x} field dump_size",
-        )
-    if sb.csum_offset + sb.csum_size > sb.part_size or sb.csum_size == 0:
-        raise DumpTargetChangedError(
-            f"checksum range {sb.csum_offset:#x}+{sb.csum_size:#x} is empty or outside the partition",
-            where=f"{where_sb} offset {_sb_field('csum_size'):#x} field csum_size",
-        )
+    for fld, problem in reader.superblock_geometry_problems(sb, disk.size):
+        raise DumpTargetChangedError(problem, where=reader.superblock_where(sb_offset, fld))
     # The checksum first: a file system made on the partition changes these bytes.
-    data = disk.read_at(sb.part_start + sb.csum_offset, sb.csum_size)
-    actual = cksm(data, SB_SEED)
+    actual = reader.superblock_checksum(disk, sb)
     note = None
-    own = _own_artefact(data) if actual != sb.csum and sb.csum_offset == sb.dump_offset else None
+    own = None
+    if actual != sb.csum and sb.csum_offset == sb.dump_offset:
+        own = _own_artefact(disk.read_at(sb.part_start + sb.csum_offset, min(sb.csum_size, HEADER_SIZE)))
     if own is not None:
         # Only a dump writer puts these bytes there: a run stopped between writing
         # them and updating the checksum.  The partition was not repurposed.
@@ -648,19 +615,15 @@ def locate_dump_partition(disk: DiskImage) -> DumpTarget:
         raise DumpTargetChangedError(
             f"checksum wrong, partition changed: CKSM of {sb.csum_size} bytes at {sb.part_start + sb.csum_offset:#x} "
             f"is {actual:#010x}, superblock says {sb.csum:#010x}",
-            where=f"{where_sb} offset {_sb_field('csum'):#x} field csum",
+            where=reader.superblock_where(sb_offset, "csum"),
         )
     table = read_partition_table(disk)
-    number = None
-    for part in table.partitions:
-        if part.start_bytes == sb.part_start and part.size_bytes == sb.part_size:
-            number = part.number
-            break
+    number = reader.dump_partition_number(table.partitions, sb)
     if number is None:
         raise DumpTargetChangedError(
             f"no partition of the {table.label} table starts at byte {sb.part_start:#x} with {sb.part_size:#x} bytes "
             "(dump partition not found: the table changed since zipl ran)",
-            where=f"{where_sb} offset {_sb_field('part_start'):#x} field part_start",
+            where=reader.superblock_where(sb_offset, "part_start"),
         )
     return DumpTarget(
         sb_offset=sb_offset,
@@ -689,7 +652,7 @@ def _own_artefact(data: bytes) -> str | None:
 
 def _update_checksum(disk: DiskImage, target: DumpTarget) -> int:
     """CKSM over the checksummed bytes as they are now, into the superblock."""
-    csum = cksm(disk.read_at(target.part_start + target.csum_offset, target.csum_size), SB_SEED)
+    csum = reader.superblock_checksum(disk, target.as_read())
     disk.write_at(target.sb_offset, target.superblock(csum))
     return csum
 
@@ -718,7 +681,7 @@ def dump_to_partition(
                 raise DumpSpaceError(
                     f"disk too small: dump={to_mib(total)}MB ({total} bytes: header, {header.mem_size} bytes of memory, end marker), "
                     f"diskspace={to_mib(target.dump_size)}MB ({target.dump_size} bytes)",
-                    where=f"superblock at byte {target.sb_offset:#x} offset 0x28 field dump_size",
+                    where=reader.superblock_where(target.sb_offset, "dump_size"),
                 )
         warnings = []
         if target.note:
