@@ -282,3 +282,13 @@ def test_save_area_values_do_not_crash() -> None:
         base[off : off + 0x200] = bytes(rng.randrange(256) for _ in range(0x200))
         assert exercise(bytes(base)) == "ok"
 
+
+
+def test_duplicated_and_misaligned_prefixes_are_reported() -> None:
+    data = bytearray(valid_dump())
+    data[0x804:0x808] = data[0x800:0x804]  # both CPUs at prefix 0
+    with S390Dump(CountingSource(bytes(data))) as d:
+        assert any("lc_vec[1] = 0x0 repeats lc_vec[0]" in w and "offset 0x804" in w for w in d.info.warnings)
+    data[0x804:0x808] = (0x6000 + 0x1000).to_bytes(4, "big")
+    with S390Dump(CountingSource(bytes(data))) as d:
+        assert any("not 8 KiB aligned" in w and "offset 0x804" in w for w in d.info.warnings)

@@ -268,6 +268,15 @@ class S390Dump:
                 )
             else:
                 regs_ok = True
+        first_at: dict[int, int] = {}
+        for i, p in enumerate(prefixes):
+            at = sd.LC_VEC_OFFSET + 4 * i
+            if p in first_at:
+                warnings.append(f"lc_vec[{i}] = 0x{p:x} repeats lc_vec[{first_at[p]}]: two CPUs share a prefix page (offset 0x{at:x})")
+            else:
+                first_at[p] = i
+            if p % LOWCORE_SIZE:
+                warnings.append(f"lc_vec[{i}] = 0x{p:x} is not 8 KiB aligned, as a z/Architecture prefix is (offset 0x{at:x})")
         for i, p in enumerate(prefixes):
             regs = None
             if regs_ok:
