@@ -178,3 +178,25 @@ def test_cli_truncated_core(core_bytes: bytes, tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("zipldump: error:") == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_many_notes_and_repeated_note_headers_are_bounded(core_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 70000 empty notes: refused by count, naming the offset of the first one too many.
+    with pytest.raises(FormatError, match="too many notes") as ei:
+        ec.parse_notes(bytes(12) * 70000 + b"\0\0\0\1" + bytes(8), base=0x100)
+    assert ei.value.where == f"PT_NOTE file offset 0x{0x100 + 12 * ec.MAX_NOTES:x}"
+    # 200 PT_NOTE headers naming the same notes: the total read is bounded.
+    from zipldump.dumptools import elf as elfmod
+
+    monkeypatch.setattr(elfmod, "MAX_NOTES_SIZE", 64 << 10)
+    note_ph = core_bytes[PH : PH + 56]
+    load_ph = core_bytes[PH + 56 : PH + 112]
+    n = 200
+    head = bytearray(core_bytes[:64])
+    head[0x20:0x28] = len(core_bytes).to_bytes(8, "big")  # program headers appended at the end
+    head[0x38:0x3A] = (n + 1).to_bytes(2, "big")
+    data = bytes(head) + core_bytes[64:] + load_ph + note_ph * n
+    (tmp_path / "many.elf").write_bytes(data)
+    with pytest.raises(FormatError, match="add up to") as ei2:
+        read_elf_core(tmp_path / "many.elf")
+    check_error(ei2.value)

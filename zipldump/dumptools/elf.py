@@ -28,7 +28,7 @@ from zipldump.formats import s390dump as sd
 from zipldump.formats.lowcore import CpuRegisters
 
 MEMORY_ALIGN = 4096
-MAX_NOTES_SIZE = 64 << 20  # sanity bound for reading PT_NOTE segments into memory
+MAX_NOTES_SIZE = 64 << 20  # sanity bound for reading PT_NOTE segments into memory (all of them together)
 ADDRESS_SPACE = 1 << 64  # a PT_LOAD must end inside it
 
 
@@ -271,6 +271,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
         raw = os.pread(fd, phnum * ec.PHDR_SIZE, phoff)
         segments: list[Segment] = []
         notes: list[ec.Note] = []
+        notes_read = 0
         for i in range(phnum):
             ph = ec.ProgramHeader.parse(raw[i * ec.PHDR_SIZE : (i + 1) * ec.PHDR_SIZE])
             where = f"{p} program header {i} (file offset 0x{phoff + i * ec.PHDR_SIZE:x})"
@@ -288,9 +289,16 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
                 if ph.p_memsz:
                     segments.append(Segment(ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz))
             elif ph.p_type == ec.PT_NOTE:
-                if ph.p_filesz > MAX_NOTES_SIZE:
-                    raise FormatError(f"PT_NOTE of {ph.p_filesz} bytes is implausibly large", where=where)
-                notes += ec.parse_notes(os.pread(fd, ph.p_filesz, ph.p_offset), where=where, base=ph.p_offset)
+                # Bounded over all PT_NOTE headers: many headers naming the same
+                # region must not multiply the reading.
+                notes_read += ph.p_filesz
+                if notes_read > MAX_NOTES_SIZE:
+                    raise FormatError(
+                        f"PT_NOTE segments add up to {notes_read} bytes, more than the {MAX_NOTES_SIZE}-byte bound", where=where
+                    )
+                notes += ec.parse_notes(
+                    os.pread(fd, ph.p_filesz, ph.p_offset), where=where, base=ph.p_offset, max_notes=ec.MAX_NOTES - len(notes)
+                )
         ordered = sorted(segments, key=lambda s: s.paddr)
         for a, b in zip(ordered, ordered[1:]):
             if a.paddr + a.memsz > b.paddr:

@@ -203,13 +203,19 @@ def build_notes(notes: list[Note]) -> bytes:
     return b"".join(n.build() for n in notes)
 
 
-def parse_notes(data: bytes | memoryview, *, where: str = "PT_NOTE", base: int = 0) -> list[Note]:
+MAX_NOTES = 1 << 16  # a core of 512 CPUs has about 5000 notes; more is damage, not data
+
+
+def parse_notes(data: bytes | memoryview, *, where: str = "PT_NOTE", base: int = 0, max_notes: int = MAX_NOTES) -> list[Note]:
     """Split a PT_NOTE segment; every note must lie inside it.  `base` is the
-    segment's file offset, used in error messages."""
+    segment's file offset, used in error messages.  More than `max_notes` notes
+    are refused (each costs far more memory than its 12-byte header)."""
     data = bytes(data)
     notes: list[Note] = []
     pos = 0
     while pos < len(data):
+        if len(notes) >= max_notes:
+            raise FormatError(f"too many notes (at most {MAX_NOTES} in a core)", where=f"{where} file offset 0x{base + pos:x}")
         if len(data) - pos < NHDR_SIZE:
             if not any(data[pos:]):
                 break  # zero padding at the end of the segment
