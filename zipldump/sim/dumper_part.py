@@ -474,68 +474,49 @@ def write_dump(
     if start is None:
         start = time.monotonic()
     try:
-        end_tod = _write_dump(disk, writer, zcore, header_raw, header, ui, description, commit, chunk_size, clock, after_busy, after_header, ranges)
+        mem_size = header.mem_size
+        if commit == "header":
+            busy = BUSY_MARKER + bytes(HEADER_SIZE - len(BUSY_MARKER))
+            writer.write(0, busy)
+            if after_busy is not None:
+                after_busy()
+        else:
+            # A stale DUMP_END from reused blocks must not complete the new header.
+            writer.write(header.end_marker_offset, bytes(END_MARKER_SIZE))
+            writer.write(0, header_raw)
+        disk.flush()  # the old content is gone before any new memory byte lands
+        with ui.progress(description, HEADER_SIZE + mem_size + END_MARKER_SIZE) as progress:
+            try:
+                copy_memory(
+                    zcore.mem,
+                    writer,
+                    mem_size=mem_size,
+                    hsa_size=zcore_hsa_size(zcore),
+                    release_hsa=lambda: zcore_release_hsa(zcore),
+                    progress=progress,
+                    chunk_size=chunk_size,
+                    ranges=ranges,
+                )
+            finally:
+                writer.close()  # the O_DIRECT descriptor; what follows is buffered
+            if clock is None and hasattr(zcore, "machine"):
+                clock = zcore.machine.tod  # STCK in the dump kernel reads the machine's TOD clock
+            end_tod = end_tod_now(header.tod, clock)
+            if commit == "header":
+                writer.write(header.end_marker_offset, build_end_marker(end_tod))
+                disk.flush()  # memory and marker are on disk before the header says "dump"
+                writer.write(0, header_raw)
+                if after_header is not None:
+                    after_header()
+            else:
+                disk.flush()  # memory is on disk before the end marker says "complete"
+                writer.write(header.end_marker_offset, build_end_marker(end_tod))
+            disk.flush()
+            progress.advance(HEADER_SIZE + END_MARKER_SIZE)
     except Exception:
         ui.warn(failed)
         raise
     return end_tod, time.monotonic() - start
-
-
-def _write_dump(
-    disk: DiskImage,
-    writer: ExtentWriter,
-    zcore: Any,
-    header_raw: bytes,
-    header: DumpHeader,
-    ui: UI,
-    description: str,
-    commit: str,
-    chunk_size: int,
-    clock: Callable[[], int] | None,
-    after_busy: Callable[[], None] | None,
-    after_header: Callable[[], None] | None,
-    ranges: list[tuple[int, int]] | None,
-) -> int:
-    mem_size = header.mem_size
-    if commit == "header":
-        busy = BUSY_MARKER + bytes(HEADER_SIZE - len(BUSY_MARKER))
-        writer.write(0, busy)
-        if after_busy is not None:
-            after_busy()
-    else:
-        # A stale DUMP_END from reused blocks must not complete the new header.
-        writer.write(header.end_marker_offset, bytes(END_MARKER_SIZE))
-        writer.write(0, header_raw)
-    disk.flush()  # the old content is gone before any new memory byte lands
-    with ui.progress(description, HEADER_SIZE + mem_size + END_MARKER_SIZE) as progress:
-        try:
-            copy_memory(
-                zcore.mem,
-                writer,
-                mem_size=mem_size,
-                hsa_size=zcore_hsa_size(zcore),
-                release_hsa=lambda: zcore_release_hsa(zcore),
-                progress=progress,
-                chunk_size=chunk_size,
-                ranges=ranges,
-            )
-        finally:
-            writer.close()  # the O_DIRECT descriptor; what follows is buffered
-        if clock is None and hasattr(zcore, "machine"):
-            clock = zcore.machine.tod  # STCK in the dump kernel reads the machine's TOD clock
-        end_tod = end_tod_now(header.tod, clock)
-        if commit == "header":
-            writer.write(header.end_marker_offset, build_end_marker(end_tod))
-            disk.flush()  # memory and marker are on disk before the header says "dump"
-            writer.write(0, header_raw)
-            if after_header is not None:
-                after_header()
-        else:
-            disk.flush()  # memory is on disk before the end marker says "complete"
-            writer.write(header.end_marker_offset, build_end_marker(end_tod))
-        disk.flush()
-        progress.advance(HEADER_SIZE + END_MARKER_SIZE)
-    return end_tod
 
 
 # --- the partition side ---------------------------------------------------------------
@@ -543,42 +524,35 @@ def _write_dump(
 class DumpTarget:
     """The dump partition as block 0 and the superblock describe it."""
 
-    sb_offset: int  # byte offset of the superblock on the disk
-    part_start: int
-    part_size: int
-    dump_offset: int
-    dump_size: int
-    csum_offset: int
-    csum_size: int
-    csum: int
-    version: int
+    sb: reader.Superblock  # as read (sb.offset: byte offset of the superblock on the disk)
     partition: int | None  # number in the partition table
     note: str | None = None  # why a checksum mismatch was accepted
 
     @property
+    def sb_offset(self) -> int:
+        return self.sb.offset
+
+    @property
+    def part_start(self) -> int:
+        return self.sb.part_start
+
+    @property
+    def part_size(self) -> int:
+        return self.sb.part_size
+
+    @property
+    def dump_size(self) -> int:
+        return self.sb.dump_size
+
+    @property
     def dump_start(self) -> int:
         """Byte offset of the dump on the disk."""
-        return self.part_start + self.dump_offset
-
-    def as_read(self) -> reader.Superblock:
-        """The superblock as zipldump.reader returns it."""
-        return reader.Superblock(
-            self.sb_offset, self.version, self.part_start, self.part_size, self.dump_offset, self.dump_size, self.csum_offset, self.csum_size, self.csum
-        )
+        return self.sb.part_start + self.sb.dump_offset
 
     def superblock(self, csum: int) -> bytes:
-        return DumpSuperblock.build(
-            {
-                "version": self.version,
-                "part_start": self.part_start,
-                "part_size": self.part_size,
-                "dump_offset": self.dump_offset,
-                "dump_size": self.dump_size,
-                "csum_offset": self.csum_offset,
-                "csum_size": self.csum_size,
-                "csum": csum,
-            }
-        )
+        """The superblock's 72 bytes with a new checksum."""
+        fields = {k: v for k, v in self.sb.to_json().items() if k != "offset"}
+        return DumpSuperblock.build({**fields, "csum": csum})
 
 
 def locate_dump_partition(disk: DiskImage) -> DumpTarget:
@@ -625,19 +599,7 @@ def locate_dump_partition(disk: DiskImage) -> DumpTarget:
             "(dump partition not found: the table changed since zipl ran)",
             where=reader.superblock_where(sb_offset, "part_start"),
         )
-    return DumpTarget(
-        sb_offset=sb_offset,
-        part_start=sb.part_start,
-        part_size=sb.part_size,
-        dump_offset=sb.dump_offset,
-        dump_size=sb.dump_size,
-        csum_offset=sb.csum_offset,
-        csum_size=sb.csum_size,
-        csum=sb.csum,
-        version=sb.version,
-        partition=number,
-        note=note,
-    )
+    return DumpTarget(sb, number, note)
 
 
 def _own_artefact(data: bytes) -> str | None:
@@ -652,7 +614,7 @@ def _own_artefact(data: bytes) -> str | None:
 
 def _update_checksum(disk: DiskImage, target: DumpTarget) -> int:
     """CKSM over the checksummed bytes as they are now, into the superblock."""
-    csum = reader.superblock_checksum(disk, target.as_read())
+    csum = reader.superblock_checksum(disk, target.sb)
     disk.write_at(target.sb_offset, target.superblock(csum))
     return csum
 
