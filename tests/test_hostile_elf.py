@@ -181,10 +181,11 @@ def test_cli_truncated_core(core_bytes: bytes, tmp_path: Path, capsys: pytest.Ca
 
 
 def test_many_notes_and_repeated_note_headers_are_bounded(core_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # 70000 empty notes: refused by count, naming the offset of the first one too many.
+    # Empty notes beyond the limit: refused by count, naming the offset of the first one too many.
     with pytest.raises(FormatError, match="too many notes") as ei:
-        ec.parse_notes(bytes(12) * 70000 + b"\0\0\0\1" + bytes(8), base=0x100)
-    assert ei.value.where == f"PT_NOTE file offset 0x{0x100 + 12 * ec.MAX_NOTES:x}"
+        ec.parse_notes(bytes(12) * 1500 + b"\0\0\0\1" + bytes(8), base=0x100, max_notes=1000)
+    assert ei.value.where == f"PT_NOTE file offset 0x{0x100 + 12 * 1000:x}"
+    assert ec.MAX_NOTES == 1 << 16
     # 200 PT_NOTE headers naming the same notes: the total read is bounded.
     from zipldump.dumptools import elf as elfmod
 
@@ -200,3 +201,20 @@ def test_many_notes_and_repeated_note_headers_are_bounded(core_bytes: bytes, tmp
     with pytest.raises(FormatError, match="add up to") as ei2:
         read_elf_core(tmp_path / "many.elf")
     check_error(ei2.value)
+
+
+def test_more_cpus_than_lc_vec(core_bytes: bytes, tmp_path: Path) -> None:
+    """The notes segment named by 300 PT_NOTE headers: 600 CPUs, refused by the s390 writer, naming the core."""
+    note_ph = core_bytes[PH : PH + 56]
+    load_ph = core_bytes[PH + 56 : PH + 112]
+    head = bytearray(core_bytes[:64])
+    head[0x20:0x28] = len(core_bytes).to_bytes(8, "big")
+    head[0x38:0x3A] = (301).to_bytes(2, "big")
+    path = tmp_path / "cpus.elf"
+    path.write_bytes(bytes(head) + core_bytes[64:] + load_ph + note_ph * 300)
+    with read_elf_core(path, keep_open=True) as core:
+        assert len(core.cpus) == 600
+        with pytest.raises(FormatError, match="600 NT_PRSTATUS") as ei:
+            write_s390_from_elf(core, tmp_path / "out")
+    check_error(ei.value)
+    assert str(path) in ei.value.where and not (tmp_path / "out.part").exists()

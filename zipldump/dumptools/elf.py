@@ -343,6 +343,10 @@ def write_s390_from_elf(core: ElfCore, out_path: str | os.PathLike[str], *, ui: 
             where=f"{core.path} PT_LOAD at file offset 0x{top.offset:x}",
         )
     cpus = core.cpus
+    if len(cpus) > sd.MAX_CPUS:
+        raise FormatError(
+            f"{len(cpus)} NT_PRSTATUS notes: more CPUs than an s390 dump header lists ({sd.MAX_CPUS})", where=f"{core.path} PT_NOTE"
+        )
     if any(c.prefix + LOWCORE_SIZE > mem_size for c in cpus):
         cpus = []
     header = sd.build_header(mem_size, prefixes=[c.prefix for c in cpus], tod=tod, dump_level=sd.DUMP_LEVEL_TOOLS)
