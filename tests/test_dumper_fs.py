@@ -117,12 +117,18 @@ def _old_dump(fs: ExtFs, name: str, size: int, tmp_path: Path) -> None:
     fs.write_file(name, host)
 
 
-def test_full_fs_auto_mode_deletes_oldest_and_succeeds(tmp_path):
+def _full_fs(tmp_path: Path) -> tuple[Path, Path, ExtFs]:
+    """A 12 MiB zcore and a 32 MiB file system already holding dump.1 and dump.2 (10 MiB each)."""
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 12 * MiB)
     disk, fs = make_fs_disk(tmp_path, 512, 32 * MiB)
     _old_dump(fs, "/dump.1", 10 * MiB, tmp_path)
     _old_dump(fs, "/dump.2", 10 * MiB, tmp_path)
+    return zfile, disk, fs
+
+
+def test_full_fs_auto_mode_deletes_oldest_and_succeeds(tmp_path):
+    zfile, disk, fs = _full_fs(tmp_path)
     assert fs.free_bytes() < 13 * MiB
     result = dump_to_fs(disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), parse_dump_cmdline("dump_part=2 dump_mode=auto"))
     assert result.deleted == ["/dump.1"]  # only the oldest, and only as many as needed
@@ -134,11 +140,7 @@ def test_full_fs_auto_mode_deletes_oldest_and_succeeds(tmp_path):
 
 
 def test_full_fs_interactive_no_terminal_means_no(tmp_path):
-    zfile = tmp_path / "zcore.mem"
-    make_zcore_file(zfile, 12 * MiB)
-    disk, fs = make_fs_disk(tmp_path, 512, 32 * MiB)
-    _old_dump(fs, "/dump.1", 10 * MiB, tmp_path)
-    _old_dump(fs, "/dump.2", 10 * MiB, tmp_path)
+    zfile, disk, fs = _full_fs(tmp_path)
     with pytest.raises(DumpSpaceError, match="kept"):
         dump_to_fs(disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), parse_dump_cmdline("dump_part=2"))  # default: interactive
     assert sorted(fs.listdir("/")) == sorted(["lost+found", "dump.1", "dump.2"])
@@ -151,11 +153,7 @@ class _Tty(io.StringIO):
 
 
 def test_full_fs_interactive_yes_deletes(tmp_path):
-    zfile = tmp_path / "zcore.mem"
-    make_zcore_file(zfile, 12 * MiB)
-    disk, fs = make_fs_disk(tmp_path, 512, 32 * MiB)
-    _old_dump(fs, "/dump.1", 10 * MiB, tmp_path)
-    _old_dump(fs, "/dump.2", 10 * MiB, tmp_path)
+    zfile, disk, fs = _full_fs(tmp_path)
     err = io.StringIO()
     ui = UI(interactive=True, stdin=_Tty("y\n"), stderr=err)
     result = dump_to_fs(disk, FakeZcore(zfile, 4 * MiB), ui, parse_dump_cmdline("dump_part=2 dump_mode=interactive"))
@@ -165,11 +163,7 @@ def test_full_fs_interactive_yes_deletes(tmp_path):
 
 
 def test_full_fs_interactive_operator_says_no(tmp_path):
-    zfile = tmp_path / "zcore.mem"
-    make_zcore_file(zfile, 12 * MiB)
-    disk, fs = make_fs_disk(tmp_path, 512, 32 * MiB)
-    _old_dump(fs, "/dump.1", 10 * MiB, tmp_path)
-    _old_dump(fs, "/dump.2", 10 * MiB, tmp_path)
+    zfile, disk, fs = _full_fs(tmp_path)
     ui = UI(interactive=True, stdin=_Tty("n\n"), stderr=io.StringIO())
     with pytest.raises(DumpSpaceError):
         dump_to_fs(disk, FakeZcore(zfile, 4 * MiB), ui, parse_dump_cmdline("dump_part=2 dump_mode=interactive"))
