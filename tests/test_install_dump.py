@@ -447,3 +447,137 @@ def test_compat_216_on_pattern_filled_4096_disk(tmp_path: Path, files) -> None:
     assert params["length"] == 64
     with DiskImage(img, 4096) as d:
         assert reader.read_boot_record(d).boot_info.dump_sb_offset == data["superblock_offset"] == data["superblock_lba"] * 4096
+
+
+# --- write order and crash safety ---------------------------------------------------------------
+def record_events(monkeypatch) -> list[tuple[str, int, bytes]]:
+    """Log every write, flush and question of an install: (what, byte offset, first bytes)."""
+    events: list[tuple[str, int, bytes]] = []
+    real_write, real_flush, real_confirm = DiskImage.write_at, DiskImage.flush, UI.confirm
+
+    def write_at(self, offset, data):
+        events.append(("write", offset, bytes(memoryview(data)[:8])))
+        return real_write(self, offset, data)
+
+    def flush(self):
+        events.append(("flush", -1, b""))
+        return real_flush(self)
+
+    def confirm(self, question, losses, **kw):
+        events.append(("confirm", -1, b""))
+        return real_confirm(self, question, losses, **kw)
+
+    monkeypatch.setattr(DiskImage, "write_at", write_at)
+    monkeypatch.setattr(DiskImage, "flush", flush)
+    monkeypatch.setattr(UI, "confirm", confirm)
+    return events
+
+
+def assert_block0_last(events: list[tuple[str, int, bytes]]) -> None:
+    """No write before the question; the new boot record is the last write, alone between two flushes."""
+    kinds = [e[0] for e in events]
+    assert kinds.index("confirm") < kinds.index("write"), "a write happened before every check and the question"
+    writes = [i for i, e in enumerate(events) if e[0] == "write"]
+    last = writes[-1]
+    assert events[last][1] == 0 and events[last][2][:4] == b"zIPL", "block 0 is written last"
+    assert events[last - 1][0] == "flush" and events[last + 1][0] == "flush", "flushed before and after block 0"
+    assert all(events[i][1] != 0 or events[i][2] == bytes(8) for i in writes[:-1]), "no boot record before the data"
+
+
+def test_write_order_checks_then_data_then_block0(tmp_path: Path, files, monkeypatch) -> None:
+    img = dump_disk(tmp_path, 512)
+    events = record_events(monkeypatch)
+    install(job(img, files, 512), quiet())
+    assert_block0_last(events)
+    assert not any(e[0] == "write" and e[1] == 0 for e in events[:-2]), "first install: nothing to disarm"
+    # a reinstall first disarms the old record (it points into the tail being rewritten), flushed
+    events.clear()
+    install(job(img, files, 512, parameters="new=1"), quiet())
+    assert_block0_last(events)
+    first = next(i for i, e in enumerate(events) if e[0] == "write")
+    assert events[first][1:] == (0, bytes(8)) and events[first + 1][0] == "flush"
+
+
+def _loads(img: Path, bs: int) -> list[str] | None:
+    """SHA-256 of every LOAD as the firmware would load it; None when block 0 has no zipl record."""
+    from zipldump.inspect import inspect_disk
+
+    with open(img, "rb") as fh:
+        head = fh.read(0x98)
+    if head[:4] != b"zIPL":
+        return None
+    rep = inspect_disk(img, bs)
+    assert rep.valid, rep.problems
+    return [c["sha256"] for p in rep.programs for c in p["components"] if c["kind"] == "load"]
+
+
+def kill_at(event: int, run, hooks: list[tuple[type, str]]) -> bool:
+    """Run `run()` in a forked child that SIGKILLs itself just before its `event`-th hooked
+    call (0-based): a `kill -9` at that point, with no cleanup.  True when the child
+    finished without reaching `event` (there was no such call)."""
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            count = [0]
+            for cls, name in hooks:
+                real = getattr(cls, name)
+
+                def hooked(*a, _real=real, **k):
+                    if count[0] == event:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    count[0] += 1
+                    return _real(*a, **k)
+
+                setattr(cls, name, hooked)
+            run()
+            os._exit(0)
+        except BaseException:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        assert os.WTERMSIG(status) == signal.SIGKILL
+        return False
+    assert os.WEXITSTATUS(status) == 0, "the install failed instead of being killed"
+    return True
+
+
+DISK_HOOKS = [(DiskImage, "write_at"), (DiskImage, "flush")]
+
+
+def test_kill_9_at_every_write_leaves_old_or_no_boot_record(tmp_path: Path, files) -> None:
+    """kill -9 before each write and flush of a reinstall: block 0 then holds the old valid
+    program, the complete new one, or no boot record at all (never one pointing at
+    half-written blocks); the next install works and the lock is free."""
+    import shutil
+
+    img = dump_disk(tmp_path, 512)
+    install(job(img, files, 512, parameters="old=1"), quiet())
+    old = _loads(img, 512)
+    base = tmp_path / "base.img"
+    shutil.copy(img, base)
+    new_files = dict(files, ramdisk=tmp_path / "initrd2")
+    new_files["ramdisk"].write_bytes(bytes((i * 31) & 0xFF for i in range(123_457)))
+    install(job(img, new_files, 512, parameters="new=1"), quiet())
+    new = _loads(img, 512)
+    assert old and new and old != new
+    seen_none = seen_old = seen_new = False
+    for k in range(100):
+        shutil.copy(base, img)
+        done = kill_at(k, lambda: install(job(img, new_files, 512, parameters="new=1"), quiet()), DISK_HOOKS)
+        state = _loads(img, 512)
+        assert state in (None, old, new), f"kill before event {k}: block 0 points at a mix"
+        if state is None:
+            with open(img, "rb") as fh:
+                assert fh.read(0x98) == bytes(0x98)
+        seen_none |= state is None
+        seen_old |= state == old
+        seen_new |= state == new
+        install(job(img, new_files, 512, parameters="new=1"), quiet())  # lock free, disk usable
+        assert _loads(img, 512) == new
+        if done:
+            break
+    else:
+        pytest.fail("the install never finished")
+    assert seen_old and seen_none and seen_new and k > 5

@@ -320,3 +320,113 @@ def test_failed_install_keeps_old_bootmap(tmp_path: Path, files, monkeypatch) ->
     assert efs.read_file("/bootmap") == old_bm and not efs.exists("/bootmap_temp.zipldump")
     assert efs.fsck() == 0, efs.last_fsck_output
     assert read_components(img, 512)[0][1] == 0
+
+
+# --- crash safety of bootmap-file installs ---------------------------------------------------------
+def _crash_setup(tmp_path: Path, files):
+    from test_install_dump import _loads, kill_at  # the fork-and-SIGKILL harness
+
+    img = ipl_disk(tmp_path, 512, "ext4", 1024)  # 1 KiB fs blocks: freed bootmap blocks get reused
+    p1 = read_partition_table(img).get(1)
+    efs = ExtFs(img, p1.start_bytes, p1.size_bytes)
+    efs.write_file("/other", b"keep me" * 3000)
+
+    def prog(tag: str, ramdisk: bool = True) -> InstallJob:
+        return InstallJob(img, "target", 1, {0: ProgramSpec(tag, "ipl", files["kernel"], files["ramdisk"] if ramdisk else None, f"{tag}=1")},
+                          assume_yes=True)
+
+    hooks = [(DiskImage, "write_at"), (DiskImage, "flush"), (ExtFs, "_debugfs")]
+    return img, efs, prog, hooks, _loads, kill_at
+
+
+def _hashes_after(img: Path, job: InstallJob, loads) -> list[str]:
+    import shutil
+
+    ref = img.with_suffix(".ref")
+    shutil.copy(img, ref)
+    try:
+        install(InstallJob(ref, job.mode, job.partition, job.programs, assume_yes=True), quiet())
+        return loads(ref, 512)
+    finally:
+        ref.unlink()
+
+
+def test_kill_9_during_a_bootmap_file_reinstall(tmp_path: Path, files) -> None:
+    """kill -9 before every write, flush and debugfs run of a --target reinstall: block 0
+    always holds the old or the new program (the old /bootmap is freed only after block 0
+    points at the new file), the file system stays e2fsck-clean and other files intact, and
+    the next install finishes an interrupted one.  Where the kill left block 0 pointing at
+    the not yet renamed temp file, a second kill -9 at every point of the next install
+    leaves that program or the newer one, never blocks being rewritten."""
+    import shutil
+
+    img, efs, prog, hooks, loads, kill_at = _crash_setup(tmp_path, files)
+    install(prog("old", ramdisk=False), quiet())
+    old = loads(img, 512)
+    new = _hashes_after(img, prog("new"), loads)
+    assert old != new
+    base = tmp_path / "base.img"
+    shutil.copy(img, base)
+    double_crash_checked = False
+    for k in range(200):
+        shutil.copy(base, img)
+        done = kill_at(k, lambda: install(prog("new"), quiet()), hooks)
+        state = loads(img, 512)
+        assert state in (old, new), f"kill before event {k}: boot record lost or mixed"
+        assert efs.fsck() == 0, efs.last_fsck_output
+        assert efs.read_file("/other") == b"keep me" * 3000
+        if state == new and efs.exists("/bootmap_temp.zipldump") and not double_crash_checked:
+            double_crash_checked = True
+            mid = tmp_path / "mid.img"
+            shutil.copy(img, mid)
+            newer = _hashes_after(img, prog("newer", ramdisk=False), loads)
+            for j in range(200):
+                shutil.copy(mid, img)
+                inner_done = kill_at(j, lambda: install(prog("newer", ramdisk=False), quiet()), hooks)
+                assert loads(img, 512) in (new, newer), f"second kill before event {j}"
+                assert efs.fsck() == 0, efs.last_fsck_output
+                if inner_done:
+                    assert not efs.exists("/bootmap_temp.zipldump")
+                    break
+            shutil.copy(mid, img)
+        install(prog("new"), quiet())  # recovery: lock free, leftovers handled
+        assert loads(img, 512) == new and not efs.exists("/bootmap_temp.zipldump")
+        assert efs.fsck() == 0, efs.last_fsck_output
+        if done:
+            break
+    else:
+        pytest.fail("the install never finished")
+    assert double_crash_checked
+
+
+def test_block0_pointing_at_freed_blocks_is_disarmed_first(tmp_path: Path, files) -> None:
+    """Block 0 points at a bootmap whose file was deleted: its blocks are free and the new
+    bootmap may reuse them, so the record is disarmed (and flushed) before any write; a
+    kill -9 then leaves the old record (before the disarm), none, or the new one."""
+    import shutil
+
+    img, efs, prog, hooks, loads, kill_at = _crash_setup(tmp_path, files)
+    install(prog("old", ramdisk=False), quiet())
+    old = loads(img, 512)
+    efs.remove("/bootmap")
+    new = _hashes_after(img, prog("new"), loads)
+    base = tmp_path / "base.img"
+    shutil.copy(img, base)
+    states = []
+    for k in range(200):
+        shutil.copy(base, img)
+        done = kill_at(k, lambda: install(prog("new"), quiet()), hooks)
+        with open(img, "rb") as fh:
+            head = fh.read(0x98)
+        state = loads(img, 512) if head[:4] == b"zIPL" else None
+        if state is None:
+            assert head == bytes(0x98)
+        else:
+            # a valid record must be exactly the old or the new program, never a mix
+            assert state in (old, new), f"kill before event {k}"
+        states.append("none" if state is None else "old" if state == old else "new")
+        if done:
+            break
+    assert "none" in states and states[-1] == "new"
+    # the old record never survives past the first write of new data
+    assert states.index("none") < len(states) - 1

@@ -27,6 +27,7 @@ from zipldump.errors import DiskError, DumpSpaceError, LayoutError, PartitionToo
 from zipldump.formats.blocklist import data_slots_per_block, parse_list_block
 from zipldump.formats.bootrecord import (
     BOOT_RECORD_SIZE,
+    BootRecord,
     ZIPL_MAGIC,
     build_boot_record,
     dump_boot_info,
@@ -571,8 +572,11 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
     hashes: dict[tuple[int, int], str] = {}
     loaded: dict[tuple[int, int], tuple[int, str]] = {}
     dry = " (dry run: recording, not writing)" if job.dry_run else ""
+    armed = False  # block 0 points at the new bootmap: from here on the temp file must stay
     try:
         if fs is not None:
+            if not job.dry_run:
+                _keep_or_disarm_block0(disk, target, fs, block0, ui)
             with ui.step("Allocating the bootmap file" + (" (dry run: contiguous plan)" if job.dry_run else "")):
                 layout = _plan_file(job, target, programs, fs, ui)
         elif block0[:4] == ZIPL_MAGIC:
@@ -599,23 +603,66 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
             loaded = expected_loaded(disk, layout)
         with ui.step("Writing block 0 (boot record)" + dry):
             info = dump_boot_info(layout.superblock_lba * bs) if job.mode == "dumpto" and layout.superblock_lba else None
-            _write_block0(disk, build_boot_record(layout.pt_lba, bs, info))
+            record = build_boot_record(layout.pt_lba, bs, info)
+            armed = True
+            _write_block0(disk, record)
             disk.flush()
     except BaseException:
-        if fs is not None and not job.dry_run:
+        if fs is not None and not job.dry_run and not armed:
             _discard_temp(fs)
         raise
     if fs is not None and not job.dry_run:
         with ui.step("Renaming the bootmap file"):
-            if fs.exists(BOOTMAP_NAME):
-                fs.remove(BOOTMAP_NAME)
-            fs.rename(BOOTMAP_TEMP, BOOTMAP_NAME)
+            _promote_temp(fs)
+            disk.flush()
     if job.dry_run:
         ui.info(f"dry run: {len(disk.writes)} writes planned, image not changed")
     return InstallResult(
         job.mode, str(job.image_path), bs, target.number, job.dry_run, layout, target,
         verified=job.verify and not job.dry_run, losses=losses, hashes=hashes, loaded=loaded, **result_kw,
     )
+
+
+def _promote_temp(fs: Any) -> None:
+    """The new bootmap file becomes /bootmap; the old one's blocks are freed only now,
+    after block 0 points at the new one."""
+    if fs.exists(BOOTMAP_NAME):
+        fs.remove(BOOTMAP_NAME)
+    fs.rename(BOOTMAP_TEMP, BOOTMAP_NAME)
+
+
+def _file_holds_lba(fs: Any, path: str, target: Target, lba: int) -> bool:
+    """Does file `path` of the file system own device block `lba`?"""
+    off = lba * target.block_size - target.start_bytes
+    if off < 0 or off >= target.size_bytes or not fs.exists(path):
+        return False
+    return off // fs.block_size in set(fs.block_map(path)) - {0}
+
+
+def _keep_or_disarm_block0(disk: DiskImage, target: Target, fs: Any, block0: bytes, ui: UI) -> None:
+    """Before the first write of a bootmap-file install: make sure the old boot record
+    cannot end up pointing at blocks this install reuses.
+
+    * A temp bootmap left by an install killed after its block 0 write is what block 0
+      uses: finish that install's rename, so the new temp file cannot reuse its blocks.
+    * Block 0 pointing into the current /bootmap stays: those blocks are kept until
+      block 0 points at the new file, so an interrupted install leaves the old program.
+    * Block 0 pointing anywhere else in the file system (a deleted or foreign bootmap,
+      whose blocks may be free) is disarmed first and flushed: an interrupted install
+      then leaves no boot record instead of one pointing at half-written blocks.
+    """
+    if block0[:4] != ZIPL_MAGIC:
+        return
+    old_pt = BootRecord.parse(block0[:BOOT_RECORD_SIZE]).program_table.blockno
+    if _file_holds_lba(fs, BOOTMAP_TEMP, target, old_pt):
+        ui.info(f"finishing an interrupted install: block 0 points into {BOOTMAP_TEMP}, which becomes {BOOTMAP_NAME}")
+        _promote_temp(fs)
+        disk.flush()
+        return
+    inside = target.start_bytes <= old_pt * target.block_size < target.start_bytes + target.size_bytes
+    if inside and not _file_holds_lba(fs, BOOTMAP_NAME, target, old_pt):
+        _write_block0(disk, bytes(BOOT_RECORD_SIZE))
+        disk.flush()
 
 
 def _discard_temp(fs: Any) -> None:
