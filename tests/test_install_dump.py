@@ -581,3 +581,41 @@ def test_kill_9_at_every_write_leaves_old_or_no_boot_record(tmp_path: Path, file
     else:
         pytest.fail("the install never finished")
     assert seen_old and seen_none and seen_new and k > 5
+
+
+def test_gpt_4096_dumpto_then_target_change_only_their_own_bytes(tmp_path: Path, files) -> None:
+    """On a 4Kn GPT disk, --dumpto on partition 1 and then --target on partition 2 leave
+    both GPT headers and entry arrays, the other partition and all gaps byte-identical."""
+    from conftest import have_tool
+
+    if not have_tool("mke2fs"):
+        pytest.skip("mke2fs missing")
+    from zipldump.disk.extfs import ExtFs
+
+    bs = 4096
+    img = tmp_path / "gpt4k.img"
+    make_disk(img, 300 * MIB + 40 * MIB, label="gpt", block_size=bs, parts=[PartSpec(300 * MIB), PartSpec(None, "ext4")])
+    with DiskImage(img, bs) as d:
+        t = read_table(d)
+    p1, p2 = t.get(1), t.get(2)
+    fill(img, p1.start_bytes + 64 * 1024, 256 * 1024)  # old data right after the wiped 64 KiB
+    fill(img, p1.start_bytes + p1.size_bytes - 8 * MIB, 8 * MIB)  # ... and where the bootmap goes
+    efs = ExtFs(img, p2.start_bytes, p2.size_bytes)
+    efs.write_file("/keep", PATTERN * 4000)
+    before = tmp_path / "before.img"
+    subprocess.run(["cp", "--sparse=always", str(img), str(before)], check=True)
+    gpt_before = (img.read_bytes()[bs : 6 * bs], img.read_bytes()[-6 * bs :])
+    res = install(job(img, files, bs, stage3=files["stage3"]), quiet())
+    bad = [r for r in changed_offsets(before, img) if not inside(r, allowed_ranges(res, bs))]
+    assert bad == [], [(hex(a), hex(b)) for a, b in bad[:5]]
+    raw = img.read_bytes()
+    assert (raw[bs : 6 * bs], raw[-6 * bs :]) == gpt_before
+    # --target on partition 2: only block 0 bytes 0..0x97 and partition 2's insides may change
+    subprocess.run(["cp", "--sparse=always", str(img), str(before)], check=True)
+    res2 = install(InstallJob(img, "target", 2, {0: ProgramSpec("l", "ipl", files["kernel"], files["ramdisk"], "quiet")},
+                              block_size=bs, assume_yes=True), quiet())
+    assert res2.verified and res2.losses == ["the zipl SCSI dump boot record in block 0 (its programs become unreachable)"]
+    p2_range = (p2.start_bytes, p2.start_bytes + p2.size_bytes)
+    bad = [r for r in changed_offsets(before, img) if not inside(r, [(0, 0x98), p2_range])]
+    assert bad == [], [(hex(a), hex(b)) for a, b in bad[:5]]
+    assert efs.read_file("/keep") == PATTERN * 4000 and efs.fsck() == 0, efs.last_fsck_output
