@@ -183,3 +183,218 @@ def test_ipl_crashed_raw_and_elf_round_trip(tmp_path: Path) -> None:
     demo2 = build_demo_disk(tmp_path / "b", 64 * MiB, QUIET)
     rep2 = run_ipl(IplOptions(image=demo2.image, crashed=tmp_path / "core.elf", verify=True), QUIET)
     assert rep2.crashed["source"] == "elf" and rep2.crashed["cpus"] == 2 and rep2.verify.ok
+
+
+# --- `zipldump ipl` as a user runs it: disks made by the CLI, exit codes and messages ------------
+def payloads(tmp_path: Path):
+    from zipldump.payloads import write_demo_payloads
+
+    return write_demo_payloads(tmp_path / "payloads")
+
+
+def cli_disk(tmp_path: Path, mode: str, bs: int, part: str, *, params: str | None = None, name: str = "disk.img") -> Path:
+    """`zipldump mkdisk` + `zipldump install --dumpto/--dumptofs 1` with the bundled demo dump tool."""
+    p = payloads(tmp_path)
+    img = tmp_path / name
+    size_mib = int(part.split(":")[0].rstrip("M")) + 4
+    r = cli("mkdisk", str(img), "--size", f"{size_mib}M", "--block-size", str(bs), "--part", part)
+    assert r.returncode == 0, r.stderr
+    args = ["install", str(img), f"--{mode}", "1", "-i", str(p.image), "-r", str(p.ramdisk), "--stage3", str(p.stage3)]
+    args += ["--block-size", str(bs), "-n"] + (["-P", params] if params else [])
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    return img
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("bs", [512, 4096])
+@pytest.mark.parametrize("mode", ["dumpto", "dumptofs"])
+def test_cli_ipl_verify_both_modes_both_block_sizes(tmp_path: Path, mode: str, bs: int) -> None:
+    """The acceptance run: a disk made with the CLI, `ipl --verify --json`, then `dumpinfo` of the image."""
+    part = ("320M" if bs == 4096 else "96M") if mode == "dumpto" else "72M:ext4"
+    img = cli_disk(tmp_path, mode, bs, part, params="dump_mode=auto" if mode == "dumptofs" else None)
+    r = cli("ipl", str(img), "--block-size", str(bs), "--memory", "48M", "--cpus", "3", "--verify", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["dump_tool"]["mode"] == ("partition" if mode == "dumpto" else "fs")
+    assert data["block_size"] == bs and data["kernel"]["layout"] == "stage3"
+    assert data["verify"]["ok"] and data["verify"]["bytes_compared"] == 48 * MiB and data["verify"]["cpus_checked"] == 3
+    assert data["dump"]["bytes_written"] == 4096 + 48 * MiB + 16
+    assert data["reipl"]["reipl"] is True
+    info = cli("dumpinfo", str(img), "--block-size", str(bs), "--json")
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["complete"] is True
+
+
+@pytest.mark.parametrize("cpus", [1, 512])
+def test_cli_ipl_cpu_counts(tmp_path: Path, cpus: int) -> None:
+    img = cli_disk(tmp_path, "dumpto", 512, "48M")
+    r = cli("ipl", str(img), "--memory", "8M", "--cpus", str(cpus), "--verify")
+    assert r.returncode == 0, r.stderr
+    assert f"{cpus} CPUs, HSA 8 MiB" in r.stdout  # the summary is the result: stdout
+    assert f"cpus_checked {cpus}" in r.stdout
+    # the summary tells the re-IPL; the status lines (stderr) tell it as it happens
+    assert "re-IPL:          load clear from FCP" in r.stdout and "re-IPL: DIAG 308 subcode 3" in r.stderr
+
+
+def test_cli_ipl_bad_cpu_counts_and_sizes(tmp_path: Path) -> None:
+    img = cli_disk(tmp_path, "dumpto", 512, "48M")
+    for args, text in (
+        (["--cpus", "0"], "at least one CPU"),
+        (["--cpus", "513"], "the dump header holds 1 to 512"),
+        (["--memory", "100K"], "at least 1 MiB"),
+        (["--memory", "4M", "--cpus", "512"], "leave no room for 512 CPU lowcores"),
+        (["--memory", "lots"], "lots"),
+        (["--memory", "8M", "--hsa-size", "16M"], "exceeds the memory size"),
+    ):
+        r = cli("ipl", str(img), *args)
+        assert r.returncode == 2 and text in r.stderr, (args, r.stderr)
+
+
+def test_cli_ipl_storage_smaller_than_the_hsa(tmp_path: Path) -> None:
+    """Without --hsa-size, a crashed system smaller than 32 MiB lies wholly in the HSA."""
+    img = cli_disk(tmp_path, "dumpto", 512, "48M")
+    r = cli("ipl", str(img), "--memory", "8M", "--cpus", "2", "--verify", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["crashed_system"]["hsa_size"] == 8 * MiB and data["verify"]["ok"]
+    assert "smaller than the 32 MiB HSA" in r.stderr
+
+
+def test_cli_ipl_crashed_file_options_ignored_loudly(tmp_path: Path) -> None:
+    import os
+
+    img = cli_disk(tmp_path, "dumpto", 512, "48M")
+    raw = tmp_path / "mem.raw"
+    raw.write_bytes(os.urandom(4 * MiB))
+    r = cli("ipl", str(img), "--crashed", str(raw), "--memory", "1G", "--cpus", "2", "--verify", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["crashed_system"]["memory_size"] == 4 * MiB and data["crashed_system"]["cpus"] == 2
+    assert f"--memory {1 << 30} ignored: {raw} holds {4 * MiB} bytes" in r.stderr
+    core = tmp_path / "core.elf"
+    r = cli("getdump", str(img), str(core), "--format", "elf")
+    assert r.returncode == 0, r.stderr
+    img2 = cli_disk(tmp_path / "b", "dumpto", 512, "48M")
+    r = cli("ipl", str(img2), "--crashed", str(core), "--cpus", "5", "--verify", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["crashed_system"]["source"] == "elf" and data["crashed_system"]["cpus"] == 2 and data["verify"]["ok"]
+    assert "--cpus 5 ignored: the ELF core" in r.stderr and "its own 2 CPUs" in r.stderr
+    r = cli("ipl", str(img2), "--crashed", str(tmp_path / "missing.raw"))
+    assert r.returncode == 2 and "cannot read the crashed system" in r.stderr
+
+
+def test_cli_ipl_component_above_the_hsa(tmp_path: Path) -> None:
+    """The demo kernel ends at 0x50000: with a 256 KiB HSA its load would destroy unsaved crash data."""
+    img = cli_disk(tmp_path, "dumpto", 512, "48M")
+    before = sha256_file(img)
+    r = cli("ipl", str(img), "--memory", "8M", "--hsa-size", "256K", "--json")
+    assert r.returncode == 30, r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["kind"] == "ipl" and "above the HSA limit 0x40000: the load destroys crash data" in err["message"]
+    assert sha256_file(img) == before  # nothing was written
+
+
+def test_cli_ipl_dump_partition_too_small(tmp_path: Path) -> None:
+    img = cli_disk(tmp_path, "dumpto", 512, "48M")
+    before = sha256_file(img)
+    r = cli("ipl", str(img), "--memory", "16M")
+    assert r.returncode == 42, r.stderr
+    assert "field dump_size: disk too small" in r.stderr and "16MB" in r.stderr
+    assert sha256_file(img) == before
+
+
+def test_cli_ipl_changed_partition_checksum(tmp_path: Path) -> None:
+    from zipldump.disk.partitions import read_partition_table
+
+    img = cli_disk(tmp_path, "dumpto", 512, "48M")
+    start = read_partition_table(img).get(1).start_bytes
+    with open(img, "r+b") as fh:  # someone wrote into the dump partition after zipl ran
+        fh.seek(start + 1024)
+        fh.write(b"\x53\xef")
+    before = sha256_file(img)
+    r = cli("ipl", str(img), "--memory", "4M", "--json")
+    assert r.returncode == 43, r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["kind"] == "dump-target-changed" and "checksum wrong" in err["message"] and "field csum" in err["where"]
+    assert sha256_file(img) == before
+
+
+def test_cli_ipl_full_file_system_auto_mode(tmp_path: Path) -> None:
+    """dump_mode=auto: the third 24 MiB dump does not fit 64 MiB; the oldest is deleted and the dump completes."""
+    from zipldump.disk.extfs import ExtFs
+    from zipldump.disk.partitions import read_partition_table
+
+    img = cli_disk(tmp_path, "dumptofs", 512, "64M:ext2", params="dump_mode=auto")
+    for n in range(3):
+        r = cli("ipl", str(img), "--memory", "24M", "--seed", str(n), "--verify")
+        assert r.returncode == 0, r.stderr
+        assert f"/dump.{n}" in r.stdout
+    assert "Removing oldest dump: '/dump.0'" in r.stderr
+    part = read_partition_table(img).get(1)
+    fs = ExtFs(img, part.start_bytes, part.size_bytes)
+    assert {n for n in fs.listdir("/") if n.startswith("dump.")} == {"dump.1", "dump.2"}
+    assert fs.fsck() == 0
+    info = cli("dumpinfo", str(img), "--json")
+    assert info.returncode == 0 and json.loads(info.stdout)["complete"] is True
+
+
+def test_cli_ipl_full_file_system_interactive_without_terminal(tmp_path: Path) -> None:
+    """dump_mode=interactive with no terminal: the answer is 'no', nobody waits, the oldest dump stays."""
+    from zipldump.disk.extfs import ExtFs
+    from zipldump.disk.partitions import read_partition_table
+
+    img = cli_disk(tmp_path, "dumptofs", 512, "64M:ext2", params="dump_mode=interactive")
+    for n in range(2):
+        r = cli("ipl", str(img), "--memory", "24M")
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "zipldump", "ipl", str(img), "--memory", "24M", "--json"],
+        capture_output=True, text=True, stdin=subprocess.PIPE, timeout=300,  # stdin open and silent
+    )
+    assert r.returncode == 42, r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["kind"] == "dump-no-space" and "answer no" in err["message"] and "/dump.0" in err["message"]
+    part = read_partition_table(img).get(1)
+    fs = ExtFs(img, part.start_bytes, part.size_bytes)
+    assert {"dump.0", "dump.1"} <= set(fs.listdir("/")) and "dump.2" not in fs.listdir("/")
+    assert fs.fsck() == 0
+
+
+@pytest.mark.parametrize("mode", ["dumpto", "dumptofs"])
+def test_cli_missing_end_marker_read_by_dumpinfo(tmp_path: Path, mode: str) -> None:
+    """A dump whose end marker is gone (the writer was stopped before its last write) is 'not complete'."""
+    from zipldump.disk.extfs import ExtFs
+    from zipldump.disk.partitions import read_partition_table
+
+    part_spec = "48M" if mode == "dumpto" else "40M:ext2"
+    img = cli_disk(tmp_path, mode, 512, part_spec, params="dump_mode=auto" if mode == "dumptofs" else None)
+    r = cli("ipl", str(img), "--memory", "8M")
+    assert r.returncode == 0, r.stderr
+    assert cli("dumpinfo", str(img)).returncode == 0
+    part = read_partition_table(img).get(1)
+    marker_at = 4096 + 8 * MiB  # dump offset of the 16-byte end marker
+    if mode == "dumpto":
+        offset = part.start_bytes + marker_at
+    else:
+        fs = ExtFs(img, part.start_bytes, part.size_bytes)
+        blocks = fs.block_map("/dump.0")
+        offset = part.start_bytes + blocks[marker_at // fs.block_size] * fs.block_size + marker_at % fs.block_size
+    with open(img, "r+b") as fh:
+        fh.seek(offset)
+        assert fh.read(8) == b"DUMP_END"
+        fh.seek(offset)
+        fh.write(bytes(16))
+    r = cli("dumpinfo", str(img))
+    assert r.returncode == 1, r.stderr
+    assert "Dump is not complete" in r.stdout and "not complete" in r.stderr

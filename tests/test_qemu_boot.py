@@ -8,8 +8,11 @@ installer); tests/test_real_firmware.py boots it in the real QEMU.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -272,3 +275,65 @@ def test_empty_loadparm_entry_refused(tmp_path: Path) -> None:
     plain = tmp_path / "plain.img"
     plain.write_bytes(bytes(4096))
     assert qemu.empty_entry_check(plain, 512, 3) is None and qemu.dump_program_check(plain) is None
+
+
+def _run_real_firmware_file(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[str]:
+    """tests/test_real_firmware.py with a "QEMU" present but no apt-get: the package download fails."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "ZIPLDUMP_CACHE", "ZIPLDUMP_QEMU")}
+    env.update(PATH=str(bindir), ZIPLDUMP_QEMU=fake_qemu(tmp_path, "exit 1"), ZIPLDUMP_CACHE=str(tmp_path / "cache"))
+    if ci is not None:
+        env["CI"] = ci
+    test = Path(__file__).resolve().parent / "test_real_firmware.py"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{test}::test_hand_built_direct_layout_boots"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def test_real_firmware_download_failure_fails_in_ci(tmp_path: Path) -> None:
+    r = _run_real_firmware_file(tmp_path, "true")
+    assert r.returncode != 0, r.stdout
+    assert "real-firmware prerequisites missing in CI" in r.stdout and "apt-get not found" in r.stdout
+    assert "skipped" not in r.stdout.splitlines()[-1]
+
+
+def test_real_firmware_download_failure_skips_off_ci(tmp_path: Path) -> None:
+    r = _run_real_firmware_file(tmp_path, None)
+    assert r.returncode == 0, r.stdout
+    assert "1 skipped" in r.stdout.splitlines()[-1]
+
+
+def test_cli_without_qemu_on_path(tmp_path: Path) -> None:
+    """No qemu-system-s390x on PATH: the user is told how to install it (exit 5); a dump disk is still
+    refused plainly first, since that needs no QEMU."""
+    env = {k: v for k, v in os.environ.items() if k != "ZIPLDUMP_QEMU"}
+    env["PATH"] = str(tmp_path / "empty")
+    run = lambda disk: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "zipldump", "qemu-boot", str(disk), "--expect", "x", "--json"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    r = run(small_disk(tmp_path))
+    assert r.returncode == ToolMissingError.exit_code, r.stderr
+    assert "qemu-system-s390x is not installed; install it with: apt-get install qemu-system-misc" in r.stderr
+    assert json.loads(r.stdout)["error"]["kind"] == "tool-missing"
+    d = tmp_path / "dump"
+    d.mkdir()
+    r = run(small_disk(d, HEADER_DUMP))
+    assert r.returncode == QemuDumpProgramError.exit_code and "refuses dump programs by design" in r.stderr
+
+
+def test_firmware_failure_names_its_reason(tmp_path: Path) -> None:
+    """The BIOS says why before it says that it failed: both reach the error message."""
+    exe = fake_qemu(
+        tmp_path,
+        "echo 'LOADPARM=[        ]'\necho 'Using virtio-scsi.'\necho 'No zIPL section in IPL2 record.'\n"
+        "echo 'zIPL load failed.'\necho 'Failed to load OS from hard disk'\nsleep 30\n",
+    )
+    with pytest.raises(QemuBootError) as ei:
+        qemu.boot(small_disk(tmp_path), expect="MARK", qemu=exe, timeout=20)
+    msg = ei.value.message
+    assert msg.startswith("the s390-ccw firmware stopped: 'zIPL load failed'")
+    assert "No zIPL section in IPL2 record. | zIPL load failed. | Failed to load OS from hard disk" in msg
+    assert "LOADPARM" not in msg

@@ -184,6 +184,19 @@ def firmware_error(output: str) -> str | None:
     return None
 
 
+def firmware_context(output: str, message: str, lines: int = 4) -> str:
+    """The console lines before the firmware's failure line (its reason), joined with ' | '.
+
+    QEMU's BIOS often says why before it says that it failed ("No zIPL section in
+    IPL2 record." before "zIPL load failed."); the banner lines are left out."""
+    text = output.strip().splitlines()
+    at = next((i for i, line in enumerate(text) if message in line), len(text))
+    before = [line.strip() for line in text[max(0, at - lines) : at] if line.strip()]
+    before = [line for line in before if not line.startswith("LOADPARM=")]
+    after = [line.strip() for line in text[at + 1 : at + 3] if line.strip()]
+    return " | ".join(before + ([text[at].strip()] if at < len(text) else []) + after)
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -223,13 +236,14 @@ def boot(
         raise UsageError(f"{image}: no such image file")
     if timeout <= 0:
         raise UsageError(f"timeout {timeout}: must be positive")
-    exe = find_qemu(qemu)
+    # The disk is judged first: a dump program is refused plainly even where QEMU is not installed.
     dump_msg = dump_program_check(image, block_size, loadparm)
     if dump_msg:
         raise QemuDumpProgramError(dump_msg, where=str(image))
     empty_msg = empty_entry_check(image, block_size, loadparm)
     if empty_msg:
         raise QemuBootError(empty_msg, where=str(image))
+    exe = find_qemu(qemu)
     cmd = qemu_command(image, block_size=block_size, loadparm=loadparm, memory=memory, qemu=exe)
     if announce is not None:
         announce(cmd)
@@ -301,7 +315,10 @@ def boot(
             raise QemuDumpProgramError(
                 f"the firmware refused the program: '{fw}' (a dump program cannot be IPL'd in QEMU)", where=str(image)
             )
-        raise QemuBootError(f"the s390-ccw firmware stopped: '{fw}'", where=str(image))
+        context = firmware_context(out, fw)
+        raise QemuBootError(
+            f"the s390-ccw firmware stopped: '{fw}'" + (f"; it said: {context}" if context else ""), where=str(image)
+        )
     if expect is None and rc == 0:
         return result
     tail = " | ".join(line for line in out.strip().splitlines()[-5:]) or "(no console output)"

@@ -21,22 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zipldump.errors import UsageError
+from zipldump.commands.ipl import print_summary, size_arg
 from zipldump.ui import UI
 
 MiB = 1 << 20
 ALIGN = MiB
 END_MARKER = 16
 DUMP_HEADER = 4096
-
-
-def _size(text: str) -> int:
-    from zipldump.disk.partitions import parse_size
-
-    try:
-        return parse_size(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +38,7 @@ def register(subparsers: Any) -> None:
         "simulate a SCSI dump IPL of a generated crashed system, write the dump and verify it.",
     )
     p.add_argument("--dir", type=Path, default=Path("disk-images"), help="where demo.img and the payloads go (default disk-images)")
-    p.add_argument("--memory", type=_size, default=2 << 30, metavar="SIZE", help="memory of the crashed system (default 2G)")
+    p.add_argument("--memory", type=size_arg, default=2 << 30, metavar="SIZE", help="memory of the crashed system (default 2G)")
     p.add_argument("--cpus", type=int, default=4, metavar="N", help="CPUs of the crashed system (default 4)")
     p.add_argument("--block-size", type=int, default=512, choices=(512, 4096), help="logical block size of the demo disk")
     p.add_argument("--no-verify", action="store_true", help="skip the byte-for-byte check of the dump")
@@ -105,7 +96,6 @@ def build_demo_disk(directory: Path, memory_size: int, ui: UI, *, block_size: in
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from zipldump.commands.ipl import print_summary
     from zipldump.sim.ipl import IplOptions, run_ipl
 
     t0 = time.monotonic()
@@ -131,6 +121,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         }
         ui.emit_json(data)
         return 0
-    print_summary(report, ui)
-    ui.info(f"demo image: {demo.image} ({demo.disk_bytes >> 20} MiB, sparse); demo finished in {total:.1f} s")
+    print_summary(report)
+    print(f"demo image:      {demo.image} ({demo.disk_bytes >> 20} MiB, sparse); demo finished in {total:.1f} s", flush=True)
     return 0

@@ -9,14 +9,16 @@ See docs/ipl-flow.md.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from zipldump.errors import UsageError
 from zipldump.ui import UI
 
 
-def _size(text: str) -> int:
+def size_arg(text: str) -> int:
+    """argparse type for sizes such as 2G or 32M (shared by `ipl` and `demo`)."""
     from zipldump.disk.partitions import parse_size
 
     try:
@@ -35,9 +37,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("image", metavar="IMAGE", type=Path, help="disk image with a zipl SCSI dump program")
     p.add_argument("--loadparm", type=int, default=0, metavar="N", help="program-table entry to load, 0..30 (default 0)")
-    p.add_argument("--memory", type=_size, default=2 << 30, metavar="SIZE", help="memory of the generated crashed system (default 2G; --crashed FILE brings its own)")
-    p.add_argument("--cpus", type=int, default=4, metavar="N", help="CPUs of the crashed system (default 4)")
-    p.add_argument("--hsa-size", type=_size, default=32 << 20, metavar="SIZE", help="hardware system area size (default 32M)")
+    p.add_argument("--memory", type=size_arg, metavar="SIZE", help="memory of the generated crashed system (default 2G; --crashed FILE brings its own)")
+    p.add_argument("--cpus", type=int, metavar="N", help="CPUs of the crashed system, 1..512 (default 4; an ELF core brings its own)")
+    p.add_argument("--hsa-size", type=size_arg, metavar="SIZE", help="hardware system area size (default 32M, or the whole storage when that is smaller)")
     p.add_argument("--crashed", type=Path, metavar="FILE", help="crashed system from a raw memory image or an s390x ELF core instead of a generated one")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated crashed system (default 0)")
     p.add_argument("--allow-above-hsa", action="store_true", help="load components above the HSA limit (destroys unsaved crash data) with a warning instead of refusing")
@@ -50,7 +52,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace, ui: UI) -> int:
     from zipldump.sim.ipl import IplOptions, run_ipl
 
-    if args.cpus < 1:
+    if args.cpus is not None and args.cpus < 1:
         raise UsageError(f"--cpus {args.cpus}: at least one CPU", where="--cpus")
     opts = IplOptions(
         image=args.image,
@@ -68,37 +70,50 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if args.json:
         ui.emit_json(report.to_json())
     else:
-        print_summary(report, ui)
+        print_summary(report)
     return 0
 
 
-def print_summary(report: Any, ui: UI) -> None:
-    """A short human summary on stderr (status channel)."""
+def summary_lines(report: Any) -> list[str]:
+    """The result of one simulated dump IPL in a few lines (for `ipl` and `demo`)."""
     data = report.to_json()
+    c = data["crashed_system"]
     fw = data["firmware"] or {}
     k = data["kernel"] or {}
     d = data["dump"] or {}
-    ui.info(
-        f"crashed system: {data['crashed_system']['source']}, {data['crashed_system']['memory_size'] >> 20} MiB, "
-        f"{data['crashed_system']['cpus']} CPUs, HSA {data['crashed_system']['hsa_size'] >> 20} MiB"
-    )
-    ui.info(
-        f"loaded program {fw.get('loadparm')}: {len(fw.get('components', []))} components, "
-        f"EXECUTE PSW {fw.get('psw')}; {k.get('layout')} layout, kernel entry {k.get('entry', 0):#x}"
-    )
-    ui.info(f"dump kernel command line: {k.get('command_line')}")
-    ui.info(
-        f"dump ({data['dump_tool']['mode']} mode): {d.get('bytes_written')} bytes at {d.get('location')} "
-        f"in {d.get('seconds')} s ({d.get('throughput_mib_s')} MiB/s)"
-    )
+    lines = [
+        f"crashed system:  {c['source']}, {_mib(c['memory_size'])}, {c['cpus']} CPUs, HSA {_mib(c['hsa_size'])}",
+        f"loaded program:  {fw.get('loadparm')}: {len(fw.get('components', []))} components, "
+        f"EXECUTE PSW {fw.get('psw')}; {k.get('layout')} layout, kernel entry {k.get('entry', 0):#x}",
+        f"command line:    {k.get('command_line')}",
+        f"dump:            {data['dump_tool']['mode']} mode, {d.get('bytes_written')} bytes at {d.get('location')} "
+        f"in {d.get('seconds')} s ({d.get('throughput_mib_s')} MiB/s)",
+    ]
     if data["verify"] is not None:
-        ui.info(f"verify: {_verify_text(data['verify'])}")
+        lines.append(f"verify:          {_verify_text(data['verify'])}")
     r = data["reipl"] or {}
     if r.get("reipl") and "devno" in r:
-        ui.info(f"re-IPL: load clear from FCP 0.0.{r['devno']:04x}, WWPN {r['wwpn']:#018x}, LUN {r['lun']:#018x}, program {r['bootprog']}")
+        lines.append(
+            f"re-IPL:          load clear from FCP 0.0.{r['devno']:04x}, WWPN {r['wwpn']:#018x}, "
+            f"LUN {r['lun']:#018x}, program {r['bootprog']}"
+        )
+    elif r.get("reipl"):
+        lines.append(f"re-IPL:          DIAG 308 subcode {r.get('diag308_subcode')}")
     else:
-        ui.info("re-IPL: none (no valid IPL parameter block)" if r else "re-IPL: not reached")
-    ui.info(f"total {data['seconds']} s")
+        lines.append("re-IPL:          none (no valid IPL parameter block: the dump tool powers off)" if r else "re-IPL: not reached")
+    lines.append(f"total:           {data['seconds']} s")
+    return lines
+
+
+def print_summary(report: Any, out: TextIO | None = None) -> None:
+    """The summary is the command's result: stdout (status and progress stay on stderr)."""
+    out = out if out is not None else sys.stdout
+    out.write("\n".join(summary_lines(report)) + "\n")
+    out.flush()
+
+
+def _mib(n: int) -> str:
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n >> 10} KiB"
 
 
 def _verify_text(v: Any) -> str:

@@ -45,9 +45,9 @@ DEFAULT_HSA = 32 * MiB
 class IplOptions:
     image: Path
     loadparm: int = 0
-    memory_size: int = DEFAULT_MEMORY
-    cpus: int = DEFAULT_CPUS
-    hsa_size: int = DEFAULT_HSA
+    memory_size: int | None = None  # None: DEFAULT_MEMORY (a --crashed FILE brings its own size)
+    cpus: int | None = None  # None: DEFAULT_CPUS (an ELF core brings its own CPUs)
+    hsa_size: int | None = None  # None: DEFAULT_HSA, or the whole storage when that is smaller
     crashed: Path | None = None  # raw memory image or ELF core; None = generated
     seed: int = 0
     verify: bool = False
@@ -105,12 +105,19 @@ def _step(report: IplReport, ui: UI, name: str) -> Iterator[None]:
     report.steps.append({"step": name, "seconds": round(time.monotonic() - start, 3)})
 
 
-def make_crashed(opts: IplOptions) -> Any:
-    """The crashed system the options ask for (generated, raw image or ELF core)."""
+def make_crashed(opts: IplOptions, ui: UI | None = None) -> Any:
+    """The crashed system the options ask for (generated, raw image or ELF core).
+
+    A file brings its own memory size (and an ELF core its own CPUs): an option
+    that asked for something else is ignored with a warning, never silently."""
     from zipldump.sim import crashed
 
     if opts.crashed is None:
-        return crashed.generate(opts.memory_size, opts.cpus, opts.seed)
+        return crashed.generate(
+            DEFAULT_MEMORY if opts.memory_size is None else opts.memory_size,
+            DEFAULT_CPUS if opts.cpus is None else opts.cpus,
+            opts.seed,
+        )
     path = Path(opts.crashed)
     try:
         with open(path, "rb") as fh:
@@ -118,8 +125,27 @@ def make_crashed(opts: IplOptions) -> Any:
     except OSError as exc:
         raise UsageError(f"cannot read the crashed system: {exc.strerror}", where=str(path)) from exc
     if magic == b"\x7fELF":
-        return crashed.from_elf(path)
-    return crashed.from_raw(path, opts.cpus, seed=opts.seed)
+        system = crashed.from_elf(path)
+        if opts.cpus is not None and opts.cpus != system.ncpus and ui is not None:
+            ui.warn(f"--cpus {opts.cpus} ignored: the ELF core {path} brings its own {system.ncpus} CPUs")
+    else:
+        system = crashed.from_raw(path, DEFAULT_CPUS if opts.cpus is None else opts.cpus, seed=opts.seed)
+    if opts.memory_size is not None and opts.memory_size != system.memory_size and ui is not None:
+        ui.warn(f"--memory {opts.memory_size} ignored: {path} holds {system.memory_size} bytes of memory")
+    return system
+
+
+def effective_hsa_size(opts: IplOptions, memory_size: int, ui: UI | None = None) -> int:
+    """The HSA size of this run: --hsa-size, else 32 MiB, or the whole storage when it is smaller
+    (the HSA then holds all of it).  An explicit --hsa-size above the storage stays an error."""
+    if opts.hsa_size is not None:
+        return opts.hsa_size
+    if memory_size < DEFAULT_HSA:
+        if ui is not None:
+            size = f"{memory_size >> 20} MiB" if memory_size % MiB == 0 else f"{memory_size >> 10} KiB"
+            ui.info(f"storage of {size} is smaller than the {DEFAULT_HSA >> 20} MiB HSA: the HSA holds all of it")
+        return memory_size
+    return DEFAULT_HSA
 
 
 def dump_mode(load: LoadResult, params: Any) -> str:
@@ -148,18 +174,19 @@ def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: Any = None) -> IplRepor
     report = IplReport(image=image, block_size=opts.block_size, crashed={})
     owned = crashed_system is None
     with _step(report, ui, "Building the crashed system"):
-        system = crashed_system if crashed_system is not None else make_crashed(opts)
+        system = crashed_system if crashed_system is not None else make_crashed(opts, ui)
     try:
+        hsa_size = effective_hsa_size(opts, system.memory_size, ui)
         report.crashed = {
             "source": system.source,
             "memory_size": system.memory_size,
             "cpus": system.ncpus,
             "boot_cpu": system.boot_cpu,
             "seed": system.seed,
-            "hsa_size": opts.hsa_size,
+            "hsa_size": hsa_size,
         }
         with _step(report, ui, "Machine: store status of the boot CPU, save the HSA"):
-            machine = Machine(system, opts.hsa_size)
+            machine = Machine(system, hsa_size)
             machine.ipl_info.bootprog = opts.loadparm
             machine.dump_ipl()
         with _step(report, ui, f"Machine loader: SCSI dump load of program {opts.loadparm}"):
@@ -194,7 +221,7 @@ def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: Any = None) -> IplRepor
 
             # verify_dump shows its own progress bar: no spinner around it (one live display at a time).
             start = time.monotonic()
-            report.verify = verify_dump(report.dump, system, ui, hsa_size=opts.hsa_size)
+            report.verify = verify_dump(report.dump, system, ui, hsa_size=hsa_size)
             report.steps.append({"step": "Verifying the dump against the crashed system", "seconds": round(time.monotonic() - start, 3)})
     finally:
         if owned:
