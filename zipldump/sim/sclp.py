@@ -181,16 +181,17 @@ class Sdias:
         (§6.4); returns the number of blocks stored."""
         sccb = build_sccb(event_qual=SDIAS_EQ_STORE_DATA, blk_cnt=nr_blks, asa=dest, fbn=start_blk)
         self.service_call(SCLP_CMDW_WRITE_EVENT_DATA, sccb)
-        r = parse_sccb(sccb)
+        # The three output fields, read in place (called once per HSA block: no dict per call).
+        response = int.from_bytes(sccb[OFF_RESPONSE : OFF_RESPONSE + 2], "big")
+        status = sccb[OFF_EVENT_STATUS]
+        if response == SCLP_RC_NORMAL_COMPLETION and (status == SDIAS_EVSTATE_ALL_STORED or status == SDIAS_EVSTATE_PART_STORED):
+            return int.from_bytes(sccb[OFF_BLK_CNT : OFF_BLK_CNT + 4], "big")
         where = f"SDIAS block {start_blk}"
-        if r["response_code"] != SCLP_RC_NORMAL_COMPLETION:
-            raise SclpError(f"SCLP response 0x{r['response_code']:04x} while copying the HSA", where=where)
-        status = r["event_status"]
+        if response != SCLP_RC_NORMAL_COMPLETION:
+            raise SclpError(f"SCLP response 0x{response:04x} while copying the HSA", where=where)
         if status == SDIAS_EVSTATE_NO_DATA:
             raise SclpError(f"SDIAS: no data for {nr_blks} block(s) (event status 0x03)", where=where)
-        if status not in (SDIAS_EVSTATE_ALL_STORED, SDIAS_EVSTATE_PART_STORED):
-            raise SclpError(f"SDIAS event status 0x{status:02x} while copying the HSA", where=where)
-        return r["blk_cnt"]
+        raise SclpError(f"SDIAS event status 0x{status:02x} while copying the HSA", where=where)
 
     def release(self) -> None:
         """Release the HSA (DIAG 308 subcode 2, §6.7)."""

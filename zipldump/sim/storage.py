@@ -86,6 +86,13 @@ class Storage:
         if n == 0:
             return 0
         end = addr + n
+        pfn = addr >> PAGE_SHIFT
+        if (end - 1) >> PAGE_SHIFT == pfn:  # inside one page (the SDIAS bounce buffer reads)
+            page = self._pages.get(pfn)
+            if page is not None:
+                off = addr & (PAGE_SIZE - 1)
+                mv[:] = memoryview(page)[off : off + n]
+                return n
         keys = self._keys() if self._pages else ()
         lo = bisect_left(keys, addr >> PAGE_SHIFT) if keys else 0
         hi = bisect_right(keys, (end - 1) >> PAGE_SHIFT) if keys else 0
@@ -116,6 +123,9 @@ class Storage:
         src = memoryview(data).cast("B")
         n = len(src)
         self._check(addr, n, "write")
+        if n == PAGE_SIZE and not addr & (PAGE_SIZE - 1) and (addr >> PAGE_SHIFT) in self._pages:
+            self._pages[addr >> PAGE_SHIFT][:] = src  # a whole page written before (the SDIAS bounce buffer)
+            return
         pos = 0
         while pos < n:
             a = addr + pos
