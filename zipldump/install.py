@@ -145,6 +145,9 @@ class InstallResult:
                 "size_bytes": self.target.size_bytes,
             },
             "dry_run": self.dry_run,
+            # "disk": LBAs on the image; "file-plan": a dry run of a bootmap file, whose
+            # blocks are only allocated by a real install (numbers are file block + 1)
+            "block_numbers": "file-plan" if self.dry_run and self.bootmap_file else "disk",
             "program_table": lay.pt_lba,
             "program_table_entries": {str(k): v for k, v in sorted(lay.pt_entries.items())},
             "bootmap_header": lay.header_lba,

@@ -175,11 +175,19 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         ui.emit_json(result.to_json())
         return 0
     data = result.to_json()
+    planned = data["block_numbers"] != "disk"
+    where = "planned component table at file block" if planned else "component table at LBA"
     for prog in data["programs"]:
-        ui.info(f"program {prog['name']!r} ({prog['kind']}, {prog['layout']} layout) in program-table entry {prog['position']}, component table at LBA {prog['component_table']}")
+        ui.info(f"program {prog['name']!r} ({prog['kind']}, {prog['layout']} layout) in program-table entry {prog['position']}, {where} {prog['component_table']}")
         for c in prog["components"]:
-            ui.info(f"  {c['name']:<18} {c['address']:#010x}  {c['length']:>10} bytes  sha256 {c['sha256'][:16]}")
+            # the loaded length and hash are what `zipldump inspect` shows for the same component
+            ui.info(
+                f"  {c['name']:<18} {c['address']:#010x}  {c['length']:>10} bytes  "
+                f"loads {c['loaded_length']:>10} bytes  sha256 {(c['loaded_sha256'] or '?')[:16]}"
+            )
     if result.superblock_offset is not None:
         ui.info(f"dump superblock at byte {result.superblock_offset:#x}; dump size {result.dump_size} bytes")
+    if planned:
+        ui.info("Block numbers are positions in a contiguous bootmap file: the file's blocks are allocated only by a real install.")
     ui.info("Dry run: nothing was written." if result.dry_run else "Done.")
     return 0
