@@ -651,3 +651,70 @@ def test_install_json_equals_inspect_json(tmp_path: Path, capsys: pytest.Capture
     assert rc == 0
     seen = [c["sha256"] for p in doc2["programs"] if p["duplicate_of"] is None for c in p["components"] if c["kind"] == "load"]
     assert [c["loaded_sha256"] for p in nv["programs"] for c in p["components"]] == seen
+
+
+def test_done_when_failures_on_an_installed_disk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's list, on a disk `zipldump install` wrote: an oversized dump tool, a pointer
+    past the disk end, a looped block list, a bad checksum and a wrong magic each exit with
+    the code docs/exit-codes.md gives their class, and print one line naming the place."""
+    import re
+    import shutil
+    import struct
+
+    from zipldump.disk.partitions import PartSpec, make_disk
+    from zipldump.errors import all_error_classes
+    from zipldump.payloads import write_demo_payloads
+
+    table = (Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md").read_text()
+    documented = {m.group(2): int(m.group(1)) for m in re.finditer(r"^\| (\d+) \| `(\w+)` \|", table, re.M)}
+    codes = {cls.__name__: cls.exit_code for cls in all_error_classes()}
+    pl = write_demo_payloads(tmp_path / "payloads")
+    img = tmp_path / "disk.img"
+    make_disk(img, 160 << 20, parts=[PartSpec(150 << 20)])
+    big = tmp_path / "big.initrd"
+    big.write_bytes(bytes(range(256)) * (40 << 12))  # 40 MiB: above the 32 MiB HSA
+    argv = ["install", str(img), "--dumpto", "1", "--image", str(pl.image), "-n", "--json"]
+    assert main([*argv, "--ramdisk", str(big), "--hsa-size", "512M"]) == 0  # a machine with a big HSA
+    capsys.readouterr()
+    oversized = tmp_path / "oversized.img"
+    shutil.copy(img, oversized)
+    assert main([*argv, "--ramdisk", str(pl.ramdisk)]) == 0
+    inst = json.loads(capsys.readouterr().out)
+    bs = 512
+    kernel = inst["programs"][0]["components"][0]
+    kl = kernel["list_blocks"][0]
+    ct = inst["programs"][0]["component_table"]
+
+    def damaged(name: str, offset: int, data: bytes) -> Path:
+        path = tmp_path / name
+        shutil.copy(img, path)
+        with open(path, "r+b") as fh:
+            fh.seek(offset)
+            fh.write(data)
+        return path
+
+    first = kernel["extents"][0][0]
+    loop = b"".join(struct.pack(">QHHI", first + j, bs, 0, 0) for j in range(31)) + struct.pack(">QHHI", kl, bs, 0, 0)
+    cases = [
+        (oversized, HsaLimitError, "offset 0x60 (component entry 2) field compdat (address)", "ends above the HSA limit 0x2000000"),
+        (damaged("past.img", kl * bs, struct.pack(">QHHI", 10**9, bs, 0, 0)), PointerError,
+         f"block {kl:#x} offset 0x0 (block list slot 0) field blockno", "past the end of the disk"),
+        (damaged("loop.img", kl * bs, loop), BlockListLoopError, f"block {kl:#x} offset 0x1f0 (block list chain slot) field blockno",
+         f"points back to list block {kl:#x}"),
+        (damaged("csum.img", inst["partition"]["start_bytes"] + 100, b"\x01"), ChecksumError,
+         f"byte offset {inst['superblock_offset']:#x} (dump superblock) field csum", "stored checksum 0x12345678"),
+        (damaged("magic.img", ct * bs, b"XXXX"), MagicError, f"block {ct:#x} offset 0x0 (component table) field magic",
+         "component table magic is 58585858"),
+    ]
+    for path, cls, where, what in cases:
+        assert documented[cls.__name__] == codes[cls.__name__] == cls.exit_code
+        rc = main(["inspect", str(path)])
+        out, err = capsys.readouterr()
+        assert rc == cls.exit_code, (path.name, rc, err)
+        lines = err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("zipldump: error: "), err
+        assert where in lines[0] and what in lines[0], lines[0]
+        assert f"INVALID (exit {cls.exit_code})" in out
+        rc, doc, _ = run_json(capsys, path)
+        err0 = first_error(doc)
+        assert rc == cls.exit_code and err0["kind"] == cls.kind and where in err0["where"], err0
