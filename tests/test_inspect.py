@@ -718,3 +718,11 @@ def test_done_when_failures_on_an_installed_disk(tmp_path: Path, capsys: pytest.
         rc, doc, _ = run_json(capsys, path)
         err0 = first_error(doc)
         assert rc == cls.exit_code and err0["kind"] == cls.kind and where in err0["where"], err0
+
+
+def test_wrong_block_size_gets_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, doc, _ = run_json(capsys, write(build_4k(), tmp_path))
+    assert rc == PointerError.exit_code
+    assert "the boot record was written for 4096-byte blocks: try --block-size 4096" in doc["notes"]
+    rc, doc, _ = run_json(capsys, tmp_path / "disk.img", "--block-size", "4096")
+    assert rc == 0 and not any("try --block-size" in n for n in doc["notes"])

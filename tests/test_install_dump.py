@@ -619,3 +619,20 @@ def test_gpt_4096_dumpto_then_target_change_only_their_own_bytes(tmp_path: Path,
     bad = [r for r in changed_offsets(before, img) if not inside(r, [(0, 0x98), p2_range])]
     assert bad == [], [(hex(a), hex(b)) for a, b in bad[:5]]
     assert efs.read_file("/keep") == PATTERN * 4000 and efs.fsck() == 0, efs.last_fsck_output
+
+
+def test_msdos_4kn_disk_read_with_512_byte_blocks_is_refused(tmp_path: Path, files) -> None:
+    """An msdos table has no sector size: a 4Kn disk installed with the default 512 would put
+    the dump tool at 1/8 of the partition's real place.  Refused before any write."""
+    img = tmp_path / "4kn.img"
+    make_disk(img, 300 * MIB, block_size=4096, parts=[PartSpec(280 * MIB), PartSpec(None)])
+    before = sha(img)
+    with pytest.raises(DiskError, match="looks like one in 4096-byte sectors: partition 1 starts at sector 256") as exc:
+        install(job(img, files, 512), quiet())
+    assert exc.value.where == "LBA 0 offset 0x1be (MBR entry 1)"
+    assert sha(img) == before
+    assert install(job(img, files, 4096), quiet()).verified
+    # the same geometry on a 512-byte disk (1 MiB aligned) is not affected
+    img512 = tmp_path / "512.img"
+    make_disk(img512, 300 * MIB, block_size=512, parts=[PartSpec(40 * MIB), PartSpec(None)])
+    assert install(job(img512, files, 512), quiet()).verified

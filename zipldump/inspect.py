@@ -188,7 +188,17 @@ class _Inspector:
                     )
                 )
 
+    def _block_size_hint(self) -> None:
+        """A disk read with the wrong --block-size fails on the first pointer's size field: say which size it names."""
+        if self.disk.size < 0x1C:
+            return
+        head = self.disk.read_at(0, 0x1C)
+        size = int.from_bytes(head[0x18:0x1A], "big")
+        if head[:4] == b"zIPL" and size != self.bs and size in (512, 1024, 2048, 4096):
+            self.r.notes.append(f"the boot record was written for {size}-byte blocks: try --block-size {size}")
+
     def run(self) -> None:
+        self._block_size_hint()
         try:
             br = reader.read_boot_record(self.disk)
         except FormatError as exc:

@@ -177,6 +177,28 @@ def _check_block0_layout(block0: bytes, partition: int, where: str) -> None:
         )
 
 
+def _check_msdos_sector_size(disk: DiskImage, table: Any) -> None:
+    """An msdos table does not say its sector size.  A 4Kn disk's table read with 512-byte
+    blocks puts every partition at 1/8 of its real place, and the install would write
+    into the wrong blocks.  Refuse when the table looks like that: every partition starts
+    on a 128 KiB boundary (1 MiB in 4096-byte sectors) but not all on 1 MiB ones, and the
+    partitions scaled by 8 still fit the disk."""
+    parts = table.partitions
+    if disk.block_size != 512 or not parts:
+        return
+    if all(p.start % 256 == 0 for p in parts) and any(p.start % 2048 for p in parts):
+        if max(p.start + p.length for p in parts) * 8 <= disk.nblocks:
+            first = next(p for p in parts if p.start % 2048)
+            raise DiskError(
+                f"the msdos table looks like one in 4096-byte sectors: partition {first.number} starts at sector "
+                f"{first.start} (byte {first.start * 512:#x} with 512-byte sectors, {first.start * 4096:#x} with 4096); "
+                "give --block-size 4096 if the disk has 4096-byte sectors",
+                where=f"LBA 0 offset {0x1BE + 16 * (first.number - 1):#x} (MBR entry {first.number})"
+                if first.number <= 4
+                else f"partition {first.number}",
+            )
+
+
 def find_target(disk: DiskImage, partition: int, mode: str) -> Target:
     """Partition `partition` of the image (0 = the whole unpartitioned disk)."""
     bs = disk.block_size
@@ -191,6 +213,8 @@ def find_target(disk: DiskImage, partition: int, mode: str) -> Target:
     from zipldump.disk.partitions import read_partition_table
 
     table = read_partition_table(disk)
+    if table.label == "msdos":
+        _check_msdos_sector_size(disk, table)
     if table.label == "msdos" and 1 <= partition <= 4:
         etype = block0[0x1BE + 16 * (partition - 1) + 4]
         if etype in _EXTENDED_TYPES:
