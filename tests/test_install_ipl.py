@@ -430,3 +430,34 @@ def test_block0_pointing_at_freed_blocks_is_disarmed_first(tmp_path: Path, files
     assert "none" in states and states[-1] == "new"
     # the old record never survives past the first write of new data
     assert states.index("none") < len(states) - 1
+
+
+def test_write_order_of_a_bootmap_file_install(tmp_path: Path, files, monkeypatch) -> None:
+    """Question first; file-system changes and data next; fsync; block 0 alone; fsync; and only
+    then the old /bootmap is freed (rename), followed by another fsync."""
+    from test_install_dump import assert_block0_last, record_events
+
+    img = ipl_disk(tmp_path, 512, "ext4", 1024)
+    p1 = read_partition_table(img).get(1)
+    install(InstallJob(img, "target", 1, {0: ProgramSpec("old", "ipl", files["kernel"], None, "old=1")}), quiet())
+    events = record_events(monkeypatch)
+    real = ExtFs._debugfs
+
+    def debugfs(self, commands, *, write=False, **kw):
+        if write:
+            events.append(("fs", -1, commands[0].encode()))
+        return real(self, commands, write=write, **kw)
+
+    monkeypatch.setattr(ExtFs, "_debugfs", debugfs)
+    res = install(InstallJob(img, "target", 1, {0: ProgramSpec("new", "ipl", files["kernel"], files["ramdisk"], "new=1")}), quiet())
+    assert res.verified
+    kinds = [e[0] for e in events]
+    assert kinds.index("confirm") < min(kinds.index("fs"), kinds.index("write"))
+    b0 = max(i for i, e in enumerate(events) if e[0] == "write")
+    assert_block0_last([e for e in events[: b0 + 2] if e[0] != "fs"])
+    after = events[b0 + 2 :]
+    frees_old = [i for i, e in enumerate(events) if e[0] == "fs" and e[2].split()[0] == b"rm" and b"bootmap_temp" not in e[2]]
+    assert frees_old and all(i > b0 + 1 for i in frees_old), "the old bootmap was freed before block 0 moved"
+    assert any(e[0] == "fs" and e[2].startswith(b"ln ") for e in after) and after[-1][0] == "flush", after
+    efs = ExtFs(img, p1.start_bytes, p1.size_bytes)
+    assert efs.exists("/bootmap") and not efs.exists("/bootmap_temp.zipldump") and efs.fsck() == 0
