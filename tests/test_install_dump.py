@@ -242,6 +242,10 @@ def test_dry_run_changes_nothing(tmp_path: Path, files) -> None:
         (0x438, b"\x53\xef", "ext2/3/4 file system on partition 1"),
         (0, bytes.fromhex("a8190173618f23fd"), "s390 dump on partition 1"),
         (0, b"\x7fELF\x02\x02\x01", "ELF dump on partition 1"),
+        (0, bytes.fromhex("a8190173618f23fe"), "s390_ext dump on partition 1"),
+        (0, bytes.fromhex("a8190173618f23ed"), "LKCD dump on partition 1"),
+        (0, b"zfcpdump busy\0", "unfinished dump on partition 1"),
+        (100, b"\x01", "data in the first 64 KiB of partition 1"),
     ],
 )
 def test_confirmation_refuses_without_terminal(tmp_path: Path, files, offset: int, data: bytes, loss: str) -> None:

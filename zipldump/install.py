@@ -51,6 +51,7 @@ BOOTMAP_NAME = "/bootmap"
 BOOTMAP_TEMP = "/bootmap_temp.zipldump"
 STAGE3_MAX_SIZE = 0x4000  # 0xA000..0xDFFF; 0xE000 is the extra command line, 0xF000 the stack
 S390_DUMP_MAGIC = 0xA8190173618F23FD
+_OTHER_DUMP_MAGICS = {0xA8190173618F23FE: "s390_ext", 0xA8190173618F23ED: "LKCD"}
 EXT_MAGIC_OFFSET = 0x438
 EXT_MAGIC = b"\x53\xef"
 _EXTENDED_TYPES = (0x05, 0x0F, 0x85)
@@ -268,8 +269,13 @@ def find_losses(disk: DiskImage, job: InstallJob, target: Target, block0: bytes)
         n = min(PARTITION_WIPE_SIZE, target.size_bytes)
         data = disk.read_at(target.start_bytes, n)
         name = f"partition {target.number}"
-        if len(data) >= 8 and struct.unpack(">Q", data[:8])[0] == S390_DUMP_MAGIC:
+        magic = struct.unpack(">Q", data[:8])[0] if len(data) >= 8 else None
+        if magic == S390_DUMP_MAGIC:
             losses.append(f"the s390 dump on {name} (dump header magic at its first byte)")
+        elif magic in _OTHER_DUMP_MAGICS:
+            losses.append(f"the {_OTHER_DUMP_MAGICS[magic]} dump on {name} (dump header magic at its first byte)")
+        elif data.startswith(b"zfcpdump busy"):
+            losses.append(f"an unfinished dump on {name} ('zfcpdump busy' at its first byte: a dump was being written)")
         elif data[:4] == b"\x7fELF":
             losses.append(f"the ELF dump on {name} (ELF header at its first byte)")
         elif data[EXT_MAGIC_OFFSET : EXT_MAGIC_OFFSET + 2] == EXT_MAGIC:
