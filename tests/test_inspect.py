@@ -621,6 +621,24 @@ def test_install_json_equals_inspect_json(tmp_path: Path, capsys: pytest.Capture
     assert rc == 0 and doc["valid"] and err == "", doc["problems"]
     assert [p for p in doc["problems"] if p["severity"] == "error"] == []
 
+    assert_inspect_matches_install(img, bs, inst, doc)
+    # the dry run predicted every hash (its file-mode block numbers are a plan, its hashes are not)
+    for dp, ip in zip(dry["programs"], inst["programs"], strict=True):
+        assert [c["loaded_sha256"] for c in dp["components"]] == [c["loaded_sha256"] for c in ip["components"]]
+    if mode == "dumpto":
+        assert dry["programs"][0]["components"] == inst["programs"][0]["components"]
+    # --no-verify computes the same values without walking the lists
+    assert main([*argv, "--no-verify"]) == 0
+    nv = json.loads(capsys.readouterr().out)
+    assert nv["verified"] is False
+    rc, doc2, _ = run_json(capsys, img, "--block-size", str(bs))
+    assert rc == 0
+    seen = [c["sha256"] for p in doc2["programs"] if p["duplicate_of"] is None for c in p["components"] if c["kind"] == "load"]
+    assert [c["loaded_sha256"] for p in nv["programs"] for c in p["components"]] == seen
+
+
+def assert_inspect_matches_install(img: Path, bs: int, inst: dict[str, Any], doc: dict[str, Any]) -> None:
+    """inspect's programs are exactly the installer's, entry by entry and component by component."""
     raw = img.read_bytes()
     by_ct = {p["component_table"]: p for p in inst["programs"]}
     assert sorted(int(k) for k in inst["program_table_entries"]) == [p["index"] for p in doc["programs"]]
@@ -638,19 +656,32 @@ def test_install_json_equals_inspect_json(tmp_path: Path, capsys: pytest.Capture
             # independently of both programs: the bytes the extents name
             data = b"".join(raw[b * bs : (b + n) * bs] for b, n in theirs["extents"])
             assert sha(data) == mine["sha256"] and sha(data[: theirs["length"]]) == theirs["sha256"]
-    # the dry run predicted every hash (its file-mode block numbers are a plan, its hashes are not)
-    for dp, ip in zip(dry["programs"], inst["programs"], strict=True):
-        assert [c["loaded_sha256"] for c in dp["components"]] == [c["loaded_sha256"] for c in ip["components"]]
-    if mode == "dumpto":
-        assert dry["programs"][0]["components"] == inst["programs"][0]["components"]
-    # --no-verify computes the same values without walking the lists
-    assert main([*argv, "--no-verify"]) == 0
-    nv = json.loads(capsys.readouterr().out)
-    assert nv["verified"] is False
-    rc, doc2, _ = run_json(capsys, img, "--block-size", str(bs))
-    assert rc == 0
-    seen = [c["sha256"] for p in doc2["programs"] if p["duplicate_of"] is None for c in p["components"] if c["kind"] == "load"]
-    assert [c["loaded_sha256"] for p in nv["programs"] for c in p["components"]] == seen
+
+
+def test_menu_install_json_equals_inspect_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A zipl.conf menu: entry 0 (the default) and the numbered entries, some sharing a table."""
+    from conftest import have_tool
+    from zipldump.disk.partitions import PartSpec, make_disk
+    from zipldump.payloads import write_demo_payloads
+
+    if not have_tool("mke2fs"):
+        pytest.skip("mke2fs missing")
+    pl = write_demo_payloads(tmp_path / "payloads")
+    img = tmp_path / "disk.img"
+    make_disk(img, 96 << 20, parts=[PartSpec(None, "ext4")])
+    conf = tmp_path / "zipl.conf"
+    conf.write_text(
+        f"[defaultboot]\ndefaultmenu=m\n\n[a]\ntarget=1\nimage={pl.image}\nparameters=\"root=/dev/ram0 a\"\n\n"
+        f"[b]\ntarget=1\nimage={pl.image}\nramdisk={pl.ramdisk}\nparameters=\"b\"\n\n"
+        ":m\ntarget=1\n1=a\n2=b\ndefault=2\n"
+    )
+    assert main(["install", str(img), "-c", str(conf), "-n", "--json"]) == 0
+    inst = json.loads(capsys.readouterr().out)
+    rc, doc, err = run_json(capsys, img)
+    assert rc == 0 and err == "", doc["problems"]
+    assert [p["index"] for p in doc["programs"]] == [0, 1, 2] and doc["programs"][0]["duplicate_of"] is None
+    assert doc["programs"][2]["duplicate_of"] == 0  # the default, entry 2, is also entry 0
+    assert_inspect_matches_install(img, 512, inst, doc)
 
 
 def test_done_when_failures_on_an_installed_disk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
