@@ -292,7 +292,7 @@ def _plan_dumpto(job: InstallJob, disk: DiskImage, target: Target, programs: lis
     if job.bootmap_start is not None:
         start = job.bootmap_start
         if not 0 <= start < target.length:
-            raise LayoutError(f"bootmap start {start} lies outside partition {target.number} ({target.length} blocks)")
+            raise LayoutError(f"bootmap start {start} lies outside the partition ({target.length} blocks)", where=f"partition {target.number}")
     else:
         # zipl's estimate uses the stat() sizes of the kernel and ramdisk files
         rd = next((c for c in prog.components if c.kind == "ramdisk"), None)

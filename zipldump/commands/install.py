@@ -85,7 +85,7 @@ def _job_from_args(args: argparse.Namespace) -> InstallJob:
     if args.config is not None:
         return _job_from_config(args, common)
     if args.section is not None or args.menu is not None:
-        raise UsageError("SECTION and --menu need -c ZIPL_CONF")
+        raise UsageError("SECTION and --menu need -c ZIPL_CONF", where="--menu" if args.menu is not None else "SECTION")
     if args.kernel is None:
         raise UsageError("--image KERNEL is required (or -c ZIPL_CONF)", where="--image")
     if args.dumpto is not None:
@@ -95,7 +95,7 @@ def _job_from_args(args: argparse.Namespace) -> InstallJob:
     elif args.dumptofs is not None:
         mode, part, kind = "dumptofs", args.dumptofs, "dumptofs"
     else:
-        raise UsageError("say where to install: --dumpto, --target or --dumptofs PARTNUM (or -c ZIPL_CONF)")
+        raise UsageError("say where to install: --dumpto, --target or --dumptofs PARTNUM (or -c ZIPL_CONF)", where="install")
     if args.dump_mem is not None and kind != "dumptofs":
         raise UsageError("--dump-mem is only for --dumptofs", where="--dump-mem")
     prog = ProgramSpec(
@@ -158,10 +158,10 @@ def _job_from_config(args: argparse.Namespace, common: dict[str, Any]) -> Instal
         modes = {"target"}
         places = {p for p in places if p[0] == "target"}
     if not places:
-        raise UsageError("the selected sections name no target partition (give --target PARTNUM)")
+        raise UsageError("the selected sections name no target partition (give --target PARTNUM)", where=conf)
     if len(places) != 1:
         have = ", ".join(f"{m}={n}" for m, n in sorted(places))
-        raise UsageError(f"the selected sections install to different places ({have}); one bootmap per run")
+        raise UsageError(f"the selected sections install to different places ({have}); one bootmap per run", where=conf)
     mode, part = places.pop()
     return InstallJob(mode=mode, partition=part, programs=programs, default_position=sel.default_position, **common)
 

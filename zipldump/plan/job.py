@@ -91,18 +91,18 @@ class InstallJob:
 
     def validate(self) -> None:
         if self.mode not in MODES:
-            raise UsageError(f"unknown install mode {self.mode!r}")
+            raise UsageError(f"unknown install mode {self.mode!r}", where="mode")
         if not self.programs:
-            raise UsageError("nothing to install: no program given")
+            raise UsageError("nothing to install: no program given", where=str(self.image_path))
         if self.hsa_size <= 0 or self.hsa_size % 0x1000:
             raise UsageError(f"HSA size {self.hsa_size:#x} must be a positive multiple of 4 KiB", where="--hsa-size")
         if self.partition < 0:
-            raise UsageError(f"partition number {self.partition} is negative")
+            raise UsageError(f"partition number {self.partition} is negative", where=f"--{self.mode}")
         if self.mode == "dumpto":
             if len(self.programs) != 1 or 0 not in self.programs:
-                raise UsageError("a SCSI dump program is always alone in program-table entry 0; menus are not possible with --dumpto")
+                raise UsageError("a SCSI dump program is always alone in program-table entry 0; menus are not possible with --dumpto", where="--dumpto")
             if self.programs[0].kind != "dump":
-                raise UsageError(f"--dumpto needs a dump program, got kind {self.programs[0].kind!r}")
+                raise UsageError(f"--dumpto needs a dump program, got kind {self.programs[0].kind!r}", where=self.programs[0].name)
             if self.programs[0].dump_partition is None:
                 self.programs[0].dump_partition = self.partition
             if self.partition == 0:
@@ -110,7 +110,7 @@ class InstallJob:
         else:
             for pos, prog in self.programs.items():
                 if prog.kind == "dump":
-                    raise UsageError(f"program {prog.name!r} of kind 'dump' needs --dumpto (raw partition)")
+                    raise UsageError(f"program {prog.name!r} of kind 'dump' needs --dumpto (raw partition)", where=prog.name)
             positions = sorted(self.programs)
             if len(positions) > 1 or positions != [0]:
                 for pos in positions:
@@ -122,14 +122,14 @@ class InstallJob:
                             where=self.programs[pos].name,
                         )
                 if self.default_position not in self.programs:
-                    raise UsageError(f"default position {self.default_position} has no program in the menu")
+                    raise UsageError(f"default position {self.default_position} has no program in the menu", where="default")
             else:
                 self.default_position = 0
         for prog in self.programs.values():
             if prog.kind == "dumptofs" and prog.dump_partition is None:
                 prog.dump_partition = self.partition if self.mode == "dumptofs" else None
             if prog.kind == "dumptofs" and not prog.dump_partition:
-                raise UsageError(f"dumptofs program {prog.name!r} needs a dump partition number >= 1")
+                raise UsageError(f"dumptofs program {prog.name!r} needs a dump partition number >= 1", where=prog.name)
 
     def input_files(self) -> list[tuple[str, Path]]:
         """(what, path) of every file the job reads, for the existence checks."""
@@ -145,6 +145,6 @@ class InstallJob:
     def check_input_files(self) -> None:
         for what, path in self.input_files():
             if not path.is_file():
-                raise UsageError(f"{what} {path} is not a readable file", where=str(path))
+                raise UsageError(f"{what} is not a readable file", where=str(path))
             if not os.access(path, os.R_OK):
-                raise UsageError(f"{what} {path} is not readable", where=str(path))
+                raise UsageError(f"{what} is not readable (permission denied)", where=str(path))

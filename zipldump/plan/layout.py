@@ -253,7 +253,7 @@ def compose_program(
     if rd_size == 0:
         raise UsageError(f"initial ramdisk {prog.ramdisk} is empty", where=str(prog.ramdisk))
     if compat not in COMPAT_VERSIONS:
-        raise UsageError(f"unknown zipl compatibility version {compat!r} (use one of {', '.join(map(str, COMPAT_VERSIONS))})")
+        raise UsageError(f"unknown zipl compatibility version {compat!r} (use one of {', '.join(map(str, COMPAT_VERSIONS))})", where="--compat")
     legacy = compat == "2.16"
     parmline = build_parmline(prog, compat)
     parm_bytes = check_parmline(parmline, kernel, dump=prog.is_dump, where=f"parameters of {prog.name!r}", compat=compat)
@@ -482,11 +482,11 @@ def layout_bootmap(
     placed: list[PlacedProgram] = []
     for prog in programs:
         if len(prog.components) + 1 > max_entries(bs):
-            raise LayoutError(f"program {prog.name!r} has too many components for one {bs}-byte component table")
+            raise LayoutError(f"program {prog.name!r} has too many components for one {bs}-byte component table", where=f"program {prog.name!r}")
         pcs: list[PlacedComponent] = []
         for comp in prog.components:
             if comp.source.length <= 0:
-                raise LayoutError(f"component '{comp.name}' of {prog.name!r} is empty")
+                raise LayoutError(f"component '{comp.name}' is empty", where=f"program {prog.name!r}")
             n = -(-comp.source.length // bs)
             first = idx
             ptrs = compact(take(n), bs, empty_lba)
