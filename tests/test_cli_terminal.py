@@ -360,3 +360,39 @@ def test_lock_held_fails_fast_with_a_clear_message(tmp_path: Path, payloads) -> 
     assert r.rc == 4, r.tty
     assert_one_error_line(r.tty, str(img))
     assert "in use by another zipldump process" in r.tty and f"pid {os.getpid()}" in r.tty
+
+
+# --- every refusal: one line, a place, a reason, the class's exit code --------------------------------
+def test_every_install_refusal_is_one_line_with_a_place(tmp_path: Path, payloads, capsys: pytest.CaptureFixture[str]) -> None:
+    from zipldump.cli import main
+
+    img = tmp_path / "disk.img"
+    make_disk(img, 96 << 20, parts=[PartSpec(64 << 20), PartSpec(8 << 20)])
+    big = tmp_path / "big.initrd"
+    big.write_bytes(b"\x01" * (33 << 20))
+    k = str(payloads.image)
+    cases = [
+        (["install", str(img), "--image", k], 2, "install"),
+        (["install", str(img), "--dumpto", "1", "--image", str(tmp_path / "nope")], 2, str(tmp_path / "nope")),
+        (["install", str(img), "--dumpto", "0", "--image", k], 2, "--dumpto"),
+        (["install", str(img), "--dumpto", "9", "--image", k], 3, "partition 9"),
+        (["install", str(img), "--dumpto", "1", "--image", k, "--ramdisk", str(big)], 11, "dump program 'dump'"),
+        (["install", str(img), "--dumpto", "2", "--image", k], 12, "dump partition"),
+        (["install", str(img), "--target", "1", "--image", k], 3, f"{img} offset 0x100400"),
+        (["install", str(img), "--dumpto", "1", "--image", k, "--hsa-size", "lots"], 2, None),  # argparse's own usage line
+        (["install", str(img), "--dumpto", "1", "--image", k, "--stage3", str(big)], 10, str(big)),
+        (["install", str(tmp_path / "missing.img"), "--dumpto", "1", "--image", k], 3, str(tmp_path / "missing.img")),
+        (["mkdisk", str(img), "--size", "1M"], 2, str(img)),
+    ]
+    before = sha(img)
+    for argv, code, where in cases:
+        rc = main(["-q", *argv])
+        out, err = capsys.readouterr()
+        assert rc == code, (argv, rc, err)
+        assert out == ""
+        if where is None:
+            assert err.rstrip().splitlines()[-1].startswith("zipldump install: error: argument --hsa-size"), err
+            continue
+        assert_one_error_line(err, where)
+        assert len(err.splitlines()) == 1, err
+    assert sha(img) == before
