@@ -151,7 +151,7 @@ def test_progress_inside_a_step_on_a_terminal() -> None:
             p.advance(1024)
         assert p.done == 2048
     assert ui._spinners == []
-    assert "Writing bootmap" in err.getvalue() and "✓" in err.getvalue()
+    assert "Writing bootmap" in err.getvalue() and "MiB/s" in err.getvalue() and "✓" in err.getvalue()
 
 
 def test_plain_progress_lines() -> None:

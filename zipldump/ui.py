@@ -21,10 +21,12 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
 from zipldump.errors import AbortedError
 
@@ -116,7 +118,7 @@ class UI:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
+                _MiBPerSecond(),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
@@ -180,6 +182,14 @@ class UI:
         json.dump(data, sys.stdout, indent=2, sort_keys=False, default=_json_default)
         sys.stdout.write("\n")
         sys.stdout.flush()
+
+
+class _MiBPerSecond(ProgressColumn):
+    """Throughput in MiB/s, the binary units of the byte counts next to it."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("?" if speed is None else f"{speed / (1 << 20):.1f} MiB/s", style="progress.data.speed")
 
 
 class ByteProgress:
