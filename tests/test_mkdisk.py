@@ -75,3 +75,26 @@ def test_mkdisk_errors(tmp_path, capsys):
     assert main(["-q", "mkdisk", str(img), "--size", "8M"]) == UsageError.exit_code
     assert main(["-q", "mkdisk", str(img), "--size", "8M", "--force", "--label", "gpt"]) == 0
     assert read_partition_table(img).label == "gpt"
+
+
+def test_mkdisk_plain_table_when_not_a_terminal(tmp_path, capsys):
+    img = tmp_path / "d.img"
+    assert main(["-q", "mkdisk", str(img), "--size", "16M", "--label", "gpt", "--part", "2M", "--part", "rest"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{img}: gpt, 32768 blocks of 512 bytes")
+    assert lines[1].split() == ["#", "start", "length", "end", "start", "bytes", "size", "bytes", "fs"]
+    assert lines[2].split() == ["1", "2048", "4096", "6143", str(MIB), str(2 * MIB), "-"]
+    assert not any(ch in out for ch in "┏━┃│└\x1b")  # no box drawing, no escape codes in a pipe
+
+
+def test_mkdisk_refusals_are_one_line(tmp_path, capsys):
+    img = tmp_path / "d.img"
+    assert main(["-q", "mkdisk", str(img), "--size", "0"]) == UsageError.exit_code
+    assert capsys.readouterr().err == "zipldump: error: --size: disk size must be positive, got 0\n"
+    assert not img.exists()
+    assert main(["-q", "mkdisk", str(img), "--size", "8M"]) == 0
+    before = img.read_bytes()
+    assert main(["-q", "mkdisk", str(img), "--size", "16M"]) == UsageError.exit_code
+    assert capsys.readouterr().err == f"zipldump: error: {img}: the image file exists; use --force to replace it\n"
+    assert img.read_bytes() == before

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zipldump.disk.partitions import FS_TYPES, LABELS, PartSpec, make_disk, parse_size
-from zipldump.errors import UsageError
+from zipldump.errors import DiskError, UsageError
 from zipldump.ui import UI
 
 
@@ -56,13 +56,21 @@ def _part(text: str) -> PartSpec:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    if args.size <= 0:
+        raise UsageError(f"disk size must be positive, got {args.size}", where="--size")
     if args.image.exists() and not args.force:
         raise UsageError("the image file exists; use --force to replace it", where=str(args.image))
     with ui.step(f"Making {args.image} ({args.size} bytes, {args.label}, {args.block_size}-byte sectors)"):
-        table = make_disk(
-            args.image, args.size, label=args.label, block_size=args.block_size, parts=args.part,
-            overwrite=args.force, fs_options={"block_size": args.fs_block_size},
-        )
+        try:
+            table = make_disk(
+                args.image, args.size, label=args.label, block_size=args.block_size, parts=args.part,
+                overwrite=args.force, fs_options={"block_size": args.fs_block_size},
+            )
+        except Exception as exc:
+            if type(exc).__module__ != "_ped":
+                raise
+            # libparted's own refusals (e.g. a device too small for any table) as one line
+            raise DiskError(f"libparted refused the disk: {exc}", where=str(args.image)) from exc
     allocated = os.stat(args.image).st_blocks * 512
     result = table.to_json()
     result = {"image": str(args.image), "allocated_bytes": allocated, **result}
