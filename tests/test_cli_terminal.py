@@ -23,6 +23,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -107,7 +108,10 @@ def run_on_tty(args: list[str], answers: list[str] | None = None, *, pipe_stdout
                         proc.kill()
                         raise AssertionError(f"unexpected question:\n{out.decode(errors='replace')}")
                     answer = answers.pop(0)
-                    os.write(master, answer.encode() if answer == "\x04" else answer.encode() + b"\n")
+                    if answer == "SIGINT":  # Ctrl-C at the question
+                        proc.send_signal(signal.SIGINT)
+                    else:
+                        os.write(master, answer.encode() if answer == "\x04" else answer.encode() + b"\n")
             if pipe_stdout and proc.stdout is not None and proc.stdout.fileno() in ready:
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 if chunk:
@@ -186,6 +190,15 @@ def test_no_aborts_and_leaves_the_image_identical(fs_in_dump_partition: Path, pa
     assert f"Install on {img}? [y/N]" in r.tty
     assert_one_error_line(r.tty, str(img))
     assert "nothing was written" in r.tty
+    assert sha(img) == before
+
+
+def test_ctrl_c_at_the_question_exits_130_and_writes_nothing(fs_in_dump_partition: Path, payloads) -> None:
+    img = fs_in_dump_partition
+    before = sha(img)
+    r = run_on_tty(dump_args(img, payloads), ["SIGINT"])
+    assert r.rc == 130, r.tty
+    assert "zipldump: interrupted" in r.tty and "Traceback" not in r.tty
     assert sha(img) == before
 
 
