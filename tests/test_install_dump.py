@@ -640,3 +640,16 @@ def test_msdos_4kn_disk_read_with_512_byte_blocks_is_refused(tmp_path: Path, fil
     img512 = tmp_path / "512.img"
     make_disk(img512, 300 * MIB, block_size=512, parts=[PartSpec(40 * MIB), PartSpec(None)])
     assert install(job(img512, files, 512), quiet()).verified
+
+
+def test_replacing_a_boot_record_of_another_partition_asks(tmp_path: Path, files) -> None:
+    """A dump record for partition 1 replaced by a dump tool on partition 2: not a re-install."""
+    img = tmp_path / "two.img"
+    make_disk(img, 90 * MIB, parts=[PartSpec(40 * MIB), PartSpec(None)])
+    install(job(img, files, 512), quiet())
+    install(job(img, files, 512, parameters="again=1", assume_yes=False), quiet())  # same place: no question
+    before = sha(img)
+    with pytest.raises(AbortedError, match=r"the zipl SCSI dump boot record in block 0, whose program table at LBA 0x[0-9a-f]+ lies outside partition 2"):
+        install(job(img, files, 512, partition=2, assume_yes=False), quiet())
+    assert sha(img) == before
+    assert install(job(img, files, 512, partition=2), quiet()).losses

@@ -262,9 +262,17 @@ def find_losses(disk: DiskImage, job: InstallJob, target: Target, block0: bytes)
         losses.append("boot code in block 0 (bytes 0x00-0x97 hold something that is not a zipl boot record)")
     elif head[:4] == ZIPL_MAGIC:
         old_dump = head[0x70:0x74] == ZIPL_MAGIC and head[0x75] == 1
+        old = "SCSI dump" if old_dump else "IPL"
+        old_pt = BootRecord.parse(head).program_table.blockno
+        inside = target.start <= old_pt < target.start + target.length
         if old_dump != (job.mode == "dumpto"):
-            old = "SCSI dump" if old_dump else "IPL"
             losses.append(f"the zipl {old} boot record in block 0 (its programs become unreachable)")
+        elif not inside:
+            # same kind, but installed elsewhere: replacing it is not a plain re-install
+            losses.append(
+                f"the zipl {old} boot record in block 0, whose program table at LBA {old_pt:#x} lies outside "
+                f"partition {target.number} (its programs become unreachable)"
+            )
     if job.mode == "dumpto":
         n = min(PARTITION_WIPE_SIZE, target.size_bytes)
         data = disk.read_at(target.start_bytes, n)
