@@ -141,3 +141,11 @@ def test_size_not_multiple_of_block(tmp_image):
         assert disk.size == 4196 and disk.nblocks == 1
         with pytest.raises(PointerError):
             disk.read_block(1)
+
+
+def test_read_at_huge_length_is_a_pointer_error_not_an_allocation(tmp_path):
+    """A corrupted length field (e.g. a superblock csum_size) must not allocate first."""
+    p = tmp_path / "small.img"
+    p.write_bytes(bytes(4096))
+    with DiskImage(p) as disk, pytest.raises(PointerError):
+        disk.read_at(0, 1 << 60)

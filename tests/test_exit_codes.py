@@ -76,3 +76,28 @@ def test_the_table_catches_a_new_class() -> None:
         del UndocumentedError
         gc.collect()  # drop it from FormatError.__subclasses__() for later tests
     assert "UndocumentedError" not in {c.__name__ for c in errors.all_error_classes()}
+
+
+def test_unexpected_exception_is_one_line_internal_error(monkeypatch, capsys):
+    """A bug (an exception no check anticipated) is reported in one line with code 70."""
+    from zipldump import cli
+    from zipldump.commands import inspect as inspect_cmd
+    from zipldump.errors import InternalError
+
+    def boom(args, ui):
+        raise KeyError("no such thing")
+
+    monkeypatch.delenv("ZIPLDUMP_DEBUG", raising=False)
+    monkeypatch.setattr(inspect_cmd, "register", _wrap_register(inspect_cmd.register, boom))
+    rc = cli.main(["inspect", "/nonexistent"])
+    err = capsys.readouterr().err
+    assert rc == InternalError.exit_code == 70
+    assert err.count("\n") == 1 and "internal error" in err and "KeyError" in err
+
+
+def _wrap_register(register, func):
+    def wrapped(sub):
+        register(sub)
+        sub.choices["inspect"].set_defaults(func=func)
+
+    return wrapped

@@ -15,7 +15,7 @@ import pkgutil
 import sys
 
 from zipldump import __version__, commands
-from zipldump.errors import UsageError, ZiplDumpError
+from zipldump.errors import InternalError, UsageError, ZiplDumpError
 from zipldump.ui import UI
 
 
@@ -54,3 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if os.environ.get("ZIPLDUMP_DEBUG"):
+            raise
+        err = InternalError(f"{type(exc).__name__}: {exc} (a zipldump bug; ZIPLDUMP_DEBUG=1 shows the traceback)")
+        print(f"zipldump: internal error: {err}", file=sys.stderr)
+        return err.exit_code

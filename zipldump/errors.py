@@ -187,6 +187,16 @@ class QemuDumpProgramError(QemuBootError):
     kind = "qemu-dump-program"
 
 
+class InternalError(ZiplDumpError):
+    """A bug in zipldump itself: an exception no check anticipated.
+
+    The CLI reports it in one line (set ZIPLDUMP_DEBUG=1 for the traceback).
+    """
+
+    exit_code = 70
+    kind = "internal"
+
+
 def all_error_classes() -> list[type[ZiplDumpError]]:
     """Every class of the hierarchy (for the exit-code table and its test)."""
     out: list[type[ZiplDumpError]] = []

@@ -147,6 +147,8 @@ class DiskImage:
         return self.read_at(lba * self.block_size, count * self.block_size)
 
     def read_at(self, offset: int, length: int) -> bytes:
+        # Check before allocating: a corrupted length field must not become a huge buffer.
+        self._check_read(offset, length)
         buf = bytearray(length)
         self.readinto_at(offset, buf)
         return bytes(buf)
