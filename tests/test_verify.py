@@ -233,3 +233,22 @@ def test_end_marker_tod_from_the_machine_clock(system, tmp_path):
     assert start <= result.header_tod < result.end_tod < start + 100 * 0x1000  # both from the machine's clock, in order
     assert (result.end_tod - start) % 0x1000 == 0
     assert verify_dump(result, system).ok
+
+
+def test_verify_read_ahead_small_chunks_and_short_dump(system, part_dump, tmp_path):
+    """Chunks of 3 MiB (so the last one is short) with the read-ahead thread: the
+    flipped byte is found in the chunk it lies in, a clean dump compares every byte,
+    and a dump cut short is compared as far as it goes and lacks its end marker."""
+    disk, result = part_dump
+    addr = MEM - 0x1001  # in the last, partial 3 MiB chunk
+    with _flipped(part_dump, tmp_path, HEADER_SIZE + addr) as src:
+        report = verify_source(src, system, hsa_size=HSA, raise_on_mismatch=False, chunk_size=3 * MiB)
+    assert report.differing_pages == 1 and report.differences[0].address == addr
+    with ExtentSource(disk, [(result.image_offset, result.bytes_written)], result.bytes_written, name="clean") as src:
+        report = verify_source(src, system, hsa_size=HSA, chunk_size=3 * MiB)
+    assert report.ok and report.bytes_compared == MEM
+    cut = HEADER_SIZE + 10 * MiB + 5
+    with ExtentSource(disk, [(result.image_offset, cut)], cut, name="cut") as src:
+        report = verify_source(src, system, hsa_size=HSA, raise_on_mismatch=False, chunk_size=3 * MiB)
+    assert not report.ok and report.bytes_compared == cut - HEADER_SIZE  # every byte there is, in 4 chunks
+    assert [d.what for d in report.differences if "end marker" in d.what]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,28 +308,45 @@ def verify_source(
     _check_header(report, header, crashed, source, add)
     mem_size = min(header.mem_size, crashed.memory_size, max(0, source.size - HEADER_SIZE))
     expected = _Expected(crashed, mem_size)
-    dbuf = bytearray(chunk_size)
     ebuf = bytearray(chunk_size)
     progress_cm = ui.progress("Verifying", mem_size) if ui is not None else None
     progress = progress_cm.__enter__() if progress_cm is not None else None
+    # The next chunk of the dump is read on a helper thread (pread drops the GIL)
+    # while this one is generated and compared: the dump's pages usually come from
+    # the disk (the writers write memory O_DIRECT), so reading and computing overlap.
+    spare = [bytearray(chunk_size), bytearray(chunk_size)]
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-read")
+
+    def read_ahead(at: int) -> Future[tuple[bytearray, int]] | None:
+        if at >= mem_size:
+            return None
+        n = min(chunk_size, mem_size - at)
+        buf = spare.pop() if n == chunk_size else bytearray(n)  # last chunk: exact size keeps the compare a memcmp
+        return pool.submit(lambda: (buf, source.readinto_at(HEADER_SIZE + at, buf)))
+
     try:
         addr = 0
-        while addr < mem_size:
+        pending = read_ahead(0)
+        while pending is not None:
             n = min(chunk_size, mem_size - addr)
-            if n < chunk_size:  # last chunk: exact-size buffers keep the compare a memcmp
-                dbuf, ebuf = bytearray(n), bytearray(n)
-            got = source.readinto_at(HEADER_SIZE + addr, dbuf)
+            dbuf, got = pending.result()
+            pending = read_ahead(addr + n) if got == n else None
+            if n < chunk_size:
+                ebuf = bytearray(n)
             if got < n:
                 add(addr + got, "dump ends early", f"0x{mem_size:x} bytes of memory", f"0x{got + addr:x}")
                 break
             expected.fill(addr, ebuf, n)
             if dbuf != ebuf:
                 _locate(report, expected, addr, dbuf, ebuf, n, hsa_size, add)
+            if len(dbuf) == chunk_size:
+                spare.append(dbuf)  # free for the read after the one in flight
             addr += n
             report.bytes_compared += n
             if progress is not None:
                 progress.advance(n)
     finally:
+        pool.shutdown(wait=True)
         if progress_cm is not None:
             progress_cm.__exit__(None, None, None)
     report.cpus_checked = sum(1 for area in expected.areas if area[3])
