@@ -8,6 +8,13 @@ EXECUTE), and raises a FormatError subclass whose `where` names the block,
 byte offset and field.  Judgements about the content (version numbers, HSA,
 overlaps, superblock) belong to the callers.
 
+The dump partition chain (block 0 boot_info -> ZFCPDUMP superblock -> CKSM ->
+partition table) lives here once, for every consumer: `read_dump_boot_info`,
+`check_dump_boot_info`, `read_superblock`, `superblock_geometry_problems`,
+`superblock_checksum`, `dump_partition_number`.  The dump writer
+(sim/dumper_part.py) and the dump locator (dumptools/locate.py) call them and
+choose their own error classes; `inspect` uses the superblock readers.
+
 Strictness limits (spec Appendix B, reader item 8): nothing here reads the
 bytes zipl leaves unwritten: program-table block after byte 511, the tail of
 the last data block of a component, the superblock block after byte 71.
