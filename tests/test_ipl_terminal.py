@@ -140,7 +140,7 @@ def test_terminal_shows_steps_progress_with_throughput_and_eta_and_the_reipl(tmp
     ):
         assert re.search(rf"✓ {re.escape(step)} \(\d+\.\ds\)", text), step
     # progress bars: bytes done/total, throughput, ETA (h:mm:ss) on the same line
-    bar = r"{what} .*?[\d.]+/24\.0 MiB [\d.]+ [kMG]?B/s \d+:\d\d:\d\d"
+    bar = r"{what} .*?[\d.]+/24\.0 MiB [\d.]+ (?:[kMG]i?)?B/s \d+:\d\d:\d\d"
     assert re.search(bar.format(what="Writing dump"), text), text[-3000:]
     assert re.search(bar.format(what="Verifying"), text), text[-3000:]
     assert "Dump successful" in text
@@ -176,7 +176,7 @@ def test_terminal_interactive_mode_operator_says_yes(tmp_path: Path) -> None:
     text = plain(raw)
     assert rc == 0, text[-3000:]
     assert prompts == 1 and "DUMP '/dump.2' COMPLETE" in text
-    assert re.search(r"Writing /dump\.2 .*?[\d.]+/24\.0 MiB [\d.]+ [kMG]?B/s \d+:\d\d:\d\d", text), text[-3000:]
+    assert re.search(r"Writing /dump\.2 .*?[\d.]+/24\.0 MiB [\d.]+ (?:[kMG]i?)?B/s \d+:\d\d:\d\d", text), text[-3000:]
     assert dumps_on(img) == {"dump.1", "dump.2"}
 
 

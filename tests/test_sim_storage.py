@@ -231,6 +231,10 @@ def test_from_elf_rejects_bad_input(tmp_path: Path):
     qemu_like_core(p2, [(0, bytes(MiB))], [])
     with pytest.raises(FormatError, match="NT_PRSTATUS"):
         from_elf(p2)
+    p3 = tmp_path / "far.elf"  # a PT_LOAD far beyond what a dump header can describe
+    qemu_like_core(p3, [(1 << 60, bytes(4096))], [generated_registers(3, 0, 0)])
+    with pytest.raises(FormatError, match="beyond"):
+        from_elf(p3)
 
 
 # --- storage ------------------------------------------------------------------------------

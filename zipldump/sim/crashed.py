@@ -31,6 +31,7 @@ from pathlib import Path
 
 from zipldump.errors import DumpError, FormatError, UsageError
 from zipldump.dumptools.elf import read_elf_core
+from zipldump.formats.s390dump import MAX_MEM_SIZE
 from zipldump.formats.dump_superblock import cksm
 from zipldump.formats.lowcore import (
     CPU_ADDR_OFFSET,
@@ -462,6 +463,11 @@ def from_elf(path: str | os.PathLike[str], *, boot_cpu: int = 0) -> CrashedSyste
         raise FormatError("no PT_LOAD segment: the core holds no memory", where=f"{p} program headers")
     end = max(s.paddr + s.memsz for s in loads)
     memory_size = (end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    if memory_size > MAX_MEM_SIZE:
+        raise FormatError(
+            f"PT_LOAD segments end at 0x{end:x}, beyond the 0x{MAX_MEM_SIZE:x} bytes an s390 dump header can describe",
+            where=f"{p} program headers",
+        )
     if not regs:
         raise FormatError("no NT_PRSTATUS note: the core holds no CPU", where=f"{p} PT_NOTE")
     if len(regs) > MAX_CPUS:

@@ -129,7 +129,7 @@ def _allocate(
         ui.warn(f"No space left on device for {path} ({to_mib(total)} MB)")
         if params.auto:
             ui.info(f"Removing oldest dump: '{victim}'")
-        elif not ui.ask(f"Remove oldest dump: '{victim}' (y/n)?"):
+        elif not ui.ask(f"Remove oldest dump: '{victim}'?"):
             raise DumpSpaceError(
                 f"no space left for {total} bytes and the oldest dump '{victim}' was kept (dump_mode=interactive, answer no)",
                 where=f"{fs.spec}:{path}",
