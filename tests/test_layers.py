@@ -1,0 +1,59 @@
+"""The layering of docs/architecture.md holds: no module imports from a layer below it in the table.
+
+formats -> disk -> plan -> installer/reader -> simulator -> CLI.  A lower layer
+importing a higher one (say, reader.py importing sim/) fails this test.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "zipldump"
+
+LAYERS = {
+    0: {"errors", "ui", "formats", "__init__"},
+    1: {"disk"},
+    2: {"plan"},
+    3: {"reader", "inspect", "install", "ziplconf", "dumptools", "initramfs"},
+    4: {"sim", "payloads", "qemu", "s390pkgs"},
+    5: {"commands", "cli", "__main__"},
+}
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1] if "." in module else "__init__"
+    for level, names in LAYERS.items():
+        if top in names:
+            return level
+    raise AssertionError(f"{module}: not placed in a layer (add it to LAYERS and docs/architecture.md)")
+
+
+def imports_of(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("zipldump"):
+            out.append(node.module)
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name.startswith("zipldump")]
+    return out
+
+
+def test_every_module_has_a_layer_and_imports_only_from_layers_above() -> None:
+    violations = []
+    modules = sorted(PACKAGE.rglob("*.py"))
+    assert len(modules) > 30
+    for path in modules:
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        mine = layer_of(module)
+        for imported in imports_of(path):
+            if imported != "zipldump" and layer_of(imported) > mine:
+                violations.append(f"{module} (layer {mine}) imports {imported} (layer {layer_of(imported)})")
+    assert not violations, "\n".join(violations)
+
+
+def test_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
+    bad = tmp_path / "reader.py"
+    bad.write_text("from zipldump.sim.zcore import Zcore\n")
+    assert imports_of(bad) == ["zipldump.sim.zcore"]
+    assert layer_of("zipldump.sim.zcore") > layer_of("zipldump.reader")
