@@ -41,6 +41,11 @@ EXPECTED_SIZES = {
     ("elfcore", "FpRegSet"): 136,
     ("elfcore", "PrPsInfo"): 136,
     ("cpio", "NewcHeader"): 110,
+    ("ipl_block", "IplListHeader"): 8,
+    ("ipl_block", "IplFcpBlock"): 636,
+    ("ipl_block", "IplFcpParameterList"): 644,
+    ("ipl_block", "IpibInfo"): 12,
+    ("sccb", "SdiasSccb"): 68,
 }
 
 
@@ -227,3 +232,30 @@ def test_cpio_newc_header_round_trip() -> None:
     assert hdr.startswith(b"070701") and hdr[54:62] == b"000004D2"  # filesize in 8 upper-case hex digits
     assert cpio.NewcHeader.build(cpio.NewcHeader.parse(hdr)) == hdr
     assert len(raw) % 4 == 0 and raw[cpio.HEADER_SIZE : cpio.HEADER_SIZE + 5] == b"init\0"
+
+
+# ---------------------------------------------------------------- IPL parameter block, SDIAS SCCB
+def test_fcp_ipib_bytes_at_uapi_offsets() -> None:
+    from zipldump.formats.ipl_block import IPL_OPT_DUMP, build_fcp_ipib, parse_fcp_block
+
+    b = build_fcp_ipib(0x1234, 0x500507630300C562, 0x4010400000000000, 3, opt=IPL_OPT_DUMP)
+    assert len(b) == 644
+    assert b[0:8] == bytes.fromhex("00000284" "00" "0000" "01")  # list header: len, flags, version 1
+    assert b[8:13] == bytes.fromhex("0000027c" "00")  # FCP block: len 636, pbt 0
+    pb = 8
+    assert b[pb + 0x140] == 0x20 and b[pb + 0x146 : pb + 0x148] == b"\x12\x34"
+    assert b[pb + 0x14C : pb + 0x154] == bytes.fromhex("500507630300C562")
+    assert b[pb + 0x154 : pb + 0x15C] == bytes.fromhex("4010400000000000")
+    assert b[pb + 0x15C : pb + 0x160] == bytes.fromhex("00000003")
+    assert parse_fcp_block(b) == {"opt": 0x20, "devno": 0x1234, "wwpn": 0x500507630300C562, "lun": 0x4010400000000000, "bootprog": 3}
+    assert parse_fcp_block(b[:360]) is not None and parse_fcp_block(b[:359]) is None
+    assert parse_fcp_block(b[:12] + b"\x01" + b[13:]) is None  # not an FCP block
+
+
+def test_sdias_sccb_output_offsets() -> None:
+    from zipldump.formats import sccb
+
+    raw = sccb.SdiasSccb.build({n: 0 for n in sccb.SCCB_FIELDS} | {"response_code": 0x1234, "ev_flags": 0x80, "event_status": 0x10, "blk_cnt": 7})
+    assert raw[sccb.OFF_RESPONSE : sccb.OFF_RESPONSE + 2] == b"\x12\x34"
+    assert raw[sccb.OFF_EV_FLAGS] == 0x80 and raw[sccb.OFF_EVENT_STATUS] == 0x10
+    assert raw[sccb.OFF_BLK_CNT : sccb.OFF_BLK_CNT + 4] == b"\x00\x00\x00\x07"

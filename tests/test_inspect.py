@@ -223,7 +223,7 @@ def test_looped_block_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_bad_checksum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lay = build_dump_disk()
     lay.poke(0x8000 + 100, b"\x01")  # the partition start changed after zipl ran
-    doc = expect(capsys, write(lay, tmp_path), ChecksumError, "byte offset 0xf8400 (dump superblock) field csum")
+    doc = expect(capsys, write(lay, tmp_path), ChecksumError, "superblock at byte 0xf8400 offset 0x40 field csum")
     assert doc["dump"]["checksum_ok"] is False
     assert doc["dump"]["checksum_computed"] == cksm(bytes(100) + b"\x01" + bytes(4096 - 101))
 
@@ -733,7 +733,7 @@ def test_done_when_failures_on_an_installed_disk(tmp_path: Path, capsys: pytest.
         (damaged("loop.img", kl * bs, loop), BlockListLoopError, f"block {kl:#x} offset 0x1f0 (block list chain slot) field blockno",
          f"points back to list block {kl:#x}"),
         (damaged("csum.img", inst["partition"]["start_bytes"] + 100, b"\x01"), ChecksumError,
-         f"byte offset {inst['superblock_offset']:#x} (dump superblock) field csum", "stored checksum 0x12345678"),
+         f"superblock at byte {inst['superblock_offset']:#x} offset 0x40 field csum", "stored checksum 0x12345678"),
         (damaged("magic.img", ct * bs, b"XXXX"), MagicError, f"block {ct:#x} offset 0x0 (component table) field magic",
          "component table magic is 58585858"),
     ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from zipldump import reader
 from zipldump.disk.image import DiskImage
@@ -44,6 +44,7 @@ from zipldump.formats.component_table import (
     psw_address,
 )
 from zipldump.formats.dump_superblock import SB_VERSION
+from zipldump.formats.s390dump import BUSY_MARKER
 from zipldump.formats.stage3_params import (
     FLAG_SCSI,
     NO_PARMLINE,
@@ -540,40 +541,29 @@ class _Inspector:
         dump["present"] = None
         dump["layout"] = self._layout(sb)
         self.r.dump = dump
-        sbw = f"byte offset {sb.offset:#x} (dump superblock)"
+
+        def sbw(fld: str | None = None) -> str:
+            return reader.superblock_where(sb.offset, fld)
+
         if sb.offset % self.bs:
             self.r.warning(f"{bi_where} field dump_sb_offset", f"superblock offset {sb.offset:#x} is not block aligned")
         if sb.version != SB_VERSION:
-            self.r.warning(f"{sbw} field version", f"dump superblock version {sb.version}, expected 1")
+            self.r.warning(sbw("version"), f"dump superblock version {sb.version}, expected 1")
         if sb.part_start % self.bs or sb.part_size % self.bs:
             self.r.error(
                 SuperblockError(
                     f"part_start {sb.part_start:#x} / part_size {sb.part_size:#x} are not multiples of the block size {self.bs}",
-                    where=f"{sbw} field part_start",
+                    where=sbw("part_start"),
                 )
             )
-        if sb.part_start + sb.part_size > self.disk.size or sb.part_size == 0:
-            self.r.error(
-                PointerError(
-                    f"partition {sb.part_start:#x}+{sb.part_size:#x} is not inside the disk ({self.disk.size:#x} bytes)",
-                    where=f"{sbw} field part_size",
-                )
-            )
+        problems = dict(reader.superblock_geometry_problems(sb, self.disk.size))
+        if "part_size" in problems:
+            self.r.error(PointerError(problems["part_size"], where=sbw("part_size")))
             return
-        if sb.dump_offset + sb.dump_size > sb.part_size:
-            self.r.error(
-                SuperblockError(
-                    f"dump area {sb.dump_offset:#x}+{sb.dump_size:#x} does not fit the partition size {sb.part_size:#x}",
-                    where=f"{sbw} field dump_size",
-                )
-            )
-        if sb.csum_offset + sb.csum_size > sb.part_size:
-            self.r.error(
-                SuperblockError(
-                    f"checksummed range {sb.csum_offset:#x}+{sb.csum_size:#x} does not fit the partition size {sb.part_size:#x}",
-                    where=f"{sbw} field csum_size",
-                )
-            )
+        if "dump_size" in problems:
+            self.r.error(SuperblockError(problems["dump_size"], where=sbw("dump_size")))
+        if "csum_size" in problems:
+            self.r.error(SuperblockError(problems["csum_size"], where=sbw("csum_size")))
         else:
             computed = reader.superblock_checksum(self.disk, sb)
             dump["checksum_computed"] = computed
@@ -585,7 +575,7 @@ class _Inspector:
                     ChecksumError(
                         f"stored checksum {sb.csum:#x} != CKSM of the {sb.csum_size} bytes at {sb.part_start + sb.csum_offset:#x} "
                         f"({computed:#x}): the partition start changed since zipl ran",
-                        where=f"{sbw} field csum",
+                        where=sbw("csum"),
                     )
                 )
         part_end = sb.part_start + sb.part_size
@@ -597,12 +587,12 @@ class _Inspector:
             self.r.error(
                 SuperblockError(
                     f"the dump area {dump_start:#x}-{dump_end - 1:#x} covers the superblock itself at {sb.offset:#x}",
-                    where=f"{sbw} field dump_size",
+                    where=sbw("dump_size"),
                 )
             )
         self._dump_area_overlaps(dump_start, dump_end, part_end, sbw)
         self._partition_table(sb, dump, sbw)
-        if sb.dump_offset + sb.dump_size <= sb.part_size:  # else reported above; nothing sensible to read
+        if "dump_size" not in problems:  # else reported above; nothing sensible to read
             dump["present"] = self._dump_present(dump_start, dump_end)
 
     def _layout(self, sb: reader.Superblock) -> str:
@@ -616,7 +606,7 @@ class _Inspector:
             return "superblock after the program table (zipl 1.24-2.24)"
         return "other"
 
-    def _dump_area_overlaps(self, dump_start: int, dump_end: int, part_end: int, sbw: str) -> None:
+    def _dump_area_overlaps(self, dump_start: int, dump_end: int, part_end: int, sbw: Callable[..., str]) -> None:
         bs = self.bs
         for index, exts in self.extents.items():
             prog = next((p for p in self.r.programs if p["index"] == index), None)
@@ -630,7 +620,7 @@ class _Inspector:
                         SuperblockError(
                             f"the dump area {dump_start:#x}-{dump_end - 1:#x} covers blocks {lba:#x}..{lba + n - 1:#x} of {what}: "
                             "a dump would overwrite the dump tool",
-                            where=f"{sbw} field dump_size",
+                            where=sbw("dump_size"),
                         )
                     )
                     return
@@ -638,11 +628,11 @@ class _Inspector:
                     reported_outside = True
                     self.r.warning(reader.place(lba, None, what), "dump tool block lies outside the dump partition")
 
-    def _partition_table(self, sb: reader.Superblock, dump: dict[str, Any], sbw: str) -> None:
+    def _partition_table(self, sb: reader.Superblock, dump: dict[str, Any], sbw: Callable[..., str]) -> None:
         try:
             from zipldump.disk.partitions import read_partition_table
         except ImportError:  # pragma: no cover - the module ships with zipldump
-            self.r.warning(sbw, "partition table not checked (zipldump.disk.partitions is missing)")
+            self.r.warning(sbw(), "partition table not checked (zipldump.disk.partitions is missing)")
             return
         try:
             table = read_partition_table(self.disk)
@@ -650,7 +640,7 @@ class _Inspector:
             self.r.error(
                 SuperblockError(
                     f"cannot compare part_start {sb.part_start:#x}/part_size {sb.part_size:#x} with the partition table: {exc}",
-                    where=f"{sbw} field part_start",
+                    where=sbw("part_start"),
                 )
             )
             return
@@ -662,7 +652,7 @@ class _Inspector:
                 SuperblockError(
                     f"superblock part_start {sb.part_start:#x} is not the start of any partition "
                     f"(partition table {table.label}: {have})",
-                    where=f"{sbw} field part_start",
+                    where=sbw("part_start"),
                 )
             )
             return
@@ -672,7 +662,7 @@ class _Inspector:
                 SuperblockError(
                     f"superblock part_size {sb.part_size:#x} != partition {match.number} size {match.size_bytes:#x} "
                     f"in the {table.label} table",
-                    where=f"{sbw} field part_size",
+                    where=sbw("part_size"),
                 )
             )
 
@@ -694,7 +684,7 @@ class _Inspector:
             kind = "lkcd"
         elif head.startswith(b"\x7fELF"):
             kind = "elf"
-        elif head.startswith(b"zfcpdump busy"):
+        elif head.startswith(BUSY_MARKER):
             kind = "busy"
         else:
             kind = "unknown"

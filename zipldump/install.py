@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zipldump.disk.extfs import EXT_MAGIC, EXT_MAGIC_OFFSET, EXT_SB_OFFSET, has_ext_magic
 from zipldump.disk.image import DiskImage
+from zipldump.disk.partitions import BlockExtent, Mbr
 from zipldump.errors import DiskError, DumpSpaceError, LayoutError, PartitionTooSmallError, UsageError
 from zipldump.formats.blocklist import data_slots_per_block, parse_list_block
 from zipldump.formats.bootrecord import (
@@ -35,6 +36,7 @@ from zipldump.formats.bootrecord import (
 from zipldump.formats.component_table import TYPE_LOAD, ComponentEntry
 from zipldump.formats.dump_superblock import PARTITION_WIPE_SIZE, SB_SEED, build_superblock, cksm
 from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, ProgramTable
+from zipldump.formats.s390dump import BUSY_MARKER, DUMP_MAGIC, DUMP_MAGIC_EXT, LKCD_MAGIC
 from zipldump.plan.job import InstallJob
 from zipldump.plan.layout import (
     BootmapLayout,
@@ -50,10 +52,7 @@ from zipldump.ui import UI
 BOOTMAP_NAME = "/bootmap"
 BOOTMAP_TEMP = "/bootmap_temp.zipldump"
 STAGE3_MAX_SIZE = 0x4000  # 0xA000..0xDFFF; 0xE000 is the extra command line, 0xF000 the stack
-S390_DUMP_MAGIC = 0xA8190173618F23FD
-_OTHER_DUMP_MAGICS = {0xA8190173618F23FE: "s390_ext", 0xA8190173618F23ED: "LKCD"}
-EXT_MAGIC_OFFSET = 0x438
-EXT_MAGIC = b"\x53\xef"
+_OTHER_DUMP_MAGICS = {DUMP_MAGIC_EXT: "s390_ext", LKCD_MAGIC: "LKCD"}
 _EXTENDED_TYPES = (0x05, 0x0F, 0x85)
 _LAYOUT_RETRIES = 8
 # libparted's generic x86 MBR boot code (bytes 0x00-0x4A, zero up to 0x97): it cannot
@@ -62,21 +61,13 @@ _PARTED_BOOT_CODE_SHA256 = "fce7375b2d60f423fc797c2714de6a269956d8881557a5fcfe0c
 
 
 @dataclass(frozen=True)
-class Target:
+class Target(BlockExtent):
     """Where the bootmap goes: partition `number` (0 = whole disk) in device blocks."""
 
     number: int
     start: int
     length: int
     block_size: int
-
-    @property
-    def start_bytes(self) -> int:
-        return self.start * self.block_size
-
-    @property
-    def size_bytes(self) -> int:
-        return self.length * self.block_size
 
 
 @dataclass
@@ -277,17 +268,19 @@ def find_losses(disk: DiskImage, job: InstallJob, target: Target, block0: bytes)
         n = min(PARTITION_WIPE_SIZE, target.size_bytes)
         data = disk.read_at(target.start_bytes, n)
         name = f"partition {target.number}"
-        magic = struct.unpack(">Q", data[:8])[0] if len(data) >= 8 else None
-        if magic == S390_DUMP_MAGIC:
+        magic = int.from_bytes(data[:8], "big") if len(data) >= 8 else None
+        if magic == DUMP_MAGIC:
             losses.append(f"the s390 dump on {name} (dump header magic at its first byte)")
         elif magic in _OTHER_DUMP_MAGICS:
             losses.append(f"the {_OTHER_DUMP_MAGICS[magic]} dump on {name} (dump header magic at its first byte)")
-        elif data.startswith(b"zfcpdump busy"):
+        elif data.startswith(BUSY_MARKER):
             losses.append(f"an unfinished dump on {name} ('zfcpdump busy' at its first byte: a dump was being written)")
         elif data[:4] == b"\x7fELF":
             losses.append(f"the ELF dump on {name} (ELF header at its first byte)")
-        elif data[EXT_MAGIC_OFFSET : EXT_MAGIC_OFFSET + 2] == EXT_MAGIC:
-            losses.append(f"the ext2/3/4 file system on {name} (magic 0xEF53 at partition offset 0x438)")
+        elif has_ext_magic(data[EXT_SB_OFFSET:]):
+            losses.append(
+                f"the ext2/3/4 file system on {name} (magic 0x{EXT_MAGIC:04X} at partition offset {EXT_SB_OFFSET + EXT_MAGIC_OFFSET:#x})"
+            )
         elif any(data):
             losses.append(f"data in the first {n // 1024} KiB of {name}")
     return losses
@@ -738,9 +731,10 @@ def build_spec_example(
     files = {"stage3.bin": b"S" * 1024, "kernel": b"K" * 1536, "initrd": b"R" * 1024}
     for name, data in files.items():
         (work / name).write_bytes(data)
-    mbr = bytearray(512)
-    struct.pack_into("<B3sB3sII", mbr, 0x1BE, 0, bytes(3), 0x83, bytes(3), 64, 1984)
-    mbr[510:512] = b"\x55\xaa"
+    entry = {"status": 0, "chs_first": bytes(3), "type": 0x83, "chs_last": bytes(3), "lba_first": 64, "sectors": 1984}
+    unused = entry | {"type": 0, "lba_first": 0, "sectors": 0}
+    mbr = Mbr.build({"bootcode": bytes(440), "disk_signature": 0, "reserved": bytes(2),
+                     "entries": [entry, unused, unused, unused], "signature": b"\x55\xaa"})
     with open(image, "wb") as fh:
         fh.write(mbr)
         fh.truncate(2048 * 512)

@@ -39,6 +39,7 @@ from zipldump.formats.kernel_image import (
     IMAGE_LOAD_ADDRESS,
     KERNEL_VERSION,
     MAX_COMMAND_LINE_SIZE,
+    PARMAREA,
 )
 
 LABEL = b"zipldump simulator payload: zfcpdump stand-in kernel image. NOT RUNNABLE s390 CODE."
@@ -90,10 +91,10 @@ def kernel_image(size: int = DEFAULT_KERNEL_SIZE) -> bytes:
     version = f"zipldump-sim {__version__} zfcpdump stand-in".encode()
     img[VERSION_STRING_ADDR:LABEL_ADDR] = bytes(LABEL_ADDR - VERSION_STRING_ADDR)
     _put_text(img, VERSION_STRING_ADDR, version)
-    img[LABEL_ADDR:0x10400] = bytes(0x10400 - LABEL_ADDR)
+    img[LABEL_ADDR:PARMAREA] = bytes(PARMAREA - LABEL_ADDR)
     _put_text(img, LABEL_ADDR, LABEL)
     # Parm area: all zero except the version pointer and the command line size.
-    img[0x10400:COMMAND_LINE] = bytes(COMMAND_LINE - 0x10400)
+    img[PARMAREA:COMMAND_LINE] = bytes(COMMAND_LINE - PARMAREA)
     struct.pack_into(">Q", img, KERNEL_VERSION, VERSION_STRING_ADDR)
     struct.pack_into(">Q", img, MAX_COMMAND_LINE_SIZE, KERNEL_COMMAND_LINE_SIZE)
     img[COMMAND_LINE : COMMAND_LINE + KERNEL_COMMAND_LINE_SIZE] = bytes(KERNEL_COMMAND_LINE_SIZE)

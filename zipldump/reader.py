@@ -432,7 +432,6 @@ def read_dump_boot_info(disk: Disk) -> BootInfoData:
 
 
 BOOT_INFO_WHERE = f"block 0 offset {BOOT_INFO_OFFSET:#x} boot_info"
-BUSY_MARKER = b"zfcpdump busy\0"  # 14 bytes a dump writer puts at the dump start while it copies (zfcpdump 3.0)
 
 
 def check_dump_boot_info(info: BootInfoData) -> None:

@@ -31,8 +31,9 @@ from zipldump.errors import DiskError, DumpSpaceError, ToolMissingError, UsageEr
 
 FS_TYPES = ("ext2", "ext3", "ext4")
 DEFAULT_BLOCK_SIZE = 4096
-_SB_OFFSET = 1024
-_SB_MAGIC = 0xEF53
+EXT_SB_OFFSET = 1024  # the superblock's byte offset in the file system
+EXT_MAGIC_OFFSET = 0x38  # s_magic, u16 little-endian, inside the superblock
+EXT_MAGIC = 0xEF53
 _COMPAT_HAS_JOURNAL = 0x0004
 _MIN_JOURNAL_BLOCKS = 2048  # below this mke2fs makes no journal
 _INCOMPAT_EXTENTS = 0x0040
@@ -42,6 +43,11 @@ _ENV = {"LC_ALL": "C", "DEBUGFS_PAGER": "__none__", "PAGER": "__none__"}
 _SBIN = ("/usr/sbin", "/sbin")
 _SPACE_ERRORS = ("Could not allocate block", "Could not allocate inode", "No free space", "No space left")
 _NOT_FOUND = ("File not found by ext2_lookup",)
+
+
+def has_ext_magic(superblock: bytes) -> bool:
+    """Whether bytes read from a superblock's start carry the ext2/3/4 magic."""
+    return int.from_bytes(superblock[EXT_MAGIC_OFFSET : EXT_MAGIC_OFFSET + 2], "little") == EXT_MAGIC
 
 
 def find_tool(name: str) -> str:
@@ -75,19 +81,19 @@ def read_superblock(image_path: str | os.PathLike[str], offset: int) -> Superblo
     """Parse the fields zipldump needs from the superblock at `offset` + 1024."""
     try:
         with open(image_path, "rb") as fh:
-            fh.seek(offset + _SB_OFFSET)
+            fh.seek(offset + EXT_SB_OFFSET)
             raw = fh.read(1024)
     except OSError as exc:
         raise DiskError(f"cannot read superblock: {exc.strerror}", where=str(image_path)) from exc
-    where = f"{image_path} offset {offset + _SB_OFFSET:#x}"
+    where = f"{image_path} offset {offset + EXT_SB_OFFSET:#x}"
     if len(raw) < 1024:
         raise DiskError("image ends before the ext2/3/4 superblock", where=where)
 
     def u32(off: int) -> int:
         return int.from_bytes(raw[off : off + 4], "little")
 
-    magic = int.from_bytes(raw[0x38:0x3A], "little")
-    if magic != _SB_MAGIC:
+    magic = int.from_bytes(raw[EXT_MAGIC_OFFSET : EXT_MAGIC_OFFSET + 2], "little")
+    if magic != EXT_MAGIC:
         raise DiskError(f"no ext2/3/4 file system (superblock magic {magic:#06x}, expected 0xef53)", where=where)
     incompat = u32(0x60)
     wide = incompat & _INCOMPAT_64BIT

@@ -27,6 +27,7 @@ from typing import Any
 
 from construct import Array, Bytes, Const, Int8ul, Int32ul, Int64ul, Struct
 
+from zipldump.disk.extfs import EXT_SB_OFFSET, has_ext_magic
 from zipldump.disk.image import DiskImage
 from zipldump.errors import DiskError, PointerError, UsageError
 
@@ -119,8 +120,24 @@ class PartSpec:
 
 
 # --- the table -----------------------------------------------------------------
+class BlockExtent:
+    """Byte view of a run of device blocks (`start`, `length`, `block_size` from the subclass)."""
+
+    start: int
+    length: int
+    block_size: int
+
+    @property
+    def start_bytes(self) -> int:
+        return self.start * self.block_size
+
+    @property
+    def size_bytes(self) -> int:
+        return self.length * self.block_size
+
+
 @dataclass(frozen=True)
-class Partition:
+class Partition(BlockExtent):
     """`start` and `length` count device blocks of `block_size` bytes."""
 
     number: int
@@ -136,14 +153,6 @@ class Partition:
     def end(self) -> int:
         """Last block (inclusive)."""
         return self.start + self.length - 1
-
-    @property
-    def start_bytes(self) -> int:
-        return self.start * self.block_size
-
-    @property
-    def size_bytes(self) -> int:
-        return self.length * self.block_size
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -395,8 +404,8 @@ _EXT4_RO_COMPAT = 0x0008 | 0x0020 | 0x0040 | 0x0400  # huge_file, dir_nlink, ext
 def _probe_fs(disk: DiskImage, offset: int, size: int) -> str | None:
     if size < 2048:
         return None
-    sb = disk.read_at(offset + 1024, 0x68)
-    if sb[0x38:0x3A] != b"\x53\xef":
+    sb = disk.read_at(offset + EXT_SB_OFFSET, 0x68)
+    if not has_ext_magic(sb):
         return None
     compat, incompat, ro_compat = (int.from_bytes(sb[o : o + 4], "little") for o in (0x5C, 0x60, 0x64))
     if incompat & _EXT4_INCOMPAT or ro_compat & _EXT4_RO_COMPAT:

@@ -31,9 +31,9 @@ from zipldump.disk.image import DiskImage
 from zipldump.dumptools.reader import ByteSource, FileSource
 from zipldump.errors import DiskError, DumpError, DumpTargetChangedError, IncompleteDumpError, MagicError, PointerError, UsageError
 from zipldump.formats.bootrecord import BOOT_INFO_OFFSET, BP_TYPE_DUMP, DEV_TYPE_SCSI, BootInfo
+from zipldump.formats.s390dump import BUSY_MARKER
 
 DUMP_NAME = re.compile(r"^dump\.(0|[1-9][0-9]*)$")
-BUSY_MARK = reader.BUSY_MARKER  # written at the dump start while zfcpdump v3 copies
 
 
 class ExtFileSource:
@@ -176,8 +176,8 @@ def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> 
                 where=f"{where_sb} field csum",
             )
     length = min(sb.dump_size, sb.part_size - sb.dump_offset)
-    head = disk.read_at(dump_start, min(len(BUSY_MARK), length))
-    if head == BUSY_MARK[: len(head)] and len(head) == len(BUSY_MARK):
+    head = disk.read_at(dump_start, min(len(BUSY_MARKER), length))
+    if head == BUSY_MARKER[: len(head)] and len(head) == len(BUSY_MARKER):
         raise IncompleteDumpError("the dump writer did not finish ('zfcpdump busy' at the dump start)", where=f"{path} byte 0x{dump_start:x}")
     if not any(disk.read_at(dump_start, min(4096, length))):
         raise DumpError("no dump on the dump partition (its first 4 KiB are zero)", where=f"{path} byte 0x{dump_start:x}")

@@ -9,13 +9,17 @@ from __future__ import annotations
 from construct import Int64ub, Struct
 
 IMAGE_LOAD_ADDRESS = 0x10000  # IMAGE_ENTRY
+# The file's first 64 KiB (CCW IPL header, below the load address: file offset =
+# memory address) which stage 3's memmove and the direct layout drop.
+KERNEL_HEADER_SIZE = 0x10000
+assert KERNEL_HEADER_SIZE == IMAGE_LOAD_ADDRESS
 IMAGE_ENTRY_KDUMP = 0x10010
 EP_OFFSET = 0x10008
 EP_STRING = b"S390EP"
 PARMAREA = 0x10400
 IPL_DEVICE = 0x10400
 INITRD_START = 0x10408
-INITRD_SIZE = 0x10410
+INITRD_SIZE = 0x10410  # right after INITRD_START
 OLDMEM_BASE = 0x10418
 OLDMEM_SIZE = 0x10420
 KERNEL_VERSION = 0x10428

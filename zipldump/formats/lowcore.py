@@ -31,6 +31,13 @@ CPU_ADDR_OFFSET = 0x84
 IPIB_OFFSET = 0xE00  # u64 IPL parameter block address, then u32 checksum at 0xE08
 VX_SAVE_AREA_ADDR_OFFSET = 0x11B0  # must stay 0 unless vector registers are provided
 
+# Fields the IPL loader fills before starting the program (zipl-scsi-format.md §9
+# step 3, §12.1 step 8).
+LC_IPL_PSW = 0x0  # u64 PSW the loader / stage 3 starts
+LC_SUBCHANNEL_ID = 0xB8  # u16 subsystem-id word high half, then the subchannel number
+LC_SUBCHANNEL_NR = 0xBA  # u16
+LC_IPLDEV = 0xC6C  # u32 IPL device word
+
 # Absolute offsets of each field inside the lowcore.
 FPRS_OFFSET = 0x1200
 GPRS_OFFSET = 0x1280

@@ -18,6 +18,9 @@ from zipldump.errors import FormatError, MagicError
 DUMP_MAGIC = 0xA8190173618F23FD
 DUMP_MAGIC_EXT = 0xA8190173618F23FE  # segmented "s390_ext" format (zipl DASD dumpers), not written here
 LKCD_MAGIC = 0xA8190173618F23ED
+# 14 bytes a dump writer puts at the dump start while it copies (zfcpdump 3.0);
+# replaced by the dump header when the dump is complete.
+BUSY_MARKER = b"zfcpdump busy\0"
 HEADER_SIZE = 0x1000
 PAGE_SIZE = 4096
 HEADER_VERSION = 5  # first version carrying cpu_cnt/real_cpu_cnt/lc_vec

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zipldump.errors import HsaLimitError, LayoutError
+from zipldump.formats.kernel_image import IMAGE_LOAD_ADDRESS
 
-IMAGE_LOAD_ADDRESS = 0x10000
 ADDRESS_LIMIT = 0x80000000  # 31-bit, for IPL and zfcpdump alike
-MIN_ADDRESS = 0x10000
+MIN_ADDRESS = 0x10000  # zipl's lowest component address (the first 64 KiB belong to lowcore and loader)
 PAGE_ALIGN = 0x1000  # MAXIMUM_PHYSICAL_BLOCKSIZE
 RAMDISK_ALIGN = 0x10000
 MAXIMUM_PARMLINE_SIZE = 0x10000  # reserved for the parmline since zipl 2.20

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +65,6 @@ DEFAULT_DUMP_PARMLINE = "root=/dev/ram0 possible_cpus=1 cgroup_disable=memory"  
 # ramdisk ALIGN(parm + 0x1000, 0x10000), "dump_mem=<partition>" parmline), spec §13.6.
 COMPAT_VERSIONS = (None, "2.16")
 STAGE3_RESERVE_BLOCKS = 0x10000  # zipl's "approximated stage 3 size", counted in blocks (§7.3)
-KERNEL_HEADER_SIZE = 0x10000  # the direct layout skips the first 64 KiB of the kernel file
 
 HEAP = "heap area"
 STACK = "stack area"
@@ -180,7 +178,7 @@ def read_kernel_info(path: Path, *, check: bool = True) -> KernelInfo:
         ep = fh.read(len(ki.EP_STRING))
         fh.seek(ki.MAX_COMMAND_LINE_SIZE)
         raw = fh.read(8)
-    max_cl = struct.unpack(">Q", raw)[0] if len(raw) == 8 else 0
+    max_cl = int.from_bytes(raw, "big") if len(raw) == 8 else 0
     info = KernelInfo(size, ep == ki.EP_STRING, max_cl)
     if check:
         if size < ki.MIN_IMAGE_SIZE:
@@ -297,10 +295,11 @@ def compose_program(
         layout = "stage3"
     else:
         # Direct layout: what stage 3 would leave in memory, prepared on disk.
-        if kernel.size <= KERNEL_HEADER_SIZE:
+        if kernel.size <= ki.KERNEL_HEADER_SIZE:
             raise KernelImageError(f"kernel image {prog.image} has no data after its first 64 KiB", where=str(prog.image))
         patches = [
-            (ki.INITRD_START - KERNEL_HEADER_SIZE, struct.pack(">QQ", addrs.ramdisk_addr or 0, rd_size or 0)),
+            # initrd_start and initrd_size, adjacent in the parm area
+            (ki.INITRD_START - ki.KERNEL_HEADER_SIZE, (addrs.ramdisk_addr or 0).to_bytes(8, "big") + (rd_size or 0).to_bytes(8, "big")),
         ]
         if parm_bytes:
             if ki.COMMAND_LINE + len(parm_bytes) > kernel.size:
@@ -309,8 +308,8 @@ def compose_program(
                     f"({ki.COMMAND_LINE:#x}+{len(parm_bytes)} bytes)",
                     where=f"{prog.image} offset {ki.COMMAND_LINE:#x}",
                 )
-            patches.append((ki.COMMAND_LINE - KERNEL_HEADER_SIZE, parm_bytes))
-        src = Source.of_file(prog.image, KERNEL_HEADER_SIZE, kernel.size - KERNEL_HEADER_SIZE, patches)
+            patches.append((ki.COMMAND_LINE - ki.KERNEL_HEADER_SIZE, parm_bytes))
+        src = Source.of_file(prog.image, ki.KERNEL_HEADER_SIZE, kernel.size - ki.KERNEL_HEADER_SIZE, patches)
         comps.append(ComponentSpec("kernel", KERNEL, ki.IMAGE_LOAD_ADDRESS, src))
         psw = DEFAULT_PSW_LOAD
         layout = "direct"

@@ -33,6 +33,7 @@ from zipldump.errors import DumpError, FormatError, UsageError
 from zipldump.dumptools.elf import read_elf_core
 from zipldump.formats.s390dump import MAX_MEM_SIZE
 from zipldump.formats.dump_superblock import cksm
+from zipldump.formats.ipl_block import IpibInfo, build_fcp_ipib
 from zipldump.formats.lowcore import (
     CPU_ADDR_OFFSET,
     IPIB_OFFSET,
@@ -127,24 +128,6 @@ def default_prefixes(memory_size: int, ncpus: int, hsa_limit: int = HSA_LIMIT_FO
             where="crashed system memory size",
         )
     return [lo + i * LOWCORE_SIZE for i in range(ncpus)]
-
-
-# --- IPL parameter block -------------------------------------------------------------
-IPIB_FCP_LEN = 8 + 636  # list header + FCP parameter block, no SCP data
-IPL_OPT_IPL = 0x10
-IPL_OPT_DUMP = 0x20
-PBT_FCP = 0
-
-
-def build_fcp_ipib(devno: int, wwpn: int, lun: int, bootprog: int = 0, *, opt: int = IPL_OPT_IPL) -> bytes:
-    """A list-directed FCP IPL parameter block (Linux uapi/asm/ipl.h, version 1).
-    Only the fields zcore and a re-IPL need are meaningful here."""
-    out = bytearray(IPIB_FCP_LEN)
-    struct.pack_into(">IB2xB", out, 0, IPIB_FCP_LEN, 0, 1)  # ipl_pl_hdr: len, flags, version 1
-    pb = 8
-    struct.pack_into(">IB", out, pb, IPIB_FCP_LEN - 8, PBT_FCP)  # ipl_pb0_fcp len, pbt
-    struct.pack_into(">B3xBxH4xQQI12xQI", out, pb + 320, opt, 0, devno, wwpn, lun, bootprog, 0, 0)
-    return bytes(out)
 
 
 # --- memory sources ------------------------------------------------------------------
@@ -398,7 +381,7 @@ def generate(memory_size: int = DEFAULT_MEMORY, ncpus: int = DEFAULT_CPUS, seed:
         patches.append((p + SAVE_AREA_OFFSET, overlay_save_area(old, generated_registers(seed, i, p, stale=True))))
     ipib = build_fcp_ipib(0x1000 + (seed & 0xFFF), 0x500507630300C562 ^ (seed & 0xFFFF), 0x4010400000000000, 0)
     patches.append((IPIB_ADDR, ipib))
-    patches.append((IPIB_OFFSET, struct.pack(">QI", IPIB_ADDR, cksm(ipib, 0))))
+    patches.append((IPIB_OFFSET, IpibInfo.build({"ipib": IPIB_ADDR, "checksum": cksm(ipib, 0)})))
     return CrashedSystem(memory_size, cpus, "generated", boot_cpu=boot_cpu, seed=seed, ipib_addr=IPIB_ADDR, _src=src, _patches=patches)
 
 

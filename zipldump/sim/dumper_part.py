@@ -46,6 +46,7 @@ from zipldump.disk.partitions import read_partition_table
 from zipldump.errors import DiskError, DumpError, DumpSpaceError, DumpTargetChangedError, FormatError, MagicError
 from zipldump.formats.dump_superblock import DumpSuperblock
 from zipldump.formats.s390dump import (
+    BUSY_MARKER,
     DUMP_MAGIC,
     END_MARKER_SIZE,
     HEADER_SIZE,
@@ -56,7 +57,6 @@ from zipldump.formats.s390dump import (
 )
 from zipldump.ui import UI, ByteProgress
 
-BUSY_MARKER = reader.BUSY_MARKER  # 14 bytes, as zfcpdump 3.0 writes at the dump start
 DEFAULT_CHUNK = 4 << 20  # 4 MiB: per-chunk Python work is noise
 WRITES_IN_FLIGHT = 2  # memory writes queued at the disk while the next chunk is read (measured: 1 -> 2 gains ~40 %)
 DIRECT_ALIGN = 4096  # O_DIRECT alignment of offset, length and buffer used (any logical block size up to 4 KiB)

@@ -27,7 +27,6 @@ Policy choices where the real firmware is not documented (spec §11, §14):
 from __future__ import annotations
 
 import hashlib
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +42,7 @@ from zipldump.formats.component_table import (
     TYPE_SIGNATURE,
     psw_address,
 )
+from zipldump.formats.lowcore import LC_IPL_PSW, LC_IPLDEV, LC_SUBCHANNEL_ID, LC_SUBCHANNEL_NR
 from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, PROGRAM_TABLE_SIZE, ProgramTable
 from zipldump.reader import (
     BootRecord,
@@ -54,10 +54,6 @@ from zipldump.reader import (
     walk_block_list,
 )
 
-# Lowcore fields the loader fills before starting the program (spec §9 step 3, §12.1 step 8).
-LC_SUBCHANNEL_ID = 0xB8
-LC_SUBCHANNEL_NR = 0xBA
-LC_IPLDEV = 0xC6C
 DEFAULT_SUBCHANNEL_ID = 0x0001  # subsystem-id word high half: "subchannel set 0, valid"
 CHUNK = 1 << 20
 
@@ -330,9 +326,10 @@ def _scsi_load(
     # What the loader leaves for the program (QEMU jump_to_IPL_code; the machine
     # loader stores the IPL device the same way): the reset PSW at 0, the
     # subchannel id at 0xB8 and the IPL device word at 0xC6C.
-    machine.storage.write(0, struct.pack(">Q", psw))
-    machine.storage.write(LC_SUBCHANNEL_ID, struct.pack(">HH", DEFAULT_SUBCHANNEL_ID, subchannel_nr))
-    machine.storage.write(LC_IPLDEV, struct.pack(">I", (DEFAULT_SUBCHANNEL_ID << 16) | subchannel_nr))
+    machine.storage.write(LC_IPL_PSW, psw.to_bytes(8, "big"))
+    machine.storage.write(LC_SUBCHANNEL_ID, DEFAULT_SUBCHANNEL_ID.to_bytes(2, "big"))
+    machine.storage.write(LC_SUBCHANNEL_NR, subchannel_nr.to_bytes(2, "big"))
+    machine.storage.write(LC_IPLDEV, ((DEFAULT_SUBCHANNEL_ID << 16) | subchannel_nr).to_bytes(4, "big"))
 
     for w in warnings:
         if ui is not None:

@@ -20,7 +20,6 @@ code only: status goes through `ui`, nothing is printed here.
 from __future__ import annotations
 
 import os
-import struct
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any, Iterator
 from zipldump.disk.image import DiskImage
 from zipldump.errors import DumpError, UsageError
 from zipldump.formats.bootrecord import BP_TYPE_DUMP, DEV_TYPE_SCSI
+from zipldump.formats.ipl_block import FCP_FIELDS_END, IPL_OPT_DUMP, PBT_OFFSET, parse_fcp_block
 from zipldump.sim.firmware import LoadResult, scsi_load
 from zipldump.sim.stage3 import KernelStart, run_stage3
 from zipldump.ui import UI
@@ -262,13 +262,13 @@ def _reipl(zcore: Any, machine: Any, ui: UI) -> dict[str, Any]:
 
 
 def _decode_ipib(block: bytes | None) -> dict[str, Any]:
-    """Fields of a list-directed FCP IPL parameter block (Linux uapi/asm/ipl.h)."""
-    if not block or len(block) < 8 + 352:
+    """Fields of a list-directed FCP IPL parameter block (formats/ipl_block.py)."""
+    if not block or len(block) < FCP_FIELDS_END:
         return {"ipib_length": len(block or b"")}
-    pb = 8
-    out: dict[str, Any] = {"ipib_length": len(block), "pbt": block[pb + 4]}
-    if block[pb + 4] != 0:  # not FCP
+    out: dict[str, Any] = {"ipib_length": len(block), "pbt": block[PBT_OFFSET]}
+    fcp = parse_fcp_block(block)
+    if fcp is None:  # not FCP
         return out
-    opt, devno, wwpn, lun, bootprog = struct.unpack_from(">B5xH4xQQI", block, pb + 320)
-    out.update(type="fcp-dump" if opt & 0x20 else "fcp", devno=devno, wwpn=wwpn, lun=lun, bootprog=bootprog)
+    out.update(type="fcp-dump" if fcp["opt"] & IPL_OPT_DUMP else "fcp", devno=fcp["devno"], wwpn=fcp["wwpn"],
+               lun=fcp["lun"], bootprog=fcp["bootprog"])
     return out

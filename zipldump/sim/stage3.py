@@ -22,7 +22,6 @@ initrd range and the entry address.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +36,7 @@ from zipldump.formats.kernel_image import (
     INITRD_SIZE,
     INITRD_START,
     IPL_DEVICE,
+    KERNEL_HEADER_SIZE,
     KERNEL_VERSION,
     MAX_COMMAND_LINE_SIZE,
     PARMAREA,
@@ -50,9 +50,9 @@ from zipldump.formats.stage3_params import (
     STAGE3_PARAMS_ADDRESS,
     Stage3ParamsLegacy,
 )
-from zipldump.sim.firmware import LC_IPLDEV, LC_SUBCHANNEL_ID, LoadResult
+from zipldump.formats.lowcore import LC_IPL_PSW, LC_IPLDEV, LC_SUBCHANNEL_ID
+from zipldump.sim.firmware import LoadResult
 
-IMAGE_HEADER = 0x10000  # the first 64 KiB of the kernel file, dropped by stage 3's memmove
 LOAD_PSW = PSW_LOAD | IMAGE_LOAD_ADDRESS  # 0x0008000080010000
 CHUNK = 1 << 20
 MAX_COMMAND_LINE_LIMIT = 1 << 20  # CONFIG_COMMAND_LINE_SIZE range ends at 1 MiB
@@ -134,7 +134,7 @@ def _stage3(machine: Any, storage: Any, load: LoadResult) -> KernelStart:
     kernel = load.component_at(p.image_addr)
     if kernel is None:
         raise KernelImageError(f"no LOAD component starts at image_addr {p.image_addr:#x}", where=f"{where} field image_addr")
-    if p.image_len < IMAGE_HEADER + (EP_OFFSET - IMAGE_LOAD_ADDRESS) + len(EP_STRING):
+    if p.image_len < KERNEL_HEADER_SIZE + (EP_OFFSET - IMAGE_LOAD_ADDRESS) + len(EP_STRING):
         raise KernelImageError(
             f"image_len {p.image_len:#x} is too short for an s390 kernel image (it must extend past the "
             f"64 KiB IPL header and the 'S390EP' marker at {EP_OFFSET:#x})",
@@ -145,14 +145,14 @@ def _stage3(machine: Any, storage: Any, load: LoadResult) -> KernelStart:
             f"image_len {p.image_len:#x} is larger than the kernel component loaded at {p.image_addr:#x} ({kernel.length:#x} bytes)",
             where=f"{where} field image_len",
         )
-    _memmove(storage, p.image_addr, p.image_addr + IMAGE_HEADER, p.image_len - IMAGE_HEADER)
-    image_start, image_end = p.image_addr, p.image_addr + p.image_len - IMAGE_HEADER
+    _memmove(storage, p.image_addr, p.image_addr + KERNEL_HEADER_SIZE, p.image_len - KERNEL_HEADER_SIZE)
+    image_start, image_end = p.image_addr, p.image_addr + p.image_len - KERNEL_HEADER_SIZE
     # The kernel's parm area sits at fixed addresses; stage 3 writes it there.
     _check_ep(storage)
     # 3. IPL device from the subchannel id the loader left at 0xB8.
     ipl_device = int.from_bytes(storage.read(LC_SUBCHANNEL_ID, 2), "big")
-    storage.write(IPL_DEVICE, struct.pack(">Q", ipl_device))
-    storage.write(LC_IPLDEV, struct.pack(">I", ipl_device))
+    storage.write(IPL_DEVICE, ipl_device.to_bytes(8, "big"))
+    storage.write(LC_IPLDEV, ipl_device.to_bytes(4, "big"))
     # 4. Command line.
     limit_raw = _u64(storage, MAX_COMMAND_LINE_SIZE)
     limit = _check_limit(limit_raw)
@@ -173,9 +173,10 @@ def _stage3(machine: Any, storage: Any, load: LoadResult) -> KernelStart:
     else:
         notes.append("no parameter line: the kernel keeps its built-in command line")
     # 5. initrd.
-    storage.write(INITRD_START, struct.pack(">QQ", p.initrd_addr, p.initrd_len))
+    storage.write(INITRD_START, p.initrd_addr.to_bytes(8, "big"))
+    storage.write(INITRD_SIZE, p.initrd_len.to_bytes(8, "big"))
     # 6. Load PSW at 0; 8. the CPU starts it.
-    storage.write(0, struct.pack(">Q", p.load_psw))
+    storage.write(LC_IPL_PSW, p.load_psw.to_bytes(8, "big"))
     start = _check_kernel(machine, storage, load, p.load_psw, image_start, image_end, "stage3", notes)
     start.parm_addr = None if p.parm_addr == NO_PARMLINE else p.parm_addr
     return start

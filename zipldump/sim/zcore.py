@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import errno as errno_mod
 import io
-import struct
 from bisect import bisect_right
 
 from zipldump.errors import DumpError, SclpError, ZiplDumpError
 from zipldump.formats.dump_superblock import cksm
+from zipldump.formats.ipl_block import IPIB_INFO_SIZE, IpibInfo
 from zipldump.formats.lowcore import (
     ARCH_MODE_OFFSET,
     ARCH_MODE_ZARCH,
@@ -52,7 +52,6 @@ from zipldump.sim.sclp import FIRST_DATA_BLOCK, Sdias
 from zipldump.sim.storage import PAGE_SIZE
 
 CHUNK_INFO_SIZE = 34
-IPIB_INFO = struct.Struct(">QI")  # struct ipib_info at HSA 0xE00 (packed)
 DEFAULT_BOUNCE_PAGES = 1  # Linux: one SDIAS block per request
 
 
@@ -139,7 +138,8 @@ class Zcore:
 
     def _reipl_init(self) -> None:
         self.ipib: bytes | None = None
-        addr, csum = IPIB_INFO.unpack(self._read_memory(IPIB_OFFSET, IPIB_INFO.size))
+        info = IpibInfo.parse(self._read_memory(IPIB_OFFSET, IPIB_INFO_SIZE))
+        addr, csum = info.ipib, info.checksum
         if not addr or addr + PAGE_SIZE > self.mem_end:
             return
         try:
