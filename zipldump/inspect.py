@@ -44,6 +44,7 @@ from zipldump.formats.component_table import (
     psw_address,
 )
 from zipldump.formats.dump_superblock import SB_VERSION
+from zipldump.formats.kernel_image import KERNEL_HEADER_SIZE
 from zipldump.formats.s390dump import BUSY_MARKER
 from zipldump.formats.stage3_params import (
     FLAG_SCSI,
@@ -52,9 +53,9 @@ from zipldump.formats.stage3_params import (
     STAGE3_PARAMS_ADDRESS,
     Stage3ParamsLegacy,
 )
+from zipldump.plan.addresses import ADDRESS_LIMIT, MAXIMUM_PARMLINE_SIZE
+from zipldump.plan.job import DEFAULT_HSA_SIZE
 
-DEFAULT_HSA_SIZE = 32 << 20  # HSA of z10..z14; SCSI dump tools must load below it (spec §8.5)
-ADDRESS_LIMIT = 0x80000000  # zipl's 31-bit limit for every component (spec §8.4)
 
 PSW_BIT12 = 1 << 51
 PSW_WAIT = 1 << 49
@@ -425,9 +426,9 @@ class _Inspector:
             )
         elif not p.image_addr <= psw_address(p.load_psw) < p.image_addr + by_addr[p.image_addr][0]:
             self.r.warning(where("load_psw"), f"kernel entry {psw_address(p.load_psw):#x} is not inside the kernel LOAD")
-        if p.image_len < 0x10000:
+        if p.image_len < KERNEL_HEADER_SIZE:
             self.r.notes.append(
-                f"{where('image_len')}: image_len {p.image_len:#x} < 0x10000: stage 3 would not start this kernel (spec §13.4)"
+                f"{where('image_len')}: image_len {p.image_len:#x} < {KERNEL_HEADER_SIZE:#x}: stage 3 would not start this kernel (spec §13.4)"
             )
         if (p.initrd_addr or p.initrd_len) and not covered(p.initrd_addr, p.initrd_len):
             self.r.error(
@@ -444,7 +445,7 @@ class _Inspector:
                 pn, parm_e = by_addr[p.parm_addr]
                 pp = self.pointers.get((ct.lba, parm_e.index))
                 if pp:
-                    text = b"".join(reader.iter_component_data(self.disk, pp, min(pn, 0x10000)))
+                    text = b"".join(reader.iter_component_data(self.disk, pp, min(pn, MAXIMUM_PARMLINE_SIZE)))
                     nul = text.find(b"\0")
                     if nul < 0:
                         self.r.warning(ct.where(parm_e), "parmline has no NUL terminator")

@@ -17,7 +17,7 @@ from zipldump.errors import UsageError
 KINDS = ("ipl", "dump", "dumptofs")
 MODES = ("dumpto", "target", "dumptofs")
 MAX_MENU_POSITION = 30  # SCSI program table: entries 1..30, 0 is the default copy
-DEFAULT_HSA_SIZE = 32 << 20
+DEFAULT_HSA_SIZE = 32 << 20  # HSA of z10..z14; SCSI dump tools must load below it (spec §8.5)
 
 
 @dataclass

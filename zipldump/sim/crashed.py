@@ -45,6 +45,7 @@ from zipldump.formats.lowcore import (
     overlay_save_area,
     parse_save_area,
 )
+from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.sim.cpu import STOPPED, CpuState
 from zipldump.sim.storage import zero_fill
 
@@ -54,7 +55,7 @@ GiB = 1 << 30
 DEFAULT_MEMORY = 2 * GiB
 DEFAULT_CPUS = 4
 MAX_CPUS = 512
-HSA_LIMIT_FOR_LAYOUT = 32 * MiB  # prefixes are spread below and above this address
+HSA_LIMIT_FOR_LAYOUT = DEFAULT_HSA_SIZE  # prefixes are spread below and above this address
 
 PAGE_STAMP = struct.Struct(">4sIQ")  # magic, seed (low 32 bits), page frame number
 STAMP_MAGIC = b"PGID"

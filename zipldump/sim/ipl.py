@@ -30,6 +30,7 @@ from zipldump.disk.image import DiskImage
 from zipldump.errors import DumpError, UsageError
 from zipldump.formats.bootrecord import BP_TYPE_DUMP, DEV_TYPE_SCSI
 from zipldump.formats.ipl_block import FCP_FIELDS_END, IPL_OPT_DUMP, PBT_OFFSET, parse_fcp_block
+from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.sim.firmware import LoadResult, scsi_load
 from zipldump.sim.stage3 import KernelStart, run_stage3
 from zipldump.ui import UI
@@ -38,7 +39,6 @@ GiB = 1 << 30
 MiB = 1 << 20
 DEFAULT_MEMORY = 2 * GiB
 DEFAULT_CPUS = 4
-DEFAULT_HSA = 32 * MiB
 
 
 @dataclass
@@ -47,7 +47,7 @@ class IplOptions:
     loadparm: int = 0
     memory_size: int | None = None  # None: DEFAULT_MEMORY (a --crashed FILE brings its own size)
     cpus: int | None = None  # None: DEFAULT_CPUS (an ELF core brings its own CPUs)
-    hsa_size: int | None = None  # None: DEFAULT_HSA, or the whole storage when that is smaller
+    hsa_size: int | None = None  # None: DEFAULT_HSA_SIZE, or the whole storage when that is smaller
     crashed: Path | None = None  # raw memory image or ELF core; None = generated
     seed: int = 0
     verify: bool = False
@@ -140,12 +140,12 @@ def effective_hsa_size(opts: IplOptions, memory_size: int, ui: UI | None = None)
     (the HSA then holds all of it).  An explicit --hsa-size above the storage stays an error."""
     if opts.hsa_size is not None:
         return opts.hsa_size
-    if memory_size < DEFAULT_HSA:
+    if memory_size < DEFAULT_HSA_SIZE:
         if ui is not None:
             size = f"{memory_size >> 20} MiB" if memory_size % MiB == 0 else f"{memory_size >> 10} KiB"
-            ui.info(f"storage of {size} is smaller than the {DEFAULT_HSA >> 20} MiB HSA: the HSA holds all of it")
+            ui.info(f"storage of {size} is smaller than the {DEFAULT_HSA_SIZE >> 20} MiB HSA: the HSA holds all of it")
         return memory_size
-    return DEFAULT_HSA
+    return DEFAULT_HSA_SIZE
 
 
 def dump_mode(load: LoadResult, params: Any) -> str:

@@ -34,12 +34,12 @@ from zipldump.formats.lowcore import (
     overlay_save_area,
 )
 from zipldump.formats.s390dump import tod_from_unix_us
+from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.sim.cpu import OPERATING, STOPPED, CpuState
 from zipldump.sim.crashed import CrashedSystem
 from zipldump.sim.storage import PAGE_SIZE, Storage
 
 MiB = 1 << 20
-DEFAULT_HSA_SIZE = 32 * MiB
 HSA_IN_RAM_LIMIT = 64 * MiB  # larger HSAs are kept in a temporary file
 DEFAULT_CPU_ID = 0x0001234520978000  # STIDP: version 0, ident 0x012345, machine 2097 (§9)
 COPY_CHUNK = 4 * MiB
