@@ -653,3 +653,29 @@ def test_replacing_a_boot_record_of_another_partition_asks(tmp_path: Path, files
         install(job(img, files, 512, partition=2, assume_yes=False), quiet())
     assert sha(img) == before
     assert install(job(img, files, 512, partition=2), quiet()).losses
+
+
+@pytest.mark.parametrize(("offset", "label"), [(508, b"\xda\xbe"), (0, b"\x0b\xe5\xa9\x41")])
+def test_block0_layout_in_zipls_order(tmp_path: Path, files, offset: int, label: bytes) -> None:
+    """zipl's get_scsi_layout tests 55 AA first: a DOS MBR whose bytes 508/509 (the 4th
+    entry's size) read DA BE, or whose boot code starts like an SGI label, is PC-BIOS and
+    accepted; the same bytes without 55 AA are a Sun/SGI label and refused."""
+    img = dump_disk(tmp_path, 512)
+    with open(img, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(label)
+    res = install(job(img, files, 512), quiet())
+    assert res.verified
+    with DiskImage(img, 512) as d:
+        assert d.read_at(508, 4) == (b"\xda\xbe\x55\xaa" if offset == 508 else b"\0\0\x55\xaa")
+    with open(img, "r+b") as fh:
+        fh.seek(0)
+        fh.write(bytes(0x98))  # no boot record: nothing to ask about
+        fh.seek(offset)
+        fh.write(label)
+        fh.seek(510)
+        fh.write(b"\0\0")
+    before = sha(img)
+    with pytest.raises(DiskError, match="Unsupported SCSI disk layout"):
+        install(job(img, files, 512), quiet())
+    assert sha(img) == before

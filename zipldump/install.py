@@ -159,10 +159,14 @@ class InstallResult:
 
 # ---------------------------------------------------------------------------- checks
 def _check_block0_layout(block0: bytes, partition: int, where: str) -> None:
-    """zipl's get_scsi_layout: PC-BIOS (55 AA) is fine; Sun/SGI are not; else only whole disk."""
+    """zipl's get_scsi_layout, in its order: 55 AA at 510 (PC-BIOS: DOS MBR or GPT
+    protective MBR) is accepted whatever else block 0 holds; otherwise a Sun (DA BE at
+    508) or SGI (0B E5 A9 41 at 0) label is refused; anything else only as a whole disk."""
+    if block0[510:512] == b"\x55\xaa":
+        return
     if block0[508:510] == b"\xda\xbe" or block0[0:4] == b"\x0b\xe5\xa9\x41":
         raise DiskError("Unsupported SCSI disk layout (Sun or SGI label in block 0)", where=where)
-    if block0[510:512] != b"\x55\xaa" and partition != 0:
+    if partition != 0:
         raise DiskError(
             "block 0 has no 55 AA signature, so there is no partition table to find the partition in",
             where=f"{where} LBA 0 offset 0x1fe",
