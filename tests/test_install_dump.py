@@ -679,3 +679,16 @@ def test_block0_layout_in_zipls_order(tmp_path: Path, files, offset: int, label:
     with pytest.raises(DiskError, match="Unsupported SCSI disk layout"):
         install(job(img, files, 512), quiet())
     assert sha(img) == before
+
+
+def test_hsa_limit_counts_the_whole_last_block(tmp_path: Path, files) -> None:
+    """An explicit ramdisk address 512 bytes below the HSA end: on a 4096-byte disk the
+    firmware loads a whole 4 KiB block there, past the HSA, so the install is refused."""
+    img = dump_disk(tmp_path, 4096)
+    small = tmp_path / "small-initrd"
+    small.write_bytes(b"R" * 0x100)
+    prog = ProgramSpec("dump", "dump", files["kernel"], small, ramdisk_address=0x1FFFE00)
+    before = sha(img)
+    with pytest.raises(HsaLimitError, match="0x01fffe00-0x02000dff ends above the HSA limit"):
+        install(InstallJob(img, "dumpto", 1, {0: prog}, block_size=4096, assume_yes=True), quiet())
+    assert sha(img) == before

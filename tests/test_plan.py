@@ -218,6 +218,21 @@ def test_compose_hsa_refusal(tmp_path: Path) -> None:
     compose_program(0, ProgramSpec("d", "dump", k, r), stage3=None, hsa_size=64 << 20)
 
 
+def test_hsa_check_covers_the_whole_last_block(tmp_path: Path) -> None:
+    """The firmware loads whole blocks: a ramdisk at an explicit (zipl.conf ",ADDR")
+    address that is not 4 KiB aligned ends, on a 4096-byte disk, where its last block ends."""
+    check_hsa([LoadedRange("initial ramdisk", 0x1FFFE00, 0x100)], 0x2000000, block_size=512)
+    with pytest.raises(HsaLimitError, match=r"0x01fffe00-0x02000dff ends above the HSA limit 0x02000000 \(the last 4096-byte block"):
+        check_hsa([LoadedRange("initial ramdisk", 0x1FFFE00, 0x100)], 0x2000000, block_size=4096)
+    k = make_kernel(tmp_path / "k")
+    r = tmp_path / "r"
+    r.write_bytes(b"R" * 0x100)
+    spec = ProgramSpec("d", "dump", k, r, ramdisk_address=0x1FFFE00)
+    compose_program(0, spec, stage3=None, hsa_size=32 << 20, block_size=512)
+    with pytest.raises(HsaLimitError, match="component 'initial ramdisk'"):
+        compose_program(0, spec, stage3=None, hsa_size=32 << 20, block_size=4096)
+
+
 def test_job_validation(tmp_path: Path) -> None:
     k = tmp_path / "k"
     with pytest.raises(UsageError, match="alone"):

@@ -242,7 +242,8 @@ def compose_programs(job: InstallJob, stage3: Source | None) -> list[ProgramImag
     out = []
     for pos in sorted(job.programs):
         img, _ = compose_program(
-            pos, job.programs[pos], stage3=stage3, hsa_size=job.hsa_size, check_kernel=job.check_kernel, compat=job.compat
+            pos, job.programs[pos], stage3=stage3, hsa_size=job.hsa_size, check_kernel=job.check_kernel, compat=job.compat,
+            block_size=job.block_size,
         )
         out.append(img)
     return out

@@ -137,15 +137,19 @@ class LoadedRange:
         return self.address + self.length
 
 
-def check_hsa(ranges: list[LoadedRange], hsa_size: int, *, program: str = "") -> None:
+def check_hsa(ranges: list[LoadedRange], hsa_size: int, *, program: str = "", block_size: int = 1) -> None:
     """A SCSI dump program must lie entirely in the HSA (memory the machine saved).
 
-    Components start block aligned (multiples of 0x1000), so a byte-exact end
-    within `hsa_size` also keeps the block-rounded end within it.
+    The firmware loads whole blocks, so a component's loaded end is its address plus
+    its length rounded up to `block_size`.  For zipl's own addresses (multiples of
+    0x1000) that changes nothing; an explicit zipl.conf address ("file,ADDR") need
+    not be aligned, and then the last block may reach past the byte-exact end.
     """
     for r in ranges:
-        if r.end > hsa_size:
+        end = r.address + align(r.length, block_size)
+        if end > hsa_size:
             raise HsaLimitError(
-                f"component '{r.name}' {r.address:#010x}-{r.end - 1:#010x} ends above the HSA limit {hsa_size:#010x}",
+                f"component '{r.name}' {r.address:#010x}-{end - 1:#010x} ends above the HSA limit {hsa_size:#010x}"
+                + (f" (the last {block_size}-byte block loads up to {end - 1:#010x})" if end != r.end else ""),
                 where=f"dump program '{program}'" if program else None,
             )

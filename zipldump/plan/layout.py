@@ -240,11 +240,13 @@ def compose_program(
     hsa_size: int,
     check_kernel: bool = True,
     compat: str | None = None,
+    block_size: int = 1,
 ) -> tuple[ProgramImage, AddressPlan]:
     """Turn a ProgramSpec into the exact LOAD list (§8.1/§8.2, or the direct layout).
 
     All checks happen here, before anything is written: kernel image sanity,
-    parmline length, address overlap/limit, and the HSA limit for dump programs.
+    parmline length, address overlap/limit, and the HSA limit for dump programs
+    (on the whole `block_size` blocks the firmware loads).
     """
     kernel = read_kernel_info(prog.image, check=check_kernel)
     rd_size = os.path.getsize(prog.ramdisk) if prog.ramdisk is not None else None
@@ -320,7 +322,7 @@ def compose_program(
         assert addrs.ramdisk_addr is not None
         comps.append(ComponentSpec("ramdisk", RAMDISK, addrs.ramdisk_addr, Source.of_file(prog.ramdisk)))
     if prog.is_dump:
-        check_hsa([c.loaded for c in comps], hsa_size, program=prog.name)
+        check_hsa([c.loaded for c in comps], hsa_size, program=prog.name, block_size=block_size)
     header = HEADER_DUMP if prog.is_dump else HEADER_IPL
     img = ProgramImage(position, prog.name, prog.kind, header, comps, psw, parmline, layout)
     return img, addrs
