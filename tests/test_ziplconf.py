@@ -153,3 +153,26 @@ def test_no_default_lists_choices() -> None:
         cfg.select()
     with pytest.raises(UsageError, match="not both"):
         cfg.select(section="a", menu="m")
+
+
+@pytest.mark.parametrize("odd", ["\x0c", "\x0b", "\x1c", "\x85", "\u2028"])
+def test_only_newline_ends_a_line(odd: str) -> None:
+    """zipl counts '\\n' only: a form feed or U+2028 inside a value neither ends the line nor shifts later line numbers."""
+    text = f"[a]\nimage=x\nparameters=\"a{odd}b\"\nfoo=1\n"
+    with pytest.raises(UsageError) as ei:
+        parse_config_text(text, "z.conf")
+    assert ei.value.where == "z.conf:4" and "unknown keyword 'foo'" in ei.value.message
+    cfg = parse_config_text(text.replace("foo=1\n", ""), "z.conf")
+    assert cfg.sections["a"].parameters == f"a{odd}b"
+
+
+def test_crlf_lines() -> None:
+    cfg = parse_config_text("[a]\r\nimage=x\r\nparameters=\"p q\"\r\n", "z.conf")
+    assert cfg.sections["a"].parameters == "p q" and cfg.sections["a"].image == Path("x")
+
+
+def test_menu_position_given_twice() -> None:
+    """'1=' and '01=' are the same position: refused at the second, not silently replaced."""
+    with pytest.raises(UsageError) as ei:
+        parse_config_text("[a]\nimage=x\n[b]\nimage=y\n:m\n1=a\n01=b\n", "z.conf")
+    assert ei.value.where == "z.conf:7" and "position 1" in ei.value.message and "line 6" in ei.value.message

@@ -65,7 +65,8 @@ def _clip(text: str) -> str:
 
 _SECTION_RE = re.compile(r"^\[(?P<name>[^\]]*)\]$")
 _MENU_RE = re.compile(r"^:(?P<name>.*)$")
-_KEYVAL_RE = re.compile(r"^(?P<key>[^=\s]+)\s*=\s*(?P<value>.*)$")
+_KEYVAL_RE = re.compile(r"^(?P<key>[^=\s]+)[ \t]*=[ \t]*(?P<value>.*)$")
+BLANKS = " \t"  # zipl's isblank(): what it skips around keywords and values
 _ADDR_RE = re.compile(r"^(?P<path>.+),(?P<addr>(0[xX])?[0-9a-fA-F]+)$")
 
 
@@ -310,14 +311,14 @@ def _partition_number(key: str, value: str, where: str) -> int:
 
 
 def _unquote(raw: str, where: str) -> str:
-    raw = raw.strip()
+    raw = raw.strip(BLANKS)
     if raw[:1] in ("'", '"'):
         quote = raw[0]
         end = raw.find(quote, 1)
         if end < 0:
             raise UsageError(f"unterminated quoted value {_clip(raw)}", where=where)
-        if raw[end + 1 :].strip():
-            raise UsageError(f"unexpected characters after the closing quote: {_clip(raw[end + 1 :].strip())!r}", where=where)
+        if raw[end + 1 :].strip(BLANKS):
+            raise UsageError(f"unexpected characters after the closing quote: {_clip(raw[end + 1 :].strip(BLANKS))!r}", where=where)
         return raw[1:end]
     return raw
 
@@ -368,10 +369,12 @@ def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
     current: _Block | None = None
     seen_sections: dict[str, int] = {}
     seen_menus: dict[str, int] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    # Only '\n' ends a line, as in zipl (str.splitlines would also break at form feeds,
+    # U+2028 and others, and every later FILE:LINE would be wrong); a CR before it is dropped.
+    for lineno, raw in enumerate(text.split("\n"), start=1):
         if len(raw) > MAX_LINE_LENGTH:
             raise UsageError(f"line of {len(raw)} characters is longer than {MAX_LINE_LENGTH}", where=where(lineno))
-        line = raw.strip()
+        line = raw.removesuffix("\r").strip(BLANKS)
         if not line or line.startswith("#"):
             continue
         m = _SECTION_RE.match(line)
@@ -406,6 +409,13 @@ def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
             raise UsageError(f"keyword '{_clip(m['key'])}' outside of a section (add a [section] line above it)", where=where(lineno))
         key = m["key"]  # keywords are case-sensitive, as in zipl
         value = _unquote(m["value"], where(lineno))
+        if current.kind == "menu" and _is_number(key):
+            key = str(int(key))  # '01=' is position 1
+            if key in current.values:
+                raise UsageError(
+                    f"position {key} given twice in menu :{current.name} (first at line {current.values[key][1]})",
+                    where=where(lineno),
+                )
         if key in current.values:
             raise UsageError(
                 f"keyword '{_clip(key)}' given twice in {_describe(current)} (first at line {current.values[key][1]})",
