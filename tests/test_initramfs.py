@@ -177,3 +177,16 @@ def test_cli_error_exit_code_and_nothing_written(tree: Path, tmp_path: Path, cap
     assert main(["mkinitramfs", str(listfile), str(out)]) == UsageError.exit_code
     assert f"{listfile}:1" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("odd", ["\xa0", "\u2028", "\x85", "\x1c"])
+def test_fields_split_at_ascii_blanks_only(tree: Path, odd: str) -> None:
+    """gen_init_cpio reads lines with fgets and fields with sscanf %s: U+00A0 or U+2028 in a name is
+    part of the name, not a field break or a line break, and later line numbers stay right."""
+    data = build_initramfs(f"dir /a{odd}b 755 0 0\r\ndir /c 755 0 0\r\n", base_dir=tree, compress="none")
+    assert [e.name for e, _ in iter_archive(io.BytesIO(data))] == [f"a{odd}b", "c"]
+    listfile = tree / "odd.list"
+    listfile.write_text(f"dir /a{odd}b 755 0 0\ndir /c 755 0 0 extra\n")
+    with pytest.raises(UsageError) as ei:
+        build_initramfs(listfile)
+    assert ei.value.where == f"{listfile}:2" and "expected: dir" in ei.value.message

@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ _USAGE = {
     "pipe": "pipe <name> <mode> <uid> <gid>",
     "sock": "sock <name> <mode> <uid> <gid>",
 }
+_ASCII_SPACE = " \t\r\v\f"  # C isspace() without the newline
 _TYPE_BITS = {"dir": stat.S_IFDIR, "slink": stat.S_IFLNK, "pipe": stat.S_IFIFO, "sock": stat.S_IFSOCK}
 
 
@@ -117,12 +119,15 @@ def parse_list(list_text_or_path: str | Path, base_dir: str | Path | None = None
     text, label, base = _load(list_text_or_path, base_dir)
     entries: list[ListEntry] = []
     seen: dict[str, int] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    # As gen_init_cpio: lines end at '\n' only (fgets) and fields are separated by ASCII
+    # white space only (sscanf %s); str.splitlines()/split() would also break at U+00A0,
+    # U+2028 and others, splitting names and shifting every later LIST:LINE.
+    for lineno, raw in enumerate(text.split("\n"), start=1):
         where = f"{label}:{lineno}"
-        line = raw.strip()
+        line = raw.strip(_ASCII_SPACE)
         if not line or line.startswith("#"):
             continue
-        words = line.split()
+        words = re.split(f"[{_ASCII_SPACE}]+", line)
         kind = words[0]
         if kind not in _FIELDS:
             raise UsageError(f"unknown entry type {_clip(kind)!r} (expected one of {', '.join(_FIELDS)})", where=where)
