@@ -337,3 +337,22 @@ def test_firmware_failure_names_its_reason(tmp_path: Path) -> None:
     assert msg.startswith("the s390-ccw firmware stopped: 'zIPL load failed'")
     assert "No zIPL section in IPL2 record. | zIPL load failed. | Failed to load OS from hard disk" in msg
     assert "LOADPARM" not in msg
+
+
+@pytest.mark.parametrize("loadparm", [-1, 31, 99])
+def test_loadparm_out_of_range_is_a_usage_error_before_the_disk_is_judged(tmp_path: Path, loadparm: int) -> None:
+    """-1 must not select the table's last entry ('entry -1 is empty', exit 50): it is a usage error."""
+    marker = tmp_path / "ran"
+    with pytest.raises(UsageError, match=f"loadparm {loadparm}: the program table has entries 0..30"):
+        qemu.boot(small_disk(tmp_path), expect="x", loadparm=loadparm, qemu=fake_qemu(tmp_path, f"touch {marker}"), timeout=5)
+    assert not marker.exists()
+    assert qemu.empty_entry_check(small_disk(tmp_path), 512, loadparm) is None
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-5"])
+def test_timeout_must_be_a_positive_number(tmp_path: Path, timeout: str) -> None:
+    """--timeout nan would give a deadline that never passes: refused like 0, before QEMU starts."""
+    marker = tmp_path / "ran"
+    with pytest.raises(UsageError, match="must be a positive number of seconds"):
+        qemu.boot(small_disk(tmp_path), expect="x", qemu=fake_qemu(tmp_path, f"touch {marker}"), timeout=float(timeout))
+    assert not marker.exists()

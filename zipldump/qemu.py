@@ -69,6 +69,13 @@ def parse_memory(text: str) -> str:
     return text.upper()
 
 
+def _check_options(block_size: int, loadparm: int | None) -> None:
+    if block_size not in (512, 4096):
+        raise UsageError(f"block size {block_size}: QEMU's scsi-hd is used with 512 or 4096 here")
+    if loadparm is not None and not 0 <= loadparm <= 30:
+        raise UsageError(f"loadparm {loadparm}: the program table has entries 0..30")
+
+
 def qemu_command(
     image: str | Path,
     *,
@@ -78,10 +85,7 @@ def qemu_command(
     qemu: str = QEMU,
 ) -> list[str]:
     """The qemu-system-s390x command line for booting `image` (never written: snapshot=on)."""
-    if block_size not in (512, 4096):
-        raise UsageError(f"block size {block_size}: QEMU's scsi-hd is used with 512 or 4096 here")
-    if loadparm is not None and not 0 <= loadparm <= 30:
-        raise UsageError(f"loadparm {loadparm}: the program table has entries 0..30")
+    _check_options(block_size, loadparm)
     path = str(Path(image).resolve())
     if "," in path:
         raise UsageError(f"{path}: QEMU's -drive option cannot take a file name with a comma")
@@ -134,7 +138,7 @@ def _peek(image: str | Path, block_size: int, loadparm: int | None) -> _Peek | N
             pt = ProgramTable.parse(pt_block[:512])
             entry = loadparm or 0
             valid = [i for i, e in enumerate(pt.entries) if e.blockno]
-            if entry >= PROGRAM_TABLE_ENTRIES or not valid:
+            if not 0 <= entry < PROGRAM_TABLE_ENTRIES or not valid:
                 return None
             e = pt.entries[entry]
             ptr = BlockPtr(e.blockno, e.size, e.blockct)
@@ -234,8 +238,9 @@ def boot(
     """
     if not Path(image).is_file() and not Path(image).is_block_device():
         raise UsageError(f"{image}: no such image file")
-    if timeout <= 0:
-        raise UsageError(f"timeout {timeout}: must be positive")
+    if not 0 < timeout < float("inf"):  # NaN too: a deadline of NaN would never pass
+        raise UsageError(f"timeout {timeout}: must be a positive number of seconds")
+    _check_options(block_size, loadparm)
     # The disk is judged first: a dump program is refused plainly even where QEMU is not installed.
     dump_msg = dump_program_check(image, block_size, loadparm)
     if dump_msg:
