@@ -527,3 +527,21 @@ def test_dumpinfo_on_dump_disk_json(tmp_path: Path, capsys: pytest.CaptureFixtur
         fh.write(b"\x01")
     assert cli_main(["-q", "dumpinfo", str(img)]) == DumpTargetChangedError.exit_code
     assert cli_main(["-q", "dumpinfo", "--force", str(img)]) == 0
+
+
+def test_elf_todcmp_is_the_raw_save_area_field(tmp_path: Path) -> None:
+    """zgetdump -f elf copies the 8 bytes at prefix + 0x1330 into NT_S390_TODCMP
+    as they are.  A dump made by `zgetdump -f s390` from a QEMU ELF holds the
+    unshifted CKC there (s390-dump-format.md §8.9); the note must carry those
+    bytes, not the value shifted once more."""
+    p = make_dump(tmp_path / "d")
+    raw = bytes.fromhex("e3a3b0d1d42e5927")  # top byte non-zero: an unshifted copy
+    with open(p, "r+b") as fh:
+        fh.seek(sd.HEADER_SIZE + PREFIXES[1] + 0x1330)
+        fh.write(raw)
+    out = tmp_path / "core"
+    with S390Dump(p) as d:
+        write_elf(d, out)
+    core = read_elf_core(out)
+    todcmp = [n.desc for n in core.notes if n.type == ec.NT_S390_TODCMP]
+    assert todcmp == [build_save_area(example_cpus()[0])[0x130:0x138], raw]

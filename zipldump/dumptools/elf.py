@@ -25,7 +25,7 @@ from zipldump.dumptools.reader import DEFAULT_CHUNK, S390Dump
 from zipldump.errors import DiskError, FormatError
 from zipldump.formats import elfcore as ec
 from zipldump.formats import s390dump as sd
-from zipldump.formats.lowcore import CpuRegisters
+from zipldump.formats.lowcore import CKC_OFFSET, CpuRegisters
 
 MEMORY_ALIGN = 4096
 MAX_NOTES_SIZE = 64 << 20  # sanity bound for reading PT_NOTE segments into memory (all of them together)
@@ -102,9 +102,13 @@ class ElfLayout:
 
 
 def elf_notes_for(dump: S390Dump) -> bytes:
+    """NT_PRPSINFO, then each CPU's notes from its save area; NT_S390_TODCMP is
+    the raw u64 at prefix + 0x1330, as zgetdump -f elf copies it."""
     notes = [ec.Note(ec.CORE_NAME, ec.NT_PRPSINFO, ec.build_prpsinfo("vmlinux"))]
-    for i, regs in enumerate(dump.cpus):
-        notes += ec.cpu_notes(regs, i + 1)
+    # dump.cpus is empty unless every CPU of lc_vec (dump.info.cpus) has registers.
+    for i, (regs, cpu) in enumerate(zip(dump.cpus, dump.info.cpus)):
+        raw = dump.read_memory(cpu.prefix + CKC_OFFSET, 8)
+        notes += ec.cpu_notes(regs, i + 1, todcmp_field=int.from_bytes(raw, "big"))
     return ec.build_notes(notes)
 
 

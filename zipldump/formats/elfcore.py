@@ -314,9 +314,14 @@ def build_prpsinfo(fname: str = "vmlinux") -> bytes:
     )
 
 
-def cpu_notes(regs: CpuRegisters, pid: int) -> list[Note]:
+def cpu_notes(regs: CpuRegisters, pid: int, *, todcmp_field: int | None = None) -> list[Note]:
     """The notes of one CPU; `pid` is the 1-based CPU number (pr_pid).
-    NT_S390_TODCMP carries the save-area encoding CKC >> 8, like zgetdump."""
+    NT_S390_TODCMP carries the save-area encoding CKC >> 8, like zgetdump; a
+    writer converting a dump passes the save area's raw u64 at 0x1330 as
+    `todcmp_field`, which zgetdump copies unchanged (also when it holds an
+    unshifted CKC, which `regs.ckc` cannot tell apart)."""
+    if todcmp_field is None:
+        todcmp_field = ckc_to_field(regs.ckc)
     prstatus = PrStatus.build(
         {
             "si_signo": 0, "si_code": 0, "si_errno": 0, "pr_cursig": 0, "pr_sigpend": 0, "pr_sighold": 0,
@@ -329,7 +334,7 @@ def cpu_notes(regs: CpuRegisters, pid: int) -> list[Note]:
         Note(CORE_NAME, NT_PRSTATUS, prstatus),
         Note(CORE_NAME, NT_FPREGSET, FpRegSet.build({"fpc": regs.fpc, "fprs": list(regs.fprs)})),
         Note(LINUX_NAME, NT_S390_TIMER, regs.timer.to_bytes(8, "big")),
-        Note(LINUX_NAME, NT_S390_TODCMP, ckc_to_field(regs.ckc).to_bytes(8, "big")),
+        Note(LINUX_NAME, NT_S390_TODCMP, todcmp_field.to_bytes(8, "big")),
         Note(LINUX_NAME, NT_S390_TODPREG, regs.todpreg.to_bytes(4, "big")),
         Note(LINUX_NAME, NT_S390_CTRS, Ctrs.build(list(regs.crs))),
         Note(LINUX_NAME, NT_S390_PREFIX, regs.prefix.to_bytes(4, "big")),
