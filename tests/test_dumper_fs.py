@@ -336,6 +336,10 @@ def test_cmdline_numbers_like_strtoll_base0():
     assert parse_c_integer("0") == 0
     for bad in ("", "0x", "12ab", "08", "1_000", "+", "64M"):
         assert parse_c_integer(bad) is None, bad
+    # strtoll takes a sign only before the "0x"/"0" prefix; after it, parsing stops.
+    for bad in ("0x+10", "0x-10", "0+7", "0-7", "+-1"):
+        assert parse_c_integer(bad) is None, bad
+    assert parse_c_integer("+0x10") == 16 and parse_c_integer("-010") == -8
     assert parse_dump_cmdline("dump_mem=0x10000000").dump_mem == 1 << 28
     assert parse_dump_cmdline("dump_mem=0400000").dump_mem == 0o400000
 

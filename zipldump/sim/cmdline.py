@@ -71,22 +71,17 @@ def parse_c_integer(text: str) -> int | None:
         s = s[1:]
     if not s:
         return None
-    try:
-        if s[:2].lower() == "0x":
-            if len(s) == 2:
-                return None
-            value = int(s[2:], 16)
-        elif len(s) > 1 and s[0] == "0":
-            value = int(s[1:], 8)
-        else:
-            if not s.isdigit():
-                return None
-            value = int(s, 10)
-    except ValueError:
+    # Only digits of the base may follow the prefix: int() would also take a
+    # sign, "_" or blanks there, where strtoll stops (and *end != 0).
+    if s[:2].lower() == "0x":
+        digits, base, allowed = s[2:], 16, "0123456789abcdefABCDEF"
+    elif len(s) > 1 and s[0] == "0":
+        digits, base, allowed = s[1:], 8, "01234567"
+    else:
+        digits, base, allowed = s, 10, "0123456789"
+    if not digits or any(c not in allowed for c in digits):
         return None
-    if any(c in "_ " for c in s):  # int() accepts "1_000"; strtoll does not
-        return None
-    return sign * value
+    return sign * int(digits, base)
 
 
 def parse_dump_cmdline(cmdline: str) -> DumpParams:
