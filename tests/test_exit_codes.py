@@ -101,3 +101,46 @@ def _wrap_register(register, func):
         sub.choices["inspect"].set_defaults(func=func)
 
     return wrapped
+
+
+def test_errors_are_one_line_even_when_the_message_is_not(monkeypatch, capsys):
+    """A message with line breaks (an external tool's output, a construct error) still gives one line
+    on stderr; with --json the same error is the one JSON document on stdout, internal errors included."""
+    import json
+
+    from zipldump import cli
+    from zipldump.commands import inspect as inspect_cmd
+    from zipldump.errors import FormatError, InternalError
+
+    monkeypatch.delenv("ZIPLDUMP_DEBUG", raising=False)
+    register = inspect_cmd.register
+    cases = [
+        (FormatError("first line\nsecond line\n", where="block 0x7"), 20, "format", "block 0x7: first line | second line"),
+        (ValueError("a\n  b\n"), 70, InternalError.kind, "ValueError: a | b"),
+    ]
+    for exc, code, kind, text in cases:
+
+        def boom(args, ui, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(inspect_cmd, "register", _wrap_register(register, boom))
+        assert cli.main(["inspect", "/nonexistent", "--json"]) == code
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and text in err, err
+        doc = json.loads(out)
+        assert doc["error"]["exit_code"] == code and doc["error"]["kind"] == kind
+        assert "\n" not in doc["error"]["message"]
+
+
+def test_argparse_errors_are_one_line(capsys):
+    from zipldump import cli
+
+    assert cli.main(["inspect"]) == 2
+    assert cli.main(["nosuchcommand"]) == 2
+    assert cli.main(["inspect", "x", "--block-size", "7"]) == 2
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 3, err
+    assert lines[0].startswith("zipldump inspect: error: the following arguments are required: IMAGE")
+    assert lines[1].startswith("zipldump: error: argument COMMAND: invalid choice: 'nosuchcommand'")
+    assert all("--help" in line for line in lines)

@@ -9,18 +9,31 @@ into a one-line message and the error's exit code.
 from __future__ import annotations
 
 import argparse
-import os
 import importlib
+import os
 import pkgutil
 import sys
+from typing import NoReturn
 
 from zipldump import __version__, commands
 from zipldump.errors import InternalError, UsageError, ZiplDumpError
 from zipldump.ui import UI
 
 
+def one_line(text: str) -> str:
+    """A message as one line: its lines joined with ' | ' (tool output and construct errors hold several)."""
+    return " | ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other error (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(UsageError.exit_code, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zipldump", description="zipl SCSI IPL and dump disks for IBM Z")
+    parser = _Parser(prog="zipldump", description="zipl SCSI IPL and dump disks for IBM Z")
     parser.add_argument("--version", action="version", version=f"zipldump {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no status messages on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -30,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(exc: ZiplDumpError, label: str, json_output: bool, ui: UI) -> int:
+    print(f"zipldump: {label}: {one_line(str(exc))}", file=sys.stderr)
+    if json_output:
+        message = one_line(exc.message)
+        ui.emit_json({"error": {"kind": exc.kind, "where": exc.where, "message": message, "exit_code": exc.exit_code}})
+    return exc.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,14 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its message
         return UsageError.exit_code if exc.code else 0
-    ui = UI(json_output=getattr(args, "json", False), quiet=args.quiet)
+    json_output = getattr(args, "json", False)
+    ui = UI(json_output=json_output, quiet=args.quiet)
     try:
         return int(args.func(args, ui) or 0)
     except ZiplDumpError as exc:
-        print(f"zipldump: error: {exc}", file=sys.stderr)
-        if getattr(args, "json", False):
-            ui.emit_json({"error": {"kind": exc.kind, "where": exc.where, "message": exc.message, "exit_code": exc.exit_code}})
-        return exc.exit_code
+        return _report(exc, "error", json_output, ui)
     except KeyboardInterrupt:
         print("zipldump: interrupted", file=sys.stderr)
         return 130
@@ -57,6 +74,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if os.environ.get("ZIPLDUMP_DEBUG"):
             raise
-        err = InternalError(f"{type(exc).__name__}: {exc} (a zipldump bug; ZIPLDUMP_DEBUG=1 shows the traceback)")
-        print(f"zipldump: internal error: {err}", file=sys.stderr)
-        return err.exit_code
+        err = InternalError(f"{type(exc).__name__}: {one_line(str(exc))} (a zipldump bug; ZIPLDUMP_DEBUG=1 shows the traceback)")
+        return _report(err, "internal error", json_output, ui)
