@@ -20,7 +20,7 @@ def tmp_image(tmp_path: Path) -> Callable[..., Path]:
         path = tmp_path / name
         with open(path, "wb") as fh:
             if fill:
-                chunk = (fill * (1 << 20 // len(fill) + 1))[: 1 << 20]
+                chunk = fill * max(1, (1 << 20) // len(fill))  # whole repeats: the pattern stays aligned
                 left = size
                 while left:
                     n = min(left, len(chunk))

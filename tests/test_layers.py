@@ -30,9 +30,14 @@ def layer_of(module: str) -> int:
 
 
 def imports_of(path: Path) -> list[str]:
+    """The zipldump modules `path` imports; `from zipldump import qemu` counts as zipldump.qemu."""
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("zipldump"):
+        if isinstance(node, ast.ImportFrom) and node.module == "zipldump":
+            for alias in node.names:
+                is_module = (PACKAGE / f"{alias.name}.py").is_file() or (PACKAGE / alias.name).is_dir()
+                out.append(f"zipldump.{alias.name}" if is_module else "zipldump")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("zipldump"):
             out.append(node.module)
         elif isinstance(node, ast.Import):
             out += [a.name for a in node.names if a.name.startswith("zipldump")]
@@ -57,3 +62,6 @@ def test_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
     bad.write_text("from zipldump.sim.zcore import Zcore\n")
     assert imports_of(bad) == ["zipldump.sim.zcore"]
     assert layer_of("zipldump.sim.zcore") > layer_of("zipldump.reader")
+    # the package form names the module too (it used to be skipped as plain "zipldump")
+    bad.write_text("from zipldump import __version__, sim, qemu\n")
+    assert imports_of(bad) == ["zipldump", "zipldump.sim", "zipldump.qemu"]
