@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -96,6 +97,22 @@ def test_dry_run_changes_nothing(tmp_image):
             disk.write_at(32 * 512, b"x")  # bounds still checked
     assert path.read_bytes() == before
     assert path.stat().st_mtime_ns == mtime
+
+
+def test_dry_run_makes_the_checks_of_a_writable_open(tmp_image, monkeypatch):
+    """A dry run must fail where the real run would: on a held image and without write permission."""
+    path = tmp_image(4096)
+    with DiskImage(path):  # a reader (shared lock): a real writer could not start
+        with pytest.raises(LockError):
+            DiskImage(path, writable=True)
+        with pytest.raises(LockError):
+            DiskImage(path, writable=True, dry_run=True)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode == os.W_OK else real_access(p, mode, **kw))
+    with pytest.raises(DiskError, match="cannot open: Permission denied") as ei:
+        DiskImage(path, writable=True, dry_run=True)
+    assert ei.value.where == str(path)
+    DiskImage(path, dry_run=True).close()  # a read-only open needs no write permission
 
 
 def test_lock_second_open_in_same_process(tmp_image):

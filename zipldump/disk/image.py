@@ -59,13 +59,17 @@ class DiskImage:
         self.dry_run = dry_run
         self.writes: list[RecordedWrite] = []
         self._fd: int | None = None
-        # A dry run never writes, so it opens read-only and only shares the lock.
+        # A dry run never writes, so it opens read-only; but it makes the checks a real
+        # writable open makes: write permission and the exclusive lock.
         really_write = writable and not dry_run
         flags = (os.O_RDWR if really_write else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0)
         try:
             fd = os.open(self.path, flags)
         except OSError as exc:
             raise DiskError(f"cannot open: {exc.strerror}", where=self.path) from exc
+        if writable and dry_run and not os.access(self.path, os.W_OK):
+            os.close(fd)
+            raise DiskError(f"cannot open: {os.strerror(errno.EACCES)} (a real run opens it for writing)", where=self.path)
         self._fd = fd
         try:
             st = os.fstat(fd)
@@ -73,7 +77,7 @@ class DiskImage:
             if not (self.is_block_device or stat.S_ISREG(st.st_mode)):
                 raise DiskError("not a regular file or block device", where=self.path)
             if lock:
-                self._lock(fd, exclusive=really_write, st=st)
+                self._lock(fd, exclusive=writable, st=st)
             self.size = os.lseek(fd, 0, os.SEEK_END)
             if self.is_block_device:
                 self._check_device_sector_size(fd)
