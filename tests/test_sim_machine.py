@@ -7,6 +7,7 @@ import pytest
 from zipldump.errors import IplError, UsageError
 from zipldump.formats.lowcore import REGISTER_RANGES, build_save_area, parse_save_area
 from zipldump.sim.crashed import generate
+from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.sim.machine import HSA_IN_RAM_LIMIT, Machine, ReiplRequest
 
 MiB = 1 << 20
@@ -63,6 +64,15 @@ def test_large_hsa_lives_in_a_temporary_file():
     assert bytes(buf) == c.read_original(HSA_IN_RAM_LIMIT + 4096, 8192)
     m.release_hsa()
     assert not m.hsa_available and m.hsa._fd == -1
+
+
+@pytest.mark.parametrize("hsa", [DEFAULT_HSA_SIZE, 64 * MiB])
+def test_usual_hsa_sizes_are_not_held_in_ram(hsa):
+    """The dump's peak RSS must stay under 100 MiB (issue 3): a 32 or 64 MiB
+    bytearray for the HSA would take a third or two thirds of that alone."""
+    m = Machine(generate(hsa + 16 * MiB, 2, seed=1), hsa)
+    m.save_hsa()
+    assert m.hsa._ram is None and m.hsa._fd >= 0
 
 
 def test_sigp_and_diag308():

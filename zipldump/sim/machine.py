@@ -40,7 +40,7 @@ from zipldump.sim.crashed import CrashedSystem
 from zipldump.sim.storage import PAGE_SIZE, Storage
 
 MiB = 1 << 20
-HSA_IN_RAM_LIMIT = 64 * MiB  # larger HSAs are kept in a temporary file
+HSA_IN_RAM_LIMIT = 4 * MiB  # larger HSAs (the usual 32 MiB and up) live in a temporary file: bounded RSS
 DEFAULT_CPU_ID = 0x0001234520978000  # STIDP: version 0, ident 0x012345, machine 2097 (§9)
 COPY_CHUNK = 4 * MiB
 
@@ -78,7 +78,9 @@ class IplInfo:
 
 class Hsa:
     """The hardware system area: a copy of storage [0, size) taken at dump IPL.
-    Held in a bytearray up to 64 MiB, in an unlinked temporary file above."""
+    Held in a bytearray up to HSA_IN_RAM_LIMIT (4 MiB, small test machines), in
+    an unlinked temporary file above, so the dump process's RSS does not grow
+    with the HSA size."""
 
     def __init__(self, size: int) -> None:
         self.size = size
