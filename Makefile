@@ -1,4 +1,5 @@
-# zipldump: the two entry points are `make demo` and `make test`.
+# zipldump: the two entry points are `make demo` and `make test` (the README runs
+# them as `./run demo` and `./run test`, which first install make itself when missing).
 # Both install what they need (Debian packages, a venv) and are safe to re-run.
 
 PYTHON ?= python3
@@ -33,8 +34,10 @@ apt:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# After apt (python3-venv) even under make -j.  A venv without pip (made before
+# python3-venv was installed) is made again rather than reused.
+$(VENV)/.installed: pyproject.toml | apt
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
