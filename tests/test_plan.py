@@ -135,6 +135,16 @@ def test_chained_lists_follow_spec_6_2(bs: int, extents: int) -> None:
     assert got == pc.pointers
 
 
+def test_list_blocks_written_in_zipls_order_on_a_scattered_file() -> None:
+    """§6.2: the list block with the last pointers is written first and the one the entry
+    points at last, also when the bootmap file's blocks run backwards on the disk."""
+    lay = layout_bootmap([_fragmented_program(40, 512)], 512, lambda i: 900000 - 2 * i)
+    pc = lay.programs[0].components[0]
+    order = [w.lba for w in lay.writes() if w.what.endswith("block list")]
+    assert order == list(reversed(pc.list_lbas)) and order[-1] == pc.first_list_lba
+    assert len(order) == 2 and order[0] > order[1]  # here that is the higher LBA first
+
+
 def test_max_pointer_is_65536_blocks() -> None:
     lay = layout_bootmap([_fragmented_program(81920, 512)], 512, lambda i: 100 + i)
     ptrs = lay.programs[0].components[0].pointers

@@ -445,8 +445,8 @@ class BootmapLayout:
                     n = min(p.nblocks * bs, src.length - off)
                     yield Write(p.blockno, pc.spec.name, source=src, src_offset=off, length=n)
                     off += n
-                # list blocks: the last one is written first (§6.2)
-                for lba, data in sorted(zip(pc.list_lbas, pc.list_blocks)):
+                # list blocks: the last one is written first, the first one last (§6.2)
+                for lba, data in reversed(list(zip(pc.list_lbas, pc.list_blocks))):
                     yield Write(lba, f"{pc.spec.name} block list", data=data)
             yield Write(prog.ct_lba, f"component table of {prog.image.name!r}", data=prog.ct_bytes)
         yield Write(self.pt_lba, "program table", data=self._blk(self.pt_bytes))
