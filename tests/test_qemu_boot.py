@@ -356,3 +356,11 @@ def test_timeout_must_be_a_positive_number(tmp_path: Path, timeout: str) -> None
     with pytest.raises(UsageError, match="must be a positive number of seconds"):
         qemu.boot(small_disk(tmp_path), expect="x", qemu=fake_qemu(tmp_path, f"touch {marker}"), timeout=float(timeout))
     assert not marker.exists()
+
+
+def test_utf8_split_across_reads_still_matches(tmp_path: Path) -> None:
+    """A character whose bytes arrive in two reads is decoded whole (not as two replacement characters)."""
+    exe = fake_qemu(tmp_path, "printf 'start \\303'\nsleep 0.5\nprintf '\\251t\\303\\251 MARK\\n'\nsleep 30\n")
+    lines: list[str] = []
+    res = qemu.boot(small_disk(tmp_path), expect="été MARK", qemu=exe, timeout=20, console=lines.append)
+    assert res.matched and lines == ["start été MARK"]

@@ -17,6 +17,7 @@ instead of starting QEMU for nothing.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import selectors
@@ -266,6 +267,8 @@ def boot(
     sel.register(proc.stdout, selectors.EVENT_READ)
     os.set_blocking(proc.stdout.fileno(), False)
     eof = False
+    # Incremental: a UTF-8 character split across two reads is decoded whole.
+    decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
     try:
         while not eof:
             now = time.monotonic()
@@ -281,7 +284,7 @@ def boot(
                 if not chunk:
                     eof = True
                     break
-                text = chunk.decode("utf-8", errors="replace").replace("\r", "")
+                text = decode(chunk).replace("\r", "")
                 out = (out + text)[-MAX_KEPT_OUTPUT:]
                 pending += text
                 *lines, pending = pending.split("\n")
