@@ -190,3 +190,10 @@ def test_fields_split_at_ascii_blanks_only(tree: Path, odd: str) -> None:
     with pytest.raises(UsageError) as ei:
         build_initramfs(listfile)
     assert ei.value.where == f"{listfile}:2" and "expected: dir" in ei.value.message
+
+
+def test_control_characters_in_messages_are_escaped(tree: Path) -> None:
+    """A name with an escape sequence is quoted escaped in the one-line message, as zipl.conf text is."""
+    with pytest.raises(UsageError) as ei:
+        build_initramfs("file /a\x1b[2J nosuch 755 0 0\n", base_dir=tree)
+    assert "\x1b" not in str(ei.value) and "/a\\x1b[2J" in str(ei.value)

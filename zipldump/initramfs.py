@@ -34,6 +34,7 @@ from typing import BinaryIO
 
 from zipldump.errors import UsageError
 from zipldump.formats.cpio import CpioEntry, build_header, pad4, trailer
+from zipldump.ui import clip as _clip
 
 FIRST_INO = 721  # gen_init_cpio's first inode number
 COPY_CHUNK = 1 << 20
@@ -148,11 +149,6 @@ def parse_list(list_text_or_path: str | Path, base_dir: str | Path | None = None
     return entries
 
 
-def _clip(text: str) -> str:
-    """User text quoted in a message, cut so that the message stays one short line."""
-    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
-
-
 def _number(text: str, what: str, where: str, base: int = 10, limit: int = 0xFFFFFFFF) -> int:
     digits = "01234567" if base == 8 else "0123456789"
     # Plain digits only: int() would also take '1_000', '+1', '0o7' and non-ASCII digits.
@@ -195,7 +191,7 @@ def _parse_entry(kind: str, args: list[str], lineno: int, where: str, base: Path
         if not os.access(src, os.R_OK):
             raise UsageError(f"file {_clip(name)}: {_clip(str(src))} is not readable", where=where)
         if st.st_size > 0xFFFFFFFF:
-            raise UsageError(f"file {name}: {src} is larger than 4 GiB, the newc limit", where=where)
+            raise UsageError(f"file {_clip(name)}: {_clip(str(src))} is larger than 4 GiB, the newc limit", where=where)
         entry.source = src
         entry.size = st.st_size
         entry.names.extend(rest[3:])
@@ -267,9 +263,9 @@ def put_file(e: ListEntry, put: Callable[[bytes], None]) -> None:
                 put(chunk)
                 left -= len(chunk)
     except OSError as exc:
-        raise UsageError(f"file {e.names[0]}: cannot read {e.source}: {exc.strerror}", where=e.where) from None
+        raise UsageError(f"file {_clip(e.names[0])}: cannot read {_clip(str(e.source))}: {exc.strerror}", where=e.where) from None
     if left:
-        raise UsageError(f"file {e.names[0]}: {e.source} shrank while being read", where=e.where)
+        raise UsageError(f"file {_clip(e.names[0])}: {_clip(str(e.source))} shrank while being read", where=e.where)
 
 
 def _check_compress(compress: str) -> None:

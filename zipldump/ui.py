@@ -31,6 +31,16 @@ from rich.text import Text
 from zipldump.errors import AbortedError
 
 
+CLIP = 60  # characters of user text quoted in a message
+
+
+def clip(text: str) -> str:
+    """User text quoted in a message: non-printable characters escaped (no line breaks or
+    terminal escape sequences), cut so that the message stays one short line."""
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= CLIP else f"{text[:CLIP - 20]}...({len(text)} characters)"
+
+
 class UI:
     """One per command run.  Library code gets it passed in; it never prints itself."""
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from zipldump.errors import UsageError
+from zipldump.ui import clip as _clip
 
 DEFAULTBOOT = "defaultboot"
 # Program-table entries 1..30 are menu positions on SCSI; entry 0 is the default copy.
@@ -49,18 +50,11 @@ MAX_PARMFILE_SIZE = 1 << 20  # no kernel takes a longer command line
 MAX_LINE_LENGTH = 65536  # longer lines are refused (a kernel command line is at most 1 MiB, usually 4 KiB)
 MAX_NUMBER_DIGITS = 9  # positions, partition numbers, timeouts: plain decimal, at most 9 digits
 MAX_PARTITION = 65536  # partition numbers beyond any table zipldump reads are refused
-_CLIP = 60
 
 
 def _is_number(text: str) -> bool:
     """Plain ASCII decimal digits, at most MAX_NUMBER_DIGITS (no '²', no '1_0', no 5000-digit values)."""
     return 0 < len(text) <= MAX_NUMBER_DIGITS and text.isascii() and text.isdigit()
-
-
-def _clip(text: str) -> str:
-    """User text quoted in a message, cut so that the message stays one short line."""
-    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
-    return text if len(text) <= _CLIP else f"{text[:_CLIP - 20]}...({len(text)} characters)"
 
 
 _SECTION_RE = re.compile(r"^\[(?P<name>[^\]]*)\]$")
