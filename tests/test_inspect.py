@@ -452,6 +452,28 @@ def test_stage3_image_len_longer_than_the_kernel_load(tmp_path: Path, capsys: py
     expect(capsys, write(lay, tmp_path), ComponentError, "block 0x7f0 offset 0x38 (stage-3 parameters, program 0) field image_addr")
 
 
+def test_stage3_image_len_of_a_signed_kernel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Secure IPL (spec §8.1, §8.9): the kernel LOAD holds the file without its signature
+    trailer, but zipl's image_len is the stat() size of the whole file, trailer included."""
+    from zipldump.formats.component_table import ComponentEntry, signature_entry
+
+    def signed(image_len: int) -> Path:
+        lay = build_dump_disk()
+        ct = 0x7FB * 512
+        kernel_entry = ct + 0x20 + 4 * 32  # heap, stack, stage3, params, then the kernel
+        rest = bytes(lay.image[kernel_entry : ct + 0x20 + 8 * 32])
+        lay.poke(kernel_entry + 32, rest)  # kernel, parmline, initrd, EXECUTE move down one slot
+        # the SIGNATURE's 700 bytes of PKCS#7 data: any list of >= 700 bytes will do (the initrd's)
+        lay.poke(kernel_entry, ComponentEntry.build(signature_entry(0x7FA, 512, 700)))
+        lay.u64(0x7F0 * 512 + 0x30, image_len)
+        return write(lay, tmp_path, f"signed-{image_len}.img")
+
+    rc, doc, _ = run_json(capsys, signed(0x600 + 700 + 40))
+    assert rc == 0 and [p for p in doc["problems"] if p["severity"] == "error"] == [], doc["problems"]
+    assert [c["kind"] for c in doc["programs"][0]["components"]][4:6] == ["signature", "load"]
+    expect(capsys, signed(0x600 + 700 + 41), ComponentError, "block 0x7f0 offset 0x38 (stage-3 parameters, program 0) field image_addr")
+
+
 # --- mutation: every damaged chain ends in a report, never a crash or a hang ----------------------
 def test_single_byte_mutations_of_metadata_never_crash(tmp_path: Path) -> None:
     import random

@@ -58,6 +58,7 @@ from zipldump.plan.job import DEFAULT_HSA_SIZE
 
 
 PSW_BIT12 = 1 << 51
+FILE_SIGNATURE_SIZE = 40  # struct file_signature after a module signature (spec §8.9)
 PSW_WAIT = 1 << 49
 PSW_EA = 1 << 32
 PSW_BA = 1 << 31
@@ -413,8 +414,20 @@ class _Inspector:
             off = [f.name for f in Stage3ParamsLegacy.subcons].index(fld) * 8
             return reader.place(blk, off, f"stage-3 parameters, program {prog['index']}", fld)
 
+        # A signed file's LOAD holds the file without its signature trailer (the PKCS#7
+        # data of the SIGNATURE entry right before it, plus the 40-byte file_signature),
+        # while zipl sets image_len and initrd_len to the stat() size of the whole file (§8.3, §8.9).
+        entries = list(ct.entries)
+        trailer: dict[int, int] = {}
+        for k in range(1, len(entries)):
+            if entries[k].type == TYPE_LOAD and entries[k - 1].type == TYPE_SIGNATURE:
+                trailer[entries[k].index] = (entries[k - 1].signature_length or 0) + FILE_SIGNATURE_SIZE
+
         def covered(addr: int, length: int) -> bool:
-            return addr in by_addr and by_addr[addr][0] >= length
+            if addr not in by_addr:
+                return False
+            n, e = by_addr[addr]
+            return n + trailer.get(e.index, 0) >= length
 
         if not p.load_psw & PSW_BIT12:
             self.r.error(ComponentError(f"kernel load PSW {p.load_psw:#018x} has bit 12 clear", where=where("load_psw")))
