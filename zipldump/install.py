@@ -24,8 +24,9 @@ from typing import Any
 from zipldump.disk.extfs import EXT_MAGIC, EXT_MAGIC_OFFSET, EXT_SB_OFFSET, has_ext_magic
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import BlockExtent, Mbr
-from zipldump.errors import DiskError, DumpSpaceError, LayoutError, PartitionTooSmallError, UsageError
-from zipldump.formats.blocklist import data_slots_per_block, parse_list_block
+from zipldump import reader
+from zipldump.errors import DiskError, DumpSpaceError, FormatError, LayoutError, PartitionTooSmallError, UsageError
+from zipldump.formats.blockptr import BlockPtr
 from zipldump.formats.bootrecord import (
     BOOT_RECORD_SIZE,
     BootRecord,
@@ -33,9 +34,8 @@ from zipldump.formats.bootrecord import (
     build_boot_record,
     dump_boot_info,
 )
-from zipldump.formats.component_table import TYPE_LOAD, ComponentEntry
+from zipldump.formats.component_table import TYPE_LOAD
 from zipldump.formats.dump_superblock import PARTITION_WIPE_SIZE, SB_SEED, build_superblock, cksm
-from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, ProgramTable
 from zipldump.formats.s390dump import BUSY_MARKER, DUMP_MAGIC, DUMP_MAGIC_EXT, LKCD_MAGIC
 from zipldump.plan.job import InstallJob
 from zipldump.plan.layout import (
@@ -444,56 +444,26 @@ def _do_writes(disk: DiskImage, layout: BootmapLayout, ui: UI) -> None:
 
 
 def read_back(disk: DiskImage, pt_lba: int) -> dict[int, list[tuple[int, int, str]]]:
-    """Walk program table -> component tables -> block lists from disk.
+    """Walk program table -> component tables -> block lists from disk with the strict
+    reader `inspect` uses (bounded, loop-checked, pointers inside the disk, size fields).
 
     Returns {program-table entry: [(load address, data bytes, sha256 of the loaded
-    blocks)]}.  Bounded: each list chain may visit a block only once.
+    blocks)]}.  Anything the reader refuses is a DiskError naming the same place.
     """
     bs = disk.block_size
-    raw = disk.read_block(pt_lba)
-    if raw[:4] != ZIPL_MAGIC:
-        raise DiskError("read-back: program table has no zIPL magic", where=f"LBA {pt_lba:#x}")
-    pt = ProgramTable.parse(raw[:512])
     out: dict[int, list[tuple[int, int, str]]] = {}
-    per = data_slots_per_block(bs)
-    for i in range(PROGRAM_TABLE_ENTRIES):
-        e = pt.entries[i]
-        if e.blockno == 0:
-            continue
-        ct = disk.read_block(e.blockno)
-        if ct[:4] != ZIPL_MAGIC:
-            raise DiskError("read-back: component table has no zIPL magic", where=f"LBA {e.blockno:#x}")
-        comps = []
-        for k in range(32, bs, 32):
-            ent = ComponentEntry.parse(ct[k : k + 32])
-            if ent.type != TYPE_LOAD:
-                break
-            h = hashlib.sha256()
-            nbytes = 0
-            lb, seen = ent.blocklist.blockno, set()
-            while lb:
-                if lb in seen:
-                    raise DiskError("block list loops", where=f"LBA {lb:#x}")
-                seen.add(lb)
-                slots = parse_list_block(disk.read_block(lb))
-                nxt = 0
-                for j, p in enumerate(slots[:per]):
-                    if p.blockno == 0:
-                        break
-                    if p.size != bs:
-                        raise DiskError(f"read-back: pointer size {p.size} is not the block size", where=f"LBA {lb:#x} slot {j}")
-                    left, off = p.nblocks * bs, p.blockno * bs
-                    while left:
-                        n = min(left, 1 << 20)
-                        h.update(disk.read_at(off, n))
-                        off += n
-                        left -= n
-                    nbytes += p.nblocks * bs
-                else:
-                    nxt = slots[per].blockno
-                lb = nxt
-            comps.append((ent.compdat, nbytes, h.hexdigest()))
-        out[i] = comps
+    try:
+        pt = reader.read_program_table(disk, BlockPtr(pt_lba, bs, 0))
+        for i, ptr in pt.valid():
+            comps = []
+            for e in reader.read_component_table(disk, ptr).entries:
+                if e.type != TYPE_LOAD:
+                    break
+                bl = reader.walk_block_list(disk, e.blocklist)
+                comps.append((e.address or 0, bl.length(bs), reader.component_sha256(disk, bl.pointers)))
+            out[i] = comps
+    except FormatError as exc:
+        raise DiskError(f"read-back: {exc.message}", where=exc.where) from exc
     return out
 
 
