@@ -176,3 +176,15 @@ def test_menu_position_given_twice() -> None:
     with pytest.raises(UsageError) as ei:
         parse_config_text("[a]\nimage=x\n[b]\nimage=y\n:m\n1=a\n01=b\n", "z.conf")
     assert ei.value.where == "z.conf:7" and "position 1" in ei.value.message and "line 6" in ei.value.message
+
+
+def test_the_documented_example_parses_as_described(tmp_path: Path) -> None:
+    """docs/zipl-conf.md's example, as a user would copy it."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "zipl-conf.md").read_text()
+    block = doc.split("## Example", 1)[1].split("## Syntax", 1)[0]
+    text = "\n".join(line[4:] for line in block.splitlines() if line.startswith("    "))
+    cfg = parse_config(write(tmp_path, text))
+    sel = cfg.select()
+    assert sel.menu == "boot" and sel.default.name == "linux" and sel.target == 1
+    assert sel.default.image == tmp_path / "vmlinuz"  # a '#' after a value is part of it, so no comment there
+    assert sel.entries[2].parmfile == tmp_path / "rescue.parm" and cfg.sections["dump"].dumpto == 2
