@@ -38,6 +38,7 @@ from zipldump.formats.component_table import (
     HEADER_DUMP,
     HEADER_IPL,
     PKCS7_FORMAT,
+    PSW_BIT12,
     TYPE_EXECUTE,
     TYPE_LOAD,
     TYPE_SIGNATURE,
@@ -57,7 +58,6 @@ from zipldump.plan.addresses import ADDRESS_LIMIT, MAXIMUM_PARMLINE_SIZE
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 
 
-PSW_BIT12 = 1 << 51
 FILE_SIGNATURE_SIZE = 40  # struct file_signature after a module signature (spec §8.9)
 PSW_WAIT = 1 << 49
 PSW_EA = 1 << 32
