@@ -364,3 +364,17 @@ def test_utf8_split_across_reads_still_matches(tmp_path: Path) -> None:
     lines: list[str] = []
     res = qemu.boot(small_disk(tmp_path), expect="été MARK", qemu=exe, timeout=20, console=lines.append)
     assert res.matched and lines == ["start été MARK"]
+
+
+def test_s390pkgs_failure_names_the_apt_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The message names `apt-get update`, not the first option (`apt-get -o`)."""
+    from zipldump import s390pkgs
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("apt-get", "apt-cache", "dpkg-deb"):
+        (bindir / tool).write_text("#!/bin/sh\necho 'E: no network' >&2\nexit 100\n")
+        (bindir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(ToolMissingError, match=r"`apt-get update` failed \(100\): E: no network"):
+        s390pkgs.ensure_packages(tmp_path / "cache")

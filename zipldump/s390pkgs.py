@@ -11,6 +11,7 @@ downloaded again only when missing.  A lock file serialises concurrent users.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -106,17 +107,23 @@ def _apt_options(cache: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def _step_name(cmd: list[str]) -> str:
+    """`apt-get update` for `apt-get -o A=B ... -q update`: the program and its first operand."""
+    operands = [w for prev, w in zip(cmd, cmd[1:]) if not w.startswith("-") and prev != "-o"]
+    return " ".join(cmd[:1] + operands[:1])
+
+
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=APT_TIMEOUT, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise ToolMissingError(f"{cmd[0]} not found (these tests need Debian's apt and dpkg)") from None
     except subprocess.TimeoutExpired:
-        raise ToolMissingError(f"{' '.join(cmd[:2])} did not finish within {APT_TIMEOUT}s (network?)") from None
+        raise ToolMissingError(f"{_step_name(cmd)} did not finish within {APT_TIMEOUT}s (network?)") from None
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise ToolMissingError(
-            f"could not fetch Debian s390x packages: `{' '.join(cmd[:2])}` failed ({proc.returncode}): " + " | ".join(tail)
+            f"could not fetch Debian s390x packages: `{_step_name(cmd)}` failed ({proc.returncode}): " + " | ".join(tail)
         )
     return proc.stdout
 
@@ -173,7 +180,7 @@ def _download(cache: Path, ui: UI | None) -> S390Packages:
     debdir.mkdir(exist_ok=True)
 
     def step(msg: str):
-        return ui.step(msg) if ui is not None else _nullstep()
+        return ui.step(msg) if ui is not None else contextlib.nullcontext()
 
     with step("apt-get update (s390x package lists)"):
         _run(["apt-get", *opts, "update"])
@@ -222,11 +229,3 @@ def _download(cache: Path, ui: UI | None) -> S390Packages:
     found = _load_manifest(cache)
     assert found is not None
     return found
-
-
-class _nullstep:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
