@@ -676,8 +676,9 @@ def test_block0_layout_in_zipls_order(tmp_path: Path, files, offset: int, label:
         fh.seek(510)
         fh.write(b"\0\0")
     before = sha(img)
-    with pytest.raises(DiskError, match="Unsupported SCSI disk layout"):
+    with pytest.raises(DiskError, match="Unsupported SCSI disk layout: an? (Sun|SGI) disk label") as exc:
         install(job(img, files, 512), quiet())
+    assert exc.value.where == f"{img} LBA 0 offset {offset:#x}"
     assert sha(img) == before
 
 

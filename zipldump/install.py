@@ -164,8 +164,10 @@ def _check_block0_layout(block0: bytes, partition: int, where: str) -> None:
     508) or SGI (0B E5 A9 41 at 0) label is refused; anything else only as a whole disk."""
     if block0[510:512] == b"\x55\xaa":
         return
-    if block0[508:510] == b"\xda\xbe" or block0[0:4] == b"\x0b\xe5\xa9\x41":
-        raise DiskError("Unsupported SCSI disk layout (Sun or SGI label in block 0)", where=where)
+    if block0[508:510] == b"\xda\xbe":
+        raise DiskError("Unsupported SCSI disk layout: a Sun disk label (DA BE at 0x1fc, no 55 AA at 0x1fe)", where=f"{where} LBA 0 offset 0x1fc")
+    if block0[0:4] == b"\x0b\xe5\xa9\x41":
+        raise DiskError("Unsupported SCSI disk layout: an SGI disk label (0B E5 A9 41 at 0, no 55 AA at 0x1fe)", where=f"{where} LBA 0 offset 0x0")
     if partition != 0:
         raise DiskError(
             "block 0 has no 55 AA signature, so there is no partition table to find the partition in",
