@@ -245,6 +245,17 @@ def test_partition_table_changed_refused(tmp_path):
     _expect_untouched(disk, lambda: dump_to_partition(disk, FakeZcore(zfile, 4 * MiB), quiet_ui()), DumpTargetChangedError, "partition not found")
 
 
+def test_dump_area_covering_the_superblock_refused(tmp_path):
+    """zipl's dump_size ends before its bootmap tail; a superblock whose dump area
+    covers the superblock itself (and the dump tool) is not what zipl wrote, and
+    a dump written there would overwrite both."""
+    zfile = tmp_path / "zcore.mem"
+    make_zcore_file(zfile, 8 * MiB)
+    disk, sb_offset, _ = make_dump_disk(tmp_path, 512, 24 * MiB, dump_size=24 * MiB)
+    err = _expect_untouched(disk, lambda: dump_to_partition(disk, FakeZcore(zfile, 4 * MiB), quiet_ui()), DumpTargetChangedError, "covers the superblock")
+    assert "field dump_size" in err.where
+
+
 def test_not_a_dump_disk(tmp_path):
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 8 * MiB)

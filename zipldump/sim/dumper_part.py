@@ -2,9 +2,10 @@
 
 The dump tool finds its partition through block 0 (boot_info at 0x70 -> byte
 offset of the `ZFCPDUMP` superblock), refuses a partition whose superblock magic
-or CKSM checksum no longer matches ("Checksum wrong, filesystem changed") or whose
-start/size no longer match a partition of the table, and refuses a dump that does
-not fit `dump_size` -- all before the first write.  s390-dump-format.md §7.5,
+or CKSM checksum no longer matches ("Checksum wrong, filesystem changed"), whose
+dump area covers the superblock, or whose start/size no longer match a partition
+of the table, and refuses a dump that does not fit `dump_size` -- all before the
+first write.  s390-dump-format.md §7.5,
 zipl-scsi-format.md §7.4-§7.5.  One deliberate relaxation: a checksum mismatch
 is accepted when the checksummed bytes are what a dump writer itself leaves
 there (its busy page, or an s390 dump header), i.e. an earlier run stopped
@@ -572,6 +573,14 @@ def locate_dump_partition(disk: DiskImage) -> DumpTarget:
     # Sanity of the geometry before trusting it for reads.
     for fld, problem in reader.superblock_geometry_problems(sb, disk.size):
         raise DumpTargetChangedError(problem, where=reader.superblock_where(sb_offset, fld))
+    # zipl's dump_size ends where its bootmap tail (dump tool, superblock) begins.
+    dump_start = sb.part_start + sb.dump_offset
+    if dump_start < sb_offset + DumpSuperblock.sizeof() and sb_offset < dump_start + sb.dump_size:
+        raise DumpTargetChangedError(
+            f"the dump area {dump_start:#x}+{sb.dump_size:#x} covers the superblock at {sb_offset:#x}: "
+            "a dump would overwrite the superblock and the dump tool",
+            where=reader.superblock_where(sb_offset, "dump_size"),
+        )
     # The checksum first: a file system made on the partition changes these bytes.
     actual = reader.superblock_checksum(disk, sb)
     note = None
