@@ -378,3 +378,12 @@ def test_s390pkgs_failure_names_the_apt_step(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     with pytest.raises(ToolMissingError, match=r"`apt-get update` failed \(100\): E: no network"):
         s390pkgs.ensure_packages(tmp_path / "cache")
+
+
+def test_qemu_that_cannot_start_is_one_error(tmp_path: Path) -> None:
+    """An executable that exec() refuses (no #! line, wrong format) is a ToolMissingError naming it, not a traceback."""
+    exe = tmp_path / "broken-qemu"
+    exe.write_bytes(b"\x7fELF not really")
+    exe.chmod(0o755)
+    with pytest.raises(ToolMissingError, match=f"cannot start {exe}: Exec format error"):
+        qemu.boot(small_disk(tmp_path), expect="x", qemu=str(exe), timeout=5)

@@ -255,9 +255,12 @@ def boot(
         announce(cmd)
     start = time.monotonic()
     deadline = start + timeout
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    try:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    except OSError as exc:  # found on PATH but exec() refuses it (format, permissions)
+        raise ToolMissingError(f"cannot start {exe}: {exc.strerror or exc}; {INSTALL_HINT}") from None
     out = ""
     pending = ""
     matched = False
