@@ -387,3 +387,16 @@ def test_qemu_that_cannot_start_is_one_error(tmp_path: Path) -> None:
     exe.chmod(0o755)
     with pytest.raises(ToolMissingError, match=f"cannot start {exe}: Exec format error"):
         qemu.boot(small_disk(tmp_path), expect="x", qemu=str(exe), timeout=5)
+
+
+def test_s390pkgs_tool_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zipldump import s390pkgs
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("apt-get", "apt-cache", "dpkg-deb"):
+        (bindir / tool).write_bytes(b"\x7fELF not really")
+        (bindir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))  # only these: exec would go on to a real apt-get further down PATH
+    with pytest.raises(ToolMissingError, match="cannot start apt-get: Exec format error"):
+        s390pkgs.ensure_packages(tmp_path / "cache")

@@ -118,6 +118,8 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=APT_TIMEOUT, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise ToolMissingError(f"{cmd[0]} not found (these tests need Debian's apt and dpkg)") from None
+    except OSError as exc:  # there, but exec() refuses it
+        raise ToolMissingError(f"cannot start {cmd[0]}: {exc.strerror or exc}") from None
     except subprocess.TimeoutExpired:
         raise ToolMissingError(f"{_step_name(cmd)} did not finish within {APT_TIMEOUT}s (network?)") from None
     if proc.returncode != 0:
