@@ -91,7 +91,7 @@ def test_mkdisk_plain_table_when_not_a_terminal(tmp_path, capsys):
 def test_mkdisk_refusals_are_one_line(tmp_path, capsys):
     img = tmp_path / "d.img"
     assert main(["-q", "mkdisk", str(img), "--size", "0"]) == UsageError.exit_code
-    assert capsys.readouterr().err == "zipldump: error: --size: disk size must be positive, got 0\n"
+    assert capsys.readouterr().err == "zipldump mkdisk: error: argument --size: size must be positive: '0' (see zipldump mkdisk --help)\n"
     assert not img.exists()
     assert main(["-q", "mkdisk", str(img), "--size", "8M"]) == 0
     before = img.read_bytes()

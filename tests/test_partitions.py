@@ -212,3 +212,16 @@ def test_4kn_image_on_a_4096_byte_loop_device(tmp_path, label):
         assert rows == [(i + 1, s * 8, n * 8) for i, (s, n) in enumerate(expected)]
     finally:
         subprocess.run(["losetup", "-d", dev], check=False)
+
+
+def test_parse_size_accepts_hex_bytes_and_one_parser_serves_every_command():
+    from zipldump.commands import size_arg
+
+    assert parse_size("0x2000000") == 32 << 20 == parse_size("32M") == parse_size("32MiB")
+    assert size_arg("0x1000") == 4096
+    with pytest.raises(UsageError):
+        parse_size("0xZZ")
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        size_arg("0")

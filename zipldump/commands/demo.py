@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zipldump.commands.ipl import print_summary, size_arg
+from zipldump.commands import size_arg
+from zipldump.commands.ipl import print_summary
 from zipldump.ui import UI
 
 MiB = 1 << 20

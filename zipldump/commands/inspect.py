@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from zipldump.errors import UsageError
+from zipldump.commands import size_arg
 from zipldump.inspect import DEFAULT_HSA_SIZE, Report, inspect_disk
 from zipldump.ui import UI
 
@@ -22,26 +22,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("image", metavar="IMAGE", help="disk image file or block device")
     p.add_argument("--block-size", type=int, default=512, choices=(512, 1024, 2048, 4096), help="logical block size (default 512)")
-    p.add_argument("--hsa-size", default="32M", help="HSA size; dump-program components must end below it (default 32M)")
+    p.add_argument("--hsa-size", type=size_arg, metavar="SIZE", help="HSA size; dump-program components must end below it (default 32M)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)
 
 
-def parse_size(text: str) -> int:
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
-    try:
-        value = int(num, 0) * units[unit]
-    except ValueError:
-        raise UsageError(f"not a size: {text!r} (e.g. 32M, 512M, 0x2000000)", where="--hsa-size") from None
-    if value <= 0:
-        raise UsageError(f"size must be positive: {text!r}", where="--hsa-size")
-    return value
-
-
 def run(args: argparse.Namespace, ui: UI) -> int:
-    hsa = parse_size(args.hsa_size) if args.hsa_size else DEFAULT_HSA_SIZE
+    hsa = args.hsa_size or DEFAULT_HSA_SIZE
     report = inspect_disk(args.image, args.block_size, hsa_size=hsa)
     if args.json:
         ui.emit_json(report.to_json())

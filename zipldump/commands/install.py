@@ -14,22 +14,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from zipldump.commands import size_arg
 from zipldump.errors import UsageError
 from zipldump.plan.job import DEFAULT_HSA_SIZE, InstallJob, ProgramSpec
 from zipldump.ui import UI
 
-
-def _size(text: str) -> int:
-    from zipldump.disk.partitions import parse_size
-
-    try:
-        if text.strip().lower().startswith("0x"):
-            return int(text, 16)
-        return parse_size(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad size {text!r}") from None
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _int(text: str) -> int:
@@ -61,8 +50,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("-P", "--parameters", metavar="TEXT", help="kernel parameters (dump programs: put before zipl's own)")
     p.add_argument("--stage3", type=Path, metavar="FILE", help="zipl stage3.bin: write zipl's loader layout (default: direct layout, no loader)")
     p.add_argument("--block-size", type=int, default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
-    p.add_argument("--hsa-size", type=_size, default=DEFAULT_HSA_SIZE, metavar="SIZE", help="HSA size that dump programs must fit in (default 32M)")
-    p.add_argument("--dump-mem", type=_size, metavar="SIZE", help="--dumptofs: dump_mem= size limit for the dumper")
+    p.add_argument("--hsa-size", type=size_arg, default=DEFAULT_HSA_SIZE, metavar="SIZE", help="HSA size that dump programs must fit in (default 32M)")
+    p.add_argument("--dump-mem", type=size_arg, metavar="SIZE", help="--dumptofs: dump_mem= size limit for the dumper")
     p.add_argument("--compat", choices=("2.16",), help="write what zipl 2.16 (1.24-2.17 rules) writes instead of current zipl")
     p.add_argument("--dry-run", action="store_true", help="run every check, write nothing")
     p.add_argument("-n", "--noninteractive", action="store_true", help="do not ask before overwriting data")

@@ -13,18 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from zipldump.commands import size_arg
 from zipldump.errors import UsageError
 from zipldump.ui import UI
 
-
-def size_arg(text: str) -> int:
-    """argparse type for sizes such as 2G or 32M (shared by `ipl` and `demo`)."""
-    from zipldump.disk.partitions import parse_size
-
-    try:
-        return parse_size(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def register(subparsers: Any) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from zipldump.disk.partitions import FS_TYPES, LABELS, PartSpec, make_disk, parse_size
+from zipldump.commands import size_arg
+from zipldump.disk.partitions import FS_TYPES, LABELS, PartSpec, make_disk
 from zipldump.errors import DiskError, UsageError
 from zipldump.ui import UI
 
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("image", type=Path, metavar="IMAGE", help="image file to make")
-    p.add_argument("--size", required=True, type=_size, help="disk size, e.g. 256M or 2G (binary units)")
+    p.add_argument("--size", required=True, type=size_arg, help="disk size, e.g. 256M or 2G (binary units)")
     p.add_argument("--label", choices=LABELS, default="msdos", help="partition table type (default msdos)")
     p.add_argument("--block-size", type=int, choices=(512, 4096), default=512, help="logical sector size (default 512)")
     p.add_argument(
@@ -41,13 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except Exception as exc:  # argparse turns this into a usage message
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
 def _part(text: str) -> PartSpec:
     try:
         return PartSpec.parse(text)
@@ -56,8 +50,6 @@ def _part(text: str) -> PartSpec:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    if args.size <= 0:
-        raise UsageError(f"disk size must be positive, got {args.size}", where="--size")
     if args.image.exists() and not args.force:
         raise UsageError("the image file exists; use --force to replace it", where=str(args.image))
     with ui.step(f"Making {args.image} ({args.size} bytes, {args.label}, {args.block_size}-byte sectors)"):

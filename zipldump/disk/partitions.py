@@ -93,10 +93,14 @@ _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def parse_size(text: str) -> int:
-    """'32M' -> 33554432.  Binary units K, M, G, T (optionally 'KiB'/'KB'); a bare number is bytes."""
+    """'32M' -> 33554432.  Binary units K, M, G, T (optionally 'KiB'/'KB'); a bare
+    number is bytes; '0x2000000' is hexadecimal bytes."""
+    m = re.fullmatch(r"\s*0x([0-9a-f]+)\s*", str(text), re.IGNORECASE)
+    if m:
+        return int(m.group(1), 16)
     m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
     if not m:
-        raise UsageError(f"bad size {text!r} (use a number of bytes or a number with K, M, G or T)", where="size")
+        raise UsageError(f"bad size {text!r} (use a number of bytes, 0x hex bytes, or a number with K, M, G or T)", where="size")
     return int(m.group(1)) * _UNITS[m.group(2).upper()]
 
 
