@@ -11,7 +11,14 @@ from test_firmware import FakeMachine, build_disk, build_spec_example
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk
 from zipldump.errors import IplError, KernelImageError
-from zipldump.formats.component_table import STAGE3_PSW
+from zipldump.formats.component_table import (
+    FILE_SIGNATURE_SIZE,
+    STAGE3_PSW,
+    build_component_table,
+    execute_entry,
+    load_entry,
+    signature_entry,
+)
 from zipldump.formats.stage3_params import Stage3Params
 from zipldump.install import install
 from zipldump.payloads import kernel_image, stage3_image
@@ -169,6 +176,60 @@ def test_image_len_larger_than_component(tmp_path: Path) -> None:
     k = kernel_image()
     b = stage3_disk(tmp_path, k, b"p\0", image_len=len(k) + 0x10000)
     with pytest.raises(KernelImageError, match="is larger than the kernel component"):
+        boot(b.path)
+
+
+def signed_stage3_disk(tmp_path: Path, kernel: bytes, initrd: bytes, sig_len: int, signed: tuple[int, ...], extra: int = 0):
+    """A stage-3 disk made by zipl --secure 1: image_len and initrd_len are the stat() sizes
+    (signature trailer included, §8.3), the LOADs hold the files without it, and a
+    SIGNATURE entry precedes the LOAD of each component index in `signed` (§5, §8.9)."""
+    trailer = sig_len + FILE_SIGNATURE_SIZE
+    p = dict(
+        parm_addr=0x100000, initrd_addr=0x200000, initrd_len=len(initrd) + trailer, load_psw=DIRECT_PSW, extra_parm=0,
+        flags=0x0001000000000000, image_len=len(kernel) + trailer + extra, image_addr=0x10000, envblk_addr=0, envblk_len=0,
+    )
+    comps = [(0xA000, stage3_image()), (0x9000, Stage3Params.build(p)), (0x10000, kernel), (0x100000, b"p\0"), (0x200000, initrd)]
+    b = build_disk(tmp_path / "signed.img", comps, psw=STAGE3_PSW, disk_blocks=4096)
+    entries = []
+    for i, (address, _) in enumerate(comps):
+        if i in signed:
+            entries.append(signature_entry(b.lists[0][0], b.bs, sig_len))  # any list block: the loader skips it
+        entries.append(load_entry(b.lists[i][0], b.bs, address))
+    entries.append(execute_entry(STAGE3_PSW))
+    with open(b.path, "r+b") as f:
+        f.seek(b.ct_lba * b.bs)
+        f.write(build_component_table(1, entries, b.bs))
+    return b
+
+
+def test_signed_kernel_and_initrd_accepted(tmp_path: Path) -> None:
+    k, rd, sig_len = kernel_image(), b"R" * 0x3000, 0x2A6
+    assert len(k) % 512 == 0  # the LOAD has no block padding the trailer could hide in
+    b = signed_stage3_disk(tmp_path, k, rd, sig_len, signed=(2, 4))
+    m, load, ks = boot(b.path)
+    assert load.signatures == [2, 5]
+    kern = load.component_at(0x10000)
+    assert kern is not None and kern.signed_trailer == sig_len + 40 and kern.to_json()["signed_trailer"] == sig_len + 40
+    assert load.component_at(0x9000).signed_trailer == 0
+    # Only what was loaded is moved: the image ends where the loaded kernel file ends.
+    assert (ks.image_start, ks.image_end) == (0x10000, len(k))
+    assert m.storage.read(0x10000, 0x400) == k[0x10000:0x10400]
+    assert m.storage.read(len(k) - 0x400, 0x400) == k[-0x400:]
+    assert (ks.initrd_start, ks.initrd_size) == (0x200000, len(rd) + sig_len + 40)
+    assert ks.command_line == "p"
+
+
+def test_signature_trailer_needs_signature_entry(tmp_path: Path) -> None:
+    k, rd, sig_len = kernel_image(), b"R" * 0x3000, 0x2A6
+    b = signed_stage3_disk(tmp_path, k, rd, sig_len, signed=())
+    with pytest.raises(KernelImageError, match=f"image_len {len(k) + sig_len + 40:#x} is larger than the kernel component"):
+        boot(b.path)
+    b = signed_stage3_disk(tmp_path, k, rd, sig_len, signed=(2,))
+    with pytest.raises(KernelImageError, match="initrd 0x200000\\+0x32ce is not inside loaded storage"):
+        boot(b.path)
+    # One byte more than the trailer allows is still refused.
+    b = signed_stage3_disk(tmp_path, k, rd, sig_len, signed=(2, 4), extra=1)
+    with pytest.raises(KernelImageError, match=f"plus its {sig_len + 40:#x}-byte signature trailer"):
         boot(b.path)
 
 

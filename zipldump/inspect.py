@@ -35,6 +35,7 @@ from zipldump.formats.bootrecord import (
     DISK_LAYOUT_ID,
 )
 from zipldump.formats.component_table import (
+    FILE_SIGNATURE_SIZE,
     HEADER_DUMP,
     HEADER_IPL,
     PKCS7_FORMAT,
@@ -58,7 +59,6 @@ from zipldump.plan.addresses import ADDRESS_LIMIT, MAXIMUM_PARMLINE_SIZE
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 
 
-FILE_SIGNATURE_SIZE = 40  # struct file_signature after a module signature (spec §8.9)
 PSW_WAIT = 1 << 49
 PSW_EA = 1 << 32
 PSW_BA = 1 << 31

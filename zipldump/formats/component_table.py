@@ -13,6 +13,10 @@ HEADER_DUMP = 1
 TYPE_EXECUTE = 1
 TYPE_LOAD = 2
 TYPE_SIGNATURE = 3
+# struct file_signature, the 40 bytes after a signed file's PKCS#7 data (spec §8.9).  A
+# SIGNATURE entry's LOAD loads the file without these sig_len + 40 bytes, while zipl's
+# image_len/initrd_len are the stat() size with them (§8.3).
+FILE_SIGNATURE_SIZE = 40
 TYPE_NAMES = {TYPE_EXECUTE: "execute", TYPE_LOAD: "load", TYPE_SIGNATURE: "signature"}
 
 COMPONENT_HEADER_SIZE = 32

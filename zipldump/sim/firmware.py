@@ -14,7 +14,9 @@ Policy choices where the real firmware is not documented (spec §11, §14):
   dump programs.  Either mismatch is refused with "Bad header type".
 * An empty program-table entry selected by loadparm is refused (QEMU >= 9.2).
 * `version_id != 1` in block 0 only warns, as QEMU does.
-* SIGNATURE entries are recorded and skipped (no secure IPL in the model).
+* SIGNATURE entries are recorded and skipped (no secure IPL in the model); the
+  LOAD right after one holds a signed file without its signature trailer, whose
+  size (sig_len + 40, spec §8.9) the component records as `signed_trailer`.
 * The EXECUTE PSW must be a short-format PSW (bit 12 set); QEMU does not check
   this, a real CPU would raise a specification exception.
 * Load type "SCSI" clears storage before loading; "SCSI dump" does not (the
@@ -34,6 +36,7 @@ from zipldump.errors import BlockListLoopError, ComponentError, FormatError, Ipl
 from zipldump.formats.blockptr import BlockPtr
 from zipldump.formats.bootrecord import DISK_LAYOUT_ID
 from zipldump.formats.component_table import (
+    FILE_SIGNATURE_SIZE,
     HEADER_DUMP,
     HEADER_IPL,
     PSW_BIT12,
@@ -68,6 +71,10 @@ class LoadedComponent:
     pointers: int  # data pointers followed (QEMU prints one dot each)
     list_blocks: int
     sha256: str
+    # A SIGNATURE entry right before this LOAD: the file on disk was this much longer
+    # (sig_len + struct file_signature, spec §8.9), and zipl's image_len/initrd_len
+    # count it (§8.3).  0 for an unsigned component.
+    signed_trailer: int = 0
 
     @property
     def end(self) -> int:
@@ -82,6 +89,7 @@ class LoadedComponent:
             "pointers": self.pointers,
             "list_blocks": self.list_blocks,
             "sha256": self.sha256,
+            "signed_trailer": self.signed_trailer,
         }
 
 
@@ -269,7 +277,7 @@ def _scsi_load(
     mem = _memory_size(machine)
     components: list[LoadedComponent] = []
     signatures: list[int] = []
-    for e in ct.entries:
+    for k, e in enumerate(ct.entries):
         if e.type == TYPE_SIGNATURE:
             signatures.append(e.index)
             continue
@@ -314,7 +322,13 @@ def _scsi_load(
             machine.storage.write(at, chunk)
             h.update(chunk)
             at += len(chunk)
-        components.append(LoadedComponent(e.index, address, length, len(bl.pointers), len(bl.list_blocks), h.hexdigest()))
+        before = ct.entries[k - 1] if k else None
+        trailer = 0
+        if before is not None and before.type == TYPE_SIGNATURE:
+            trailer = int(before.signature_length or 0) + FILE_SIGNATURE_SIZE
+        components.append(
+            LoadedComponent(e.index, address, length, len(bl.pointers), len(bl.list_blocks), h.hexdigest(), trailer)
+        )
 
     entry = psw_address(psw)
     if not any(c.address <= entry < c.end for c in components):

@@ -140,13 +140,26 @@ def _stage3(machine: Any, storage: Any, load: LoadResult) -> KernelStart:
             f"64 KiB IPL header and the 'S390EP' marker at {EP_OFFSET:#x})",
             where=f"{where} field image_len",
         )
-    if p.image_len > kernel.length:
+    # A signed kernel: image_len is the file's stat() size, the LOAD holds it without
+    # the signature trailer (spec §8.3, §8.9).
+    if p.image_len > kernel.length + kernel.signed_trailer:
+        signed = f" plus its {kernel.signed_trailer:#x}-byte signature trailer" if kernel.signed_trailer else ""
         raise KernelImageError(
-            f"image_len {p.image_len:#x} is larger than the kernel component loaded at {p.image_addr:#x} ({kernel.length:#x} bytes)",
+            f"image_len {p.image_len:#x} is larger than the kernel component loaded at {p.image_addr:#x} "
+            f"({kernel.length:#x} bytes{signed})",
             where=f"{where} field image_len",
         )
-    _memmove(storage, p.image_addr, p.image_addr + KERNEL_HEADER_SIZE, p.image_len - KERNEL_HEADER_SIZE)
-    image_start, image_end = p.image_addr, p.image_addr + p.image_len - KERNEL_HEADER_SIZE
+    # Real stage 3 moves image_len - 64 KiB bytes; the signature trailer it would move
+    # was never loaded, so the model moves only what the kernel component holds.
+    loaded = min(p.image_len, kernel.length)
+    if loaded < KERNEL_HEADER_SIZE + (EP_OFFSET - IMAGE_LOAD_ADDRESS) + len(EP_STRING):
+        raise KernelImageError(
+            f"the kernel component loaded at {p.image_addr:#x} ({kernel.length:#x} bytes, without its "
+            f"{kernel.signed_trailer:#x}-byte signature trailer) is too short for an s390 kernel image",
+            where=f"{where} field image_len",
+        )
+    _memmove(storage, p.image_addr, p.image_addr + KERNEL_HEADER_SIZE, loaded - KERNEL_HEADER_SIZE)
+    image_start, image_end = p.image_addr, p.image_addr + loaded - KERNEL_HEADER_SIZE
     # The kernel's parm area sits at fixed addresses; stage 3 writes it there.
     _check_ep(storage)
     # 3. IPL device from the subchannel id the loader left at 0xB8.
@@ -254,7 +267,10 @@ def _check_kernel(
             where=f"storage {COMMAND_LINE + exc.start:#x} (kernel command line)",
         ) from exc
     if pa.initrd_size:
-        if load.covering(pa.initrd_start, pa.initrd_size) is None:
+        # A signed ramdisk: initrd_len counts the signature trailer its LOAD left out (§8.3, §8.9).
+        rd = load.component_at(pa.initrd_start)
+        signed = rd is not None and rd.signed_trailer and pa.initrd_size <= rd.length + rd.signed_trailer
+        if not signed and load.covering(pa.initrd_start, pa.initrd_size) is None:
             raise KernelImageError(
                 f"initrd {pa.initrd_start:#x}+{pa.initrd_size:#x} is not inside loaded storage",
                 where=f"storage {INITRD_START:#x} (kernel parm area) field initrd_start",
