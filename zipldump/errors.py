@@ -166,6 +166,13 @@ class DumpTargetChangedError(DumpError):
     kind = "dump-target-changed"
 
 
+class DumpChangedError(DumpError):
+    """The dump changed while it was read (a writer ran during the copy): the copy may mix two dumps."""
+
+    exit_code = 45
+    kind = "dump-changed"
+
+
 class VerifyError(DumpError):
     """--verify found a difference between the dump and the crashed system."""
 

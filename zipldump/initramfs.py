@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from zipldump.disk.io import OutputFile, open_binary
 from zipldump.errors import UsageError
 from zipldump.formats.cpio import CpioEntry, build_header, pad4, trailer
 from zipldump.ui import clip as _clip
@@ -100,7 +101,7 @@ def _load(list_text_or_path: str | Path, base_dir: str | Path | None) -> tuple[s
     if is_path:
         path = Path(list_text_or_path)
         try:
-            with open(path, "rb") as fh:
+            with open_binary(path, error=UsageError) as fh:
                 raw = fh.read(MAX_LIST_SIZE + 1)
         except OSError as exc:
             raise UsageError(f"cannot read list: {exc.strerror or exc}", where=str(path)) from None
@@ -255,7 +256,7 @@ def put_file(e: ListEntry, put: Callable[[bytes], None]) -> None:
     assert e.source is not None
     left = e.size
     try:
-        with open(e.source, "rb") as fh:
+        with open_binary(e.source, error=UsageError) as fh:
             while left:
                 chunk = fh.read(min(COPY_CHUNK, left))
                 if not chunk:
@@ -298,20 +299,17 @@ def build_initramfs(list_text_or_path: str | Path, base_dir: str | Path | None =
 def write_initramfs(
     list_text_or_path: str | Path, out_path: str | Path, base_dir: str | Path | None = None, compress: str = "gzip"
 ) -> int:
-    """Stream the archive to `out_path` (through a temporary file, renamed at the end); returns its size."""
+    """Stream the archive to `out_path` (OUT.part, moved into place at the end; an
+    existing regular OUT is replaced, anything else at OUT refused); returns its size."""
     _check_compress(compress)
     entries = parse_list(list_text_or_path, base_dir)
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
+    out = OutputFile(out_path, overwrite=True, what=str(out_path))
     try:
-        with open(tmp, "wb") as fh:
-            _write_compressed(entries, fh, compress)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out_path)
+        _write_compressed(entries, out, compress)  # type: ignore[arg-type]
+        size = out.appended
+        out.finish()
     except OSError as exc:
         raise UsageError(f"cannot write {out_path}: {exc.strerror}", where=str(out_path)) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
-    return out_path.stat().st_size
+        out.abort()
+    return size

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from construct import ConstructError
 
+from zipldump.disk.io import describe_mode, open_binary
 from zipldump.errors import QemuBootError, QemuDumpProgramError, ToolMissingError, UsageError
 from zipldump.formats.blockptr import BlockPtr
 from zipldump.formats.bootrecord import ZIPL_MAGIC, BootRecord
@@ -121,7 +122,7 @@ def _peek(image: str | Path, block_size: int, loadparm: int | None) -> _Peek | N
     None when the disk is not a readable zipl disk: the BIOS then gives its own message.
     """
     try:
-        with open(image, "rb") as fh:
+        with open_binary(image, block_device=True) as fh:
 
             def block(lba: int) -> bytes:
                 return os.pread(fh.fileno(), block_size, lba * block_size)
@@ -238,6 +239,8 @@ def boot(
     gets the command line just before QEMU starts.
     """
     if not Path(image).is_file() and not Path(image).is_block_device():
+        if os.path.lexists(image):
+            raise UsageError(f"{image}: is {describe_mode(os.stat(image).st_mode) if os.path.exists(image) else 'a dangling link'}, not an image file")
         raise UsageError(f"{image}: no such image file")
     if not 0 < timeout < float("inf"):  # NaN too: a deadline of NaN would never pass
         raise UsageError(f"timeout {timeout}: must be a positive number of seconds")

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from zipldump.disk.io import open_binary
 from zipldump.errors import UsageError
 from zipldump.ui import clip as _clip
 
@@ -342,8 +343,10 @@ def parse_config(path: str | Path) -> ZiplConfig:
 def _read_bounded(path: Path, limit: int, what: str, where: str) -> bytes:
     """At most `limit` bytes of `path`; a longer file (or /dev/zero) is refused instead of read whole."""
     try:
-        with open(path, "rb") as fh:
+        with open_binary(path, error=UsageError) as fh:
             data = fh.read(limit + 1)
+    except UsageError as exc:  # a FIFO or device: refused before any read
+        raise UsageError(f"{what} {_clip(str(path))} {exc.message}", where=where) from None
     except OSError as exc:
         raise UsageError(f"cannot read {what}: {exc.strerror or exc}", where=where) from None
     if len(data) > limit:

@@ -10,9 +10,11 @@ still printed).  Unreadable or non-dump input raises the usual error classes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
+from zipldump.disk.io import open_input
 from zipldump.dumptools.elf import read_elf_core
 from zipldump.dumptools.locate import LocatedDump, locate_dump
 from zipldump.dumptools.reader import DumpInfo, S390Dump
@@ -44,20 +46,22 @@ def add_source_args(p: argparse.ArgumentParser, metavar: str = "FILE") -> None:
     p.add_argument("--force", action="store_true", help="ignore a dump partition checksum mismatch")
 
 
-def is_elf_file(path: str) -> bool:
+def _magic(path: str, n: int) -> bytes:
+    fd = open_input(path, block_device=True)  # never blocks on a FIFO
     try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == b"\x7fELF"
+        return os.pread(fd, n, 0)
     except OSError as exc:
-        raise DiskError(f"cannot open: {exc.strerror}", where=path) from exc
+        raise DiskError(f"cannot read: {exc.strerror}", where=path) from exc
+    finally:
+        os.close(fd)
+
+
+def is_elf_file(path: str) -> bool:
+    return _magic(path, 4) == b"\x7fELF"
 
 
 def is_dump_file(path: str) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(8)
-    except OSError as exc:
-        raise DiskError(f"cannot open: {exc.strerror}", where=path) from exc
+    magic = _magic(path, 8)
     return int.from_bytes(magic.ljust(8, b"\0"), "big") in (sd.DUMP_MAGIC, sd.DUMP_MAGIC_EXT, sd.LKCD_MAGIC) or magic[:4] == b"\x7fELF"
 
 
@@ -71,7 +75,7 @@ def open_source(args: argparse.Namespace, ui: UI) -> tuple[S390Dump, LocatedDump
     )
     ui.info(f"dump found: {located.where}")
     try:
-        return S390Dump(located.source), located
+        return S390Dump(located.source, recheck=located.recheck), located
     except BaseException:
         located.close()
         raise

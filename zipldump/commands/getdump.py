@@ -3,7 +3,11 @@
 IMAGE is a disk image with a zipl dump partition or `dump.N` files in an ext
 file system (dumptools.locate), or an s390 dump file (then this converts it),
 or an s390x ELF core (converted to the s390 format, like `zgetdump -f s390`).
-The output is written to OUT.part and renamed when complete.  An incomplete
+The output is written to OUT.part and moved to OUT when complete (disk.io:
+only a regular file is ever replaced; `-` streams to standard output).  After
+the copy the dump's header, end marker and container (partition checksum,
+dump.N block map) are read again: a dump that changed meanwhile is a
+DumpChangedError (exit 45) and no OUT is left.  An incomplete
 dump is refused with IncompleteDumpError (exit 41) and a partition whose
 checksum no longer matches with DumpTargetChangedError (exit 43); `--force`
 copies anyway (the s390 copy then holds whatever exists of header, memory and
@@ -17,6 +21,7 @@ import os
 from typing import Any
 
 from zipldump.commands.dumpinfo import add_source_args, is_elf_file, open_source
+from zipldump.disk.io import STDOUT, OutputFile, same_file
 from zipldump.dumptools.elf import read_elf_core, write_elf, write_s390, write_s390_from_elf
 from zipldump.errors import UsageError
 from zipldump.ui import UI
@@ -31,7 +36,7 @@ def register(subparsers: Any) -> None:
         "(like zgetdump -f elf).  Incomplete dumps are refused unless --force.",
     )
     add_source_args(p, metavar="IMAGE")
-    p.add_argument("out", metavar="OUT", help="output file")
+    p.add_argument("out", metavar="OUT", help="output file (a regular file, replaced only with --overwrite), or - for standard output")
     p.add_argument("--format", choices=("s390", "elf"), default="s390", help="output format (default s390)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -39,12 +44,20 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    if os.path.exists(args.out) and not args.overwrite:
-        raise UsageError(f"{args.out} exists (use --overwrite)", where="OUT")
-    if os.path.abspath(args.out) == os.path.abspath(args.file):
+    if args.out == STDOUT and args.json:
+        raise UsageError("OUT '-' and --json would both write to standard output", where="--json")
+    if args.out != STDOUT and (same_file(args.out, args.file) or os.path.abspath(args.out) == os.path.abspath(args.file)):
         raise UsageError("OUT is the input", where="OUT")
+    out = OutputFile(args.out, overwrite=args.overwrite, stream_hint=True)
+    try:
+        return _run(args, ui, out)
+    finally:
+        out.abort()  # a no-op once the writer has put OUT in place
+
+
+def _run(args: argparse.Namespace, ui: UI, out: OutputFile) -> int:
     if is_elf_file(args.file):
-        return run_from_elf(args, ui)
+        return run_from_elf(args, ui, out)
     dump, located = open_source(args, ui)
     try:
         info = dump.info
@@ -57,10 +70,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         if args.format == "elf":
             if not info.registers_available:
                 ui.warn(f"no CPU registers in the ELF core: {info.registers_reason}")
-            layout = write_elf(dump, args.out, ui=ui, allow_incomplete=args.force)
+            layout = write_elf(dump, out, ui=ui, allow_incomplete=args.force)
             nbytes = layout.file_size
         else:
-            nbytes = write_s390(dump, args.out, ui=ui, allow_incomplete=args.force)
+            nbytes = write_s390(dump, out, ui=ui, allow_incomplete=args.force)
         ui.info(f"wrote {args.out} ({args.format}, {nbytes} bytes)")
         if args.json:
             ui.emit_json(
@@ -80,13 +93,13 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             located.close()
 
 
-def run_from_elf(args: argparse.Namespace, ui: UI) -> int:
+def run_from_elf(args: argparse.Namespace, ui: UI, out: OutputFile) -> int:
     if args.format != "s390":
         raise UsageError("the input is already an ELF core; use --format s390 to convert it", where="--format")
     with read_elf_core(args.file, keep_open=True) as core:
         if not core.cpus:
             ui.warn("the ELF core has no CPU notes: the dump gets no CPU list")
-        nbytes = write_s390_from_elf(core, args.out, ui=ui)
+        nbytes = write_s390_from_elf(core, out, ui=ui)
         ui.info(f"wrote {args.out} (s390, {nbytes} bytes)")
         if args.json:
             ui.emit_json({"output": args.out, "format": "s390", "bytes": nbytes, "complete": True, "cpus": len(core.cpus),

@@ -50,7 +50,7 @@ def _part(text: str) -> PartSpec:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    if args.image.exists() and not args.force:
+    if os.path.lexists(args.image) and not args.force:
         raise UsageError("the image file exists; use --force to replace it", where=str(args.image))
     with ui.step(f"Making {args.image} ({args.size} bytes, {args.label}, {args.block_size}-byte sectors)"):
         try:

@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from zipldump.disk.io import open_binary
 from zipldump.errors import DiskError, DumpSpaceError, ToolMissingError, UsageError
 
 FS_TYPES = ("ext2", "ext3", "ext4")
@@ -80,7 +81,7 @@ class Superblock:
 def read_superblock(image_path: str | os.PathLike[str], offset: int) -> Superblock:
     """Parse the fields zipldump needs from the superblock at `offset` + 1024."""
     try:
-        with open(image_path, "rb") as fh:
+        with open_binary(image_path, block_device=True) as fh:
             fh.seek(offset + EXT_SB_OFFSET)
             raw = fh.read(1024)
     except OSError as exc:

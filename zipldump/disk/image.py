@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 from types import TracebackType
 
+from zipldump.disk.io import open_input
 from zipldump.errors import DiskError, LockError, PointerError
 
 VALID_BLOCK_SIZES = (512, 1024, 2048, 4096)
@@ -62,11 +63,8 @@ class DiskImage:
         # A dry run never writes, so it opens read-only; but it makes the checks a real
         # writable open makes: write permission and the exclusive lock.
         really_write = writable and not dry_run
-        flags = (os.O_RDWR if really_write else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(self.path, flags)
-        except OSError as exc:
-            raise DiskError(f"cannot open: {exc.strerror}", where=self.path) from exc
+        # Type checked before any read: a FIFO would block open() and read() forever.
+        fd = open_input(self.path, block_device=True, writable=really_write)
         if writable and dry_run and not os.access(self.path, os.W_OK):
             os.close(fd)
             raise DiskError(f"cannot open: {os.strerror(errno.EACCES)} (a real run opens it for writing)", where=self.path)
@@ -74,8 +72,6 @@ class DiskImage:
         try:
             st = os.fstat(fd)
             self.is_block_device = stat.S_ISBLK(st.st_mode)
-            if not (self.is_block_device or stat.S_ISREG(st.st_mode)):
-                raise DiskError("not a regular file or block device", where=self.path)
             if lock:
                 self._lock(fd, exclusive=writable, st=st)
             self.size = os.lseek(fd, 0, os.SEEK_END)

@@ -29,6 +29,7 @@ from construct import Array, Bytes, Const, Int8ul, Int32ul, Int64ul, Struct
 
 from zipldump.disk.extfs import EXT_SB_OFFSET, has_ext_magic
 from zipldump.disk.image import DiskImage
+from zipldump.disk.io import check_output
 from zipldump.errors import DiskError, PointerError, UsageError
 
 MIB = 1 << 20
@@ -483,11 +484,10 @@ def make_disk(
     parts = list(parts or [])
     geometry = plan_partitions(size_bytes, label, block_size, parts)
     target = Path(path)
-    if target.exists():
+    if os.path.lexists(target):
         if not overwrite:
             raise UsageError(f"{target} exists (remove it or ask to overwrite)", where=str(target))
-        if not target.is_file():
-            raise UsageError(f"{target} is not a regular file; mkdisk only makes image files", where=str(target))
+        check_output(target, overwrite=True, what=str(target))  # a symlink, device or FIFO is never replaced
     nblocks = size_bytes // block_size
     tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
@@ -505,7 +505,8 @@ def make_disk(
             raise DiskError(f"table read back ({table.label} {got}) differs from the plan ({label} {geometry})", where=str(tmp))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        if target.exists():
+        if os.path.lexists(target):
+            check_output(target, overwrite=True, what=str(target))  # still a regular file
             # Do not replace an image another zipldump process is using.
             with DiskImage(target, block_size if target.stat().st_size >= block_size else 512, writable=True):
                 os.replace(tmp, target)

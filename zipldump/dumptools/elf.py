@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from zipldump.disk.io import OutputFile, open_input
 from zipldump.dumptools.reader import DEFAULT_CHUNK, S390Dump
-from zipldump.errors import DiskError, FormatError
+from zipldump.errors import FormatError
 from zipldump.formats import elfcore as ec
 from zipldump.formats import s390dump as sd
 from zipldump.formats.lowcore import CKC_OFFSET, CpuRegisters
@@ -33,47 +34,15 @@ ADDRESS_SPACE = 1 << 64  # a PT_LOAD must end inside it
 
 
 # --- writing -----------------------------------------------------------------------
-class _AtomicOut:
-    """OUT.part, renamed to OUT on success, removed on failure."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self.tmp = self.path + ".part"
-        try:
-            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o640)
-        except OSError as exc:
-            raise DiskError(f"cannot create: {exc.strerror}", where=self.tmp) from exc
-
-    def pwrite(self, data: bytes | memoryview, offset: int) -> None:
-        mv = memoryview(data).cast("B")
-        done = 0
-        try:
-            while done < len(mv):
-                done += os.pwrite(self.fd, mv[done:], offset + done)
-        except OSError as exc:
-            raise DiskError(f"write failed at byte 0x{offset + done:x}: {exc.strerror}", where=self.tmp) from exc
-
-    def finish(self, size: int) -> None:
-        try:
-            os.ftruncate(self.fd, size)
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-            os.replace(self.tmp, self.path)
-        except OSError as exc:
-            raise DiskError(f"cannot finish: {exc.strerror}", where=self.path) from exc
-
-    def abort(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
+Output = str | os.PathLike[str] | OutputFile
 
 
-def _copy_stream(dump: S390Dump, out: _AtomicOut, src_start: int, src_end: int, dst: int, progress: object, chunk: int) -> None:
+def _output(out: Output, overwrite: bool) -> OutputFile:
+    """The caller's OutputFile, or one for a path (see disk.io: never a clobber)."""
+    return out if isinstance(out, OutputFile) else OutputFile(out, overwrite=overwrite)
+
+
+def _copy_stream(dump: S390Dump, out: OutputFile, src_start: int, src_end: int, dst: int, progress: object, chunk: int) -> None:
     zero = bytes(chunk)
     pos = dst
     for piece in dump.iter_file(src_start, src_end, chunk=chunk):
@@ -125,8 +94,8 @@ def plan_elf(dump: S390Dump) -> tuple[ElfLayout, bytes]:
     return ElfLayout(notes_off, len(notes), loads, pos, len(dump.cpus)), notes
 
 
-def write_elf(dump: S390Dump, out_path: str | os.PathLike[str], *, ui: object = None, chunk: int = DEFAULT_CHUNK,
-              allow_incomplete: bool = False) -> ElfLayout:
+def write_elf(dump: S390Dump, out_path: Output, *, ui: object = None, chunk: int = DEFAULT_CHUNK,
+              allow_incomplete: bool = False, overwrite: bool = True, recheck: bool = True) -> ElfLayout:
     """Convert `dump` to an s390x ELF core at out_path.  An incomplete dump is
     refused (IncompleteDumpError) unless allow_incomplete."""
     if not allow_incomplete:
@@ -138,13 +107,15 @@ def write_elf(dump: S390Dump, out_path: str | os.PathLike[str], *, ui: object = 
         head += ec.build_phdr(ec.PT_LOAD, offset=off, filesz=size, paddr=paddr, flags=ec.PF_R | ec.PF_W | ec.PF_X,
                               align=MEMORY_ALIGN)
     head += notes
-    out = _AtomicOut(out_path)
+    out = _output(out_path, overwrite)
     try:
         out.pwrite(bytes(head), 0)
         total = sum(size for _, _, size in layout.loads)
         with _progress(ui, "writing ELF core", total) as prog:
             for paddr, off, size in layout.loads:
                 _copy_stream(dump, out, sd.HEADER_SIZE + paddr, sd.HEADER_SIZE + paddr + size, off, prog, chunk)
+        if recheck:
+            dump.recheck()  # a writer that ran during the copy makes it a mix: never published
         out.finish(layout.file_size)
     except BaseException:
         out.abort()
@@ -152,17 +123,19 @@ def write_elf(dump: S390Dump, out_path: str | os.PathLike[str], *, ui: object = 
     return layout
 
 
-def write_s390(dump: S390Dump, out_path: str | os.PathLike[str], *, ui: object = None, chunk: int = DEFAULT_CHUNK,
-               allow_incomplete: bool = False) -> int:
+def write_s390(dump: S390Dump, out_path: Output, *, ui: object = None, chunk: int = DEFAULT_CHUNK,
+               allow_incomplete: bool = False, overwrite: bool = True, recheck: bool = True) -> int:
     """Copy the dump (header, memory, end marker; nothing after it) to out_path.
     With allow_incomplete, copies whatever part of that range exists."""
     if not allow_incomplete:
         dump.require_complete()
     length = min(dump.dump_length, dump.source.size)
-    out = _AtomicOut(out_path)
+    out = _output(out_path, overwrite)
     try:
         with _progress(ui, "copying s390 dump", length) as prog:
             _copy_stream(dump, out, 0, length, 0, prog, chunk)
+        if recheck:
+            dump.recheck()
         out.finish(length)
     except BaseException:
         out.abort()
@@ -258,10 +231,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
     file.  See formats.elfcore.cpus_from_notes for ckc_encoding.  With
     keep_open the file stays open for `read()`."""
     p = os.fspath(path)
-    try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise DiskError(f"cannot open: {exc.strerror}", where=p) from exc
+    fd = open_input(p, block_device=True)
     try:
         size = os.fstat(fd).st_size
         eh = ec.parse_ehdr(os.pread(fd, ec.EHDR_SIZE, 0))
@@ -321,8 +291,8 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
 
 
 # --- ELF -> s390 ---------------------------------------------------------------------
-def write_s390_from_elf(core: ElfCore, out_path: str | os.PathLike[str], *, ui: object = None, tod: int = 0,
-                        chunk: int = DEFAULT_CHUNK) -> int:
+def write_s390_from_elf(core: ElfCore, out_path: Output, *, ui: object = None, tod: int = 0,
+                        chunk: int = DEFAULT_CHUNK, overwrite: bool = True) -> int:
     """Write an s390 standalone dump from an ELF core opened with keep_open=True
     (like `zgetdump -f s390`).
 
@@ -334,7 +304,7 @@ def write_s390_from_elf(core: ElfCore, out_path: str | os.PathLike[str], *, ui: 
     prefix + 0x2000 fits the memory, as readers use all or none.  Header:
     dump_level 4 (tool value), `tod` in header and end marker (0 = unknown).
     Returns the file size."""
-    from zipldump.formats.lowcore import LOWCORE_SIZE, SAVE_AREA_OFFSET, SAVE_AREA_SIZE, overlay_save_area
+    from zipldump.formats.lowcore import LOWCORE_SIZE, SAVE_AREA_OFFSET, SAVE_AREA_SIZE
 
     mem_size = -(-core.memory_end // sd.PAGE_SIZE) * sd.PAGE_SIZE
     if mem_size == 0:
@@ -354,21 +324,26 @@ def write_s390_from_elf(core: ElfCore, out_path: str | os.PathLike[str], *, ui: 
     if any(c.prefix + LOWCORE_SIZE > mem_size for c in cpus):
         cpus = []
     header = sd.build_header(mem_size, prefixes=[c.prefix for c in cpus], tod=tod, dump_level=sd.DUMP_LEVEL_TOOLS)
-    out = _AtomicOut(out_path)
+    out = _output(out_path, overwrite)
     try:
         out.pwrite(header, 0)
         buf = bytearray(chunk)
         zero = bytes(chunk)
-        # Only the file-backed parts of the segments are read: the rest of the
-        # memory is zeros and stays a hole, so the work follows the file's size,
-        # not the (possibly absurd) addresses in its program headers.
+        # Only the file-backed parts of the segments and the CPUs' save areas are
+        # read: the rest of the memory is zeros and stays a hole, so the work
+        # follows the file's size, not the (possibly absurd) addresses in its
+        # program headers.  Writes ascend, so OUT may be a stream.
+        areas = [(c.prefix + SAVE_AREA_OFFSET, c) for c in cpus]
+        spans = _merge(_backed_ranges(core.segments) + [(at, at + SAVE_AREA_SIZE) for at, _ in areas])
         with _progress(ui, "writing s390 dump", mem_size) as prog:
             done = 0
-            for lo, hi in _backed_ranges(core.segments):
+            for lo, hi in spans:
                 for addr in range(lo, hi, chunk):
                     n = min(chunk, hi - addr)
                     view = memoryview(buf)[:n]
                     core.readinto(addr, view)
+                    for at, cpu in areas:
+                        _overlay(view, addr, at, cpu)
                     if (buf != zero) if n == chunk else (bytes(view) != zero[:n]):
                         out.pwrite(view, sd.HEADER_SIZE + addr)
                     if prog is not None:
@@ -376,9 +351,6 @@ def write_s390_from_elf(core: ElfCore, out_path: str | os.PathLike[str], *, ui: 
                     done += n
             if prog is not None and mem_size > done:
                 prog.advance(mem_size - done)
-        for c in cpus:
-            at = c.prefix + SAVE_AREA_OFFSET
-            out.pwrite(overlay_save_area(core.read(at, SAVE_AREA_SIZE), c), sd.HEADER_SIZE + at)
         out.pwrite(sd.build_end_marker(tod), sd.HEADER_SIZE + mem_size)
         size = sd.HEADER_SIZE + mem_size + sd.END_MARKER_SIZE
         out.finish(size)
@@ -388,10 +360,26 @@ def write_s390_from_elf(core: ElfCore, out_path: str | os.PathLike[str], *, ui: 
     return size
 
 
+def _overlay(view: memoryview, addr: int, at: int, cpu: CpuRegisters) -> None:
+    """Store `cpu`'s registers into the part of its save area (at `at`) that `view` (memory at `addr`) holds."""
+    from zipldump.formats.lowcore import SAVE_AREA_SIZE, overlay_save_area
+
+    lo, hi = max(addr, at), min(addr + len(view), at + SAVE_AREA_SIZE)
+    if lo >= hi:
+        return
+    area = bytearray(SAVE_AREA_SIZE)
+    area[lo - at : hi - at] = view[lo - addr : hi - addr]
+    view[lo - addr : hi - addr] = overlay_save_area(bytes(area), cpu)[lo - at : hi - at]
+
+
 def _backed_ranges(segments: list[Segment]) -> list[tuple[int, int]]:
     """Sorted, merged [start, end) address ranges that some PT_LOAD's file data covers."""
+    return _merge([(s.paddr, s.paddr + s.filesz) for s in segments if s.filesz])
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
-    for lo, hi in sorted((s.paddr, s.paddr + s.filesz) for s in segments if s.filesz):
+    for lo, hi in sorted(ranges):
         if out and lo <= out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], hi))
         else:

@@ -23,14 +23,16 @@ from __future__ import annotations
 import bisect
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from zipldump import reader
 from zipldump.disk.image import DiskImage
 from zipldump.dumptools.reader import ByteSource, FileSource
-from zipldump.errors import DiskError, DumpError, DumpTargetChangedError, IncompleteDumpError, MagicError, PointerError, UsageError
+from zipldump.errors import DiskError, DumpChangedError, DumpError, DumpTargetChangedError, IncompleteDumpError, MagicError, PointerError, UsageError
 from zipldump.formats.bootrecord import BOOT_INFO_OFFSET, BP_TYPE_DUMP, DEV_TYPE_SCSI, BootInfo
+from zipldump.formats.layout import offset_of
 from zipldump.formats.s390dump import BUSY_MARKER
 
 DUMP_NAME = re.compile(r"^dump\.(0|[1-9][0-9]*)$")
@@ -98,6 +100,12 @@ class LocatedDump:
     fs_path: str | None = None
     number: int | None = None
     available: list[int] = field(default_factory=list)  # dump numbers found (filesystem mode)
+    # The image, open with a shared flock for as long as the dump is read: the
+    # dump writers hold the exclusive one, so no dump is written under a reader.
+    disk: DiskImage | None = None
+    # Re-reads what proves the dump unchanged (the partition checksum); raises
+    # DumpChangedError.  Called by readers after a copy.
+    recheck: Callable[[], None] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +121,8 @@ class LocatedDump:
 
     def close(self) -> None:
         self.source.close()
+        if self.disk is not None:
+            self.disk.close()
 
     def __enter__(self) -> LocatedDump:
         return self
@@ -129,22 +139,35 @@ def locate_dump(
     partition: int | None = None,
     directory: str = "/",
     verify_checksum: bool = True,
+    lock: bool = True,
 ) -> LocatedDump:
+    """The dump on the image; the result keeps the image open (shared flock) until closed."""
     path = os.fspath(image)
-    with DiskImage(path, block_size, lock=False) as disk:
-        if disk.size < BOOT_INFO_OFFSET + BootInfo.sizeof():
-            raise DiskError(f"image has only {disk.size} bytes", where=path)
-        try:
-            bi = reader.read_dump_boot_info(disk)
-        except MagicError:
-            bi = None  # no zipl dump tool in block 0: look for dump.N files
-        if bi is not None and bi.bp_type == BP_TYPE_DUMP:
-            if bi.dev_type != DEV_TYPE_SCSI:
-                raise DumpError(f"boot_info dev_type {bi.dev_type} is not SCSI (2)", where=f"{path} block 0 offset 0x72 field dev_type")
-            if number is not None:
-                raise UsageError("--number applies to file system dumps; this disk has a dump partition", where="--number")
-            return _locate_partition(disk, path, bi.dump_sb_offset, verify_checksum)
-    return _locate_fs(path, block_size, number, partition, directory)
+    disk = DiskImage(path, block_size, lock=lock)
+    try:
+        located = _locate(disk, path, number, partition, directory, verify_checksum)
+    except BaseException:
+        disk.close()
+        raise
+    located.disk = disk
+    return located
+
+
+def _locate(disk: DiskImage, path: str, number: int | None, partition: int | None, directory: str, verify: bool) -> LocatedDump:
+    if disk.size < BOOT_INFO_OFFSET + BootInfo.sizeof():
+        raise DiskError(f"image has only {disk.size} bytes", where=path)
+    try:
+        bi = reader.read_dump_boot_info(disk)
+    except MagicError:
+        bi = None  # no zipl dump tool in block 0: look for dump.N files
+    if bi is not None and bi.bp_type == BP_TYPE_DUMP:
+        if bi.dev_type != DEV_TYPE_SCSI:
+            at = BOOT_INFO_OFFSET + offset_of(BootInfo, "dev_type")
+            raise DumpError(f"boot_info dev_type {bi.dev_type} is not SCSI (2)", where=f"{path} block 0 offset 0x{at:x} field dev_type")
+        if number is not None:
+            raise UsageError("--number applies to file system dumps; this disk has a dump partition", where="--number")
+        return _locate_partition(disk, path, bi.dump_sb_offset, verify)
+    return _locate_fs(path, disk.block_size, number, partition, directory)
 
 
 def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> LocatedDump:
@@ -163,16 +186,28 @@ def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> 
             f"partition 0x{sb.part_start:x}+0x{sb.part_size:x} (dump at 0x{dump_start:x}) lies outside the disk ({disk.size} bytes)",
             where=where_sb,
         )
-    if verify:
-        csum_at = sb.part_start + sb.csum_offset
+    csum_at = sb.part_start + sb.csum_offset
+
+    def checksum() -> int:
         try:
-            got = reader.superblock_checksum(disk, sb)
+            return reader.superblock_checksum(disk, sb)
         except PointerError as exc:
             raise PointerError(f"checksummed range 0x{csum_at:x}+{sb.csum_size} lies outside the disk", where=where_sb) from exc
+
+    if verify:
+        got = checksum()
         if got != sb.csum:
             raise DumpTargetChangedError(
                 f"checksum over {sb.csum_size} bytes at 0x{csum_at:x} is 0x{got:08x}, the superblock says 0x{sb.csum:08x}: "
                 "the partition changed after the dump was written",
+                where=f"{where_sb} field csum",
+            )
+
+    def recheck() -> None:
+        now_sb = reader.read_superblock(disk, sb_off)
+        if now_sb != sb or (verify and checksum() != sb.csum):
+            raise DumpChangedError(
+                "the dump partition's superblock or checksum changed while the dump was read: the copy may mix two dumps",
                 where=f"{where_sb} field csum",
             )
     length = min(sb.dump_size, sb.part_size - sb.dump_offset)
@@ -183,7 +218,7 @@ def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> 
         raise DumpError("no dump on the dump partition (its first 4 KiB are zero)", where=f"{path} byte 0x{dump_start:x}")
     part_no = _partition_number(path, disk.block_size, sb)
     src = FileSource(path, dump_start, length, name=f"{path} dump partition at byte 0x{dump_start:x}")
-    return LocatedDump("partition", src, src.name, partition=part_no, superblock=fields)
+    return LocatedDump("partition", src, src.name, partition=part_no, superblock=fields, recheck=recheck)
 
 
 def _partition_number(path: str, block_size: int, sb: reader.Superblock) -> int | None:
@@ -235,5 +270,10 @@ def _locate_fs(path: str, block_size: int, number: int | None, partition: int | 
         blocks = fs.block_map(fs_path)
         name = f"{path} partition {p.number} {fs_path}"
         src = ExtFileSource(path, p.start_bytes, fs.block_size, blocks, size, name)
-        return LocatedDump("filesystem", src, name, partition=p.number, fs_path=fs_path, number=n, available=found)
+
+        def recheck(fs: ExtFs = fs, fs_path: str = fs_path, blocks: list[int] = blocks, size: int = size, name: str = name) -> None:
+            if not fs.exists(fs_path) or fs.file_size(fs_path) != size or fs.block_map(fs_path) != blocks:
+                raise DumpChangedError(f"{fs_path} was deleted or rewritten while it was read: the copy may mix two dumps", where=name)
+
+        return LocatedDump("filesystem", src, name, partition=p.number, fs_path=fs_path, number=n, available=found, recheck=recheck)
     raise DumpError("no dump found (" + "; ".join(searched) + ")", where=path)

@@ -18,11 +18,12 @@ marker are never read (the rest of a dump partition).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from zipldump.errors import DiskError, DumpError, FormatError, IncompleteDumpError, MagicError
+from zipldump.disk.io import open_input
+from zipldump.errors import DumpChangedError, DumpError, FormatError, IncompleteDumpError, MagicError
 from zipldump.formats import s390dump as sd
 from zipldump.formats.lowcore import (
     LOWCORE_SIZE,
@@ -49,10 +50,7 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike[str], offset: int = 0, length: int | None = None, *, name: str | None = None) -> None:
         self.path = os.fspath(path)
-        try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise DiskError(f"cannot open: {exc.strerror}", where=self.path) from exc
+        self._fd = open_input(self.path, block_device=True)
         total = os.lseek(self._fd, 0, os.SEEK_END)
         self.offset = offset
         avail = max(0, total - offset)
@@ -157,15 +155,31 @@ def _tod_text(tod: int | None) -> str | None:
 class S390Dump:
     """An s390 standalone dump read from `source` (a ByteSource or a path)."""
 
-    def __init__(self, source: ByteSource | str | os.PathLike[str]) -> None:
+    def __init__(self, source: ByteSource | str | os.PathLike[str], *, recheck: Callable[[], None] | None = None) -> None:
+        self._also_recheck = recheck  # the container's own proof (partition checksum, dump.N block map)
         self._owns = not hasattr(source, "readinto_at")
         self.source: ByteSource = FileSource(source) if self._owns else source  # type: ignore[arg-type, assignment]
         try:
             self.header = self._read_header()
             self.info = self._check()
+            self._seen = self._fingerprint()
         except BaseException:
             self.close()
             raise
+
+    def _fingerprint(self) -> tuple[bytes, bytes]:
+        """Header and end-marker bytes: every dump writer rewrites both (busy marker first, header last)."""
+        em = self.header.end_marker_offset
+        return self._read_exact(0, sd.HEADER_SIZE), self._read_exact(em, sd.END_MARKER_SIZE) if em < self.source.size else b""
+
+    def recheck(self) -> None:
+        """DumpChangedError when header or end marker differ from what was read when the dump was opened."""
+        if self._fingerprint() != self._seen:
+            raise DumpChangedError(
+                "the dump header or end marker changed while the dump was read: the copy may mix two dumps", where=self.source.name
+            )
+        if self._also_recheck is not None:
+            self._also_recheck()
 
     # -- context manager ------------------------------------------------------
     def close(self) -> None:

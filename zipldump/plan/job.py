@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zipldump.disk.io import describe_mode
 from zipldump.errors import UsageError
 
 KINDS = ("ipl", "dump", "dumptofs")
@@ -145,6 +146,7 @@ class InstallJob:
     def check_input_files(self) -> None:
         for what, path in self.input_files():
             if not path.is_file():
-                raise UsageError(f"{what} is not a readable file", where=str(path))
+                kind = describe_mode(path.stat().st_mode) if path.exists() else "missing"
+                raise UsageError(f"{what} is not a readable file ({kind})", where=str(path))
             if not os.access(path, os.R_OK):
                 raise UsageError(f"{what} is not readable (permission denied)", where=str(path))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from zipldump.disk.io import open_binary
 from zipldump.errors import KernelImageError, LayoutError, PartitionTooSmallError, UsageError
 from zipldump.formats import kernel_image as ki
 from zipldump.formats.blocklist import build_list_block, chain_layout, compact
@@ -105,7 +106,7 @@ class Source:
             out = bytearray(self.data[rel : rel + n])
         else:
             assert self.path is not None
-            with open(self.path, "rb") as fh:
+            with open_binary(self.path, error=UsageError) as fh:
                 fh.seek(self.offset + rel)
                 out = bytearray(fh.read(n))
             if len(out) != n:
@@ -172,8 +173,8 @@ def read_kernel_info(path: Path, *, check: bool = True) -> KernelInfo:
     without "S390EP" at 0x10008: the direct layout patches the parm area at
     0x10400, which only exists in a real s390 kernel image.
     """
-    size = os.path.getsize(path)
-    with open(path, "rb") as fh:
+    with open_binary(path, error=UsageError) as fh:
+        size = os.fstat(fh.fileno()).st_size
         fh.seek(ki.EP_OFFSET)
         ep = fh.read(len(ki.EP_STRING))
         fh.seek(ki.MAX_COMMAND_LINE_SIZE)

@@ -29,6 +29,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zipldump.disk.io import open_input
 from zipldump.errors import DumpError, FormatError, UsageError
 from zipldump.dumptools.elf import read_elf_core
 from zipldump.formats.s390dump import MAX_MEM_SIZE
@@ -192,7 +193,7 @@ class _Generated:
 class _RawFile:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDONLY)
+        self.fd = open_input(path, block_device=True, error=UsageError)
         self.size = os.fstat(self.fd).st_size
 
     def readinto(self, addr: int, mv: memoryview) -> None:
@@ -225,7 +226,7 @@ class LoadSegment:
 class _ElfFile:
     def __init__(self, path: Path, segments: list[LoadSegment]) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDONLY)
+        self.fd = open_input(path, error=UsageError)
         self.segments = sorted(segments, key=lambda s: s.paddr)
         self._starts = [s.paddr for s in self.segments]
 

@@ -40,7 +40,6 @@ from zipldump.formats.component_table import (
     HEADER_DUMP,
     HEADER_IPL,
     PSW_BIT12,
-    TYPE_EXECUTE,
     TYPE_LOAD,
     TYPE_SIGNATURE,
     psw_address,

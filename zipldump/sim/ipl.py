@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from zipldump.disk.io import open_binary
 from zipldump.disk.image import DiskImage
 from zipldump.errors import DumpError, UsageError
 from zipldump.formats.bootrecord import BP_TYPE_DUMP, DEV_TYPE_SCSI
@@ -120,7 +121,7 @@ def make_crashed(opts: IplOptions, ui: UI | None = None) -> Any:
         )
     path = Path(opts.crashed)
     try:
-        with open(path, "rb") as fh:
+        with open_binary(path, block_device=True, error=UsageError) as fh:
             magic = fh.read(4)
     except OSError as exc:
         raise UsageError(f"cannot read the crashed system: {exc.strerror}", where=str(path)) from exc

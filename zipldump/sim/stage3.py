@@ -37,7 +37,6 @@ from zipldump.formats.kernel_image import (
     INITRD_START,
     IPL_DEVICE,
     KERNEL_HEADER_SIZE,
-    KERNEL_VERSION,
     MAX_COMMAND_LINE_SIZE,
     PARMAREA,
     ParmArea,
