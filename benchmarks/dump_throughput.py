@@ -55,7 +55,7 @@ HEADER_AND_MARKER = 4096 + 16  # s390 dump header + end marker around the memory
 
 def child(image: str, memory: int, cpus: int, block_size: int) -> None:
     """The measured process: one simulated dump IPL; prints its report as JSON."""
-    from zipldump.sim.ipl import IplOptions, run_ipl
+    from zipldump.sim.scsi_ipl import IplOptions, run_ipl
     from zipldump.ui import UI
 
     ui = UI(quiet=True, interactive=False)

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import have_tool
+
 from zipldump.disk.partitions import PartSpec, make_disk
 from zipldump.formats.s390dump import DUMP_MAGIC
-from zipldump.payloads import write_demo_payloads
+from zipldump.sim.payloads import write_demo_payloads
 
 HANG_GUARD = 120.0  # seconds; only to turn a hang into a failure
 PROMPT = b"[y/N]"

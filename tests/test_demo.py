@@ -1,4 +1,4 @@
-"""The demo (`zipldump demo`) and its generated payloads (zipldump/payloads.py).
+"""The demo (`zipldump demo`) and its generated payloads (zipldump/sim/payloads.py).
 
 The payload kernel is checked against the s390 image layout of spec §10, its
 startup code is disassembled with gdb-multiarch (an independent s390
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from zipldump.payloads import LABEL, kernel_image, stage3_image, write_demo_payloads
+from zipldump.sim.payloads import LABEL, kernel_image, stage3_image, write_demo_payloads
 
 MiB = 1 << 20
 

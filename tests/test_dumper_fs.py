@@ -9,18 +9,36 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import have_tool
-from test_dumper_part import HEADER_TOD, FakeZcore, Interrupted, make_zcore_file, quiet_ui
+from test_dumper_part import (
+    HEADER_TOD,
+    FakeZcore,
+    Interrupted,
+    make_zcore_file,
+    quiet_ui,
+)
+
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk, read_partition_table
-from zipldump.dumptools.reader import open_dump
-from zipldump.errors import DiskError, DumpError, DumpSpaceError, IncompleteDumpError, MagicError, UsageError
-from zipldump.formats.s390dump import END_MARKER_SIZE, HEADER_SIZE, parse_end_marker, parse_header
-from zipldump.sim.cmdline import DumpParams, parse_c_integer, parse_dump_cmdline
-from zipldump.sim.dumper_fs import dump_numbers, dump_to_fs, limit_header
-from zipldump.sim.dumper_part import DirectFile
+from zipldump.dump.params import DumpParams, parse_c_integer, parse_dump_cmdline
+from zipldump.dump.s390 import open_dump
+from zipldump.dump.write_fs import dump_numbers, dump_to_fs, limit_header
+from zipldump.dump.write_partition import DirectFile
+from zipldump.errors import (
+    DiskError,
+    DumpError,
+    DumpSpaceError,
+    IncompleteDumpError,
+    MagicError,
+    UsageError,
+)
+from zipldump.formats.s390dump import (
+    END_MARKER_SIZE,
+    HEADER_SIZE,
+    parse_end_marker,
+    parse_header,
+)
 from zipldump.ui import UI
 
 pytestmark = pytest.mark.skipif(not have_tool("debugfs") or not have_tool("e2fsck"), reason="e2fsprogs not installed")
@@ -314,7 +332,7 @@ def test_uncorrectable_fsck_refuses(tmp_path, monkeypatch):
     assert fs.listdir("/") == ["lost+found"]
 
 
-# --- the dump kernel command line (sim/cmdline.py) ---------------------------------------
+# --- the dump kernel command line (dump/params.py) ---------------------------------------
 
 
 def test_cmdline_defaults_and_zipl_parmlines():

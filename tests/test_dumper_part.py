@@ -20,18 +20,34 @@ import pytest
 
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk
-from zipldump.dumptools.locate import locate_dump
-from zipldump.dumptools.reader import FileSource, open_dump
-from zipldump.errors import DumpError, DumpSpaceError, DumpTargetChangedError, IncompleteDumpError, MagicError
+from zipldump.dump.locate import locate_dump
+from zipldump.dump.s390 import FileSource, open_dump
+from zipldump.dump.write_partition import (
+    BUSY_MARKER,
+    DirectFile,
+    dump_to_partition,
+    locate_dump_partition,
+)
+from zipldump.errors import (
+    DumpError,
+    DumpSpaceError,
+    DumpTargetChangedError,
+    IncompleteDumpError,
+    MagicError,
+)
 from zipldump.formats.bootrecord import build_boot_record, dump_boot_info, patch_block0
-from zipldump.formats.dump_superblock import SB_SEED, DumpSuperblock, build_superblock, cksm
+from zipldump.formats.dump_superblock import (
+    SB_SEED,
+    DumpSuperblock,
+    build_superblock,
+    cksm,
+)
 from zipldump.formats.s390dump import (
     END_MARKER_SIZE,
     HEADER_SIZE,
     build_header,
     parse_end_marker,
 )
-from zipldump.sim.dumper_part import BUSY_MARKER, DirectFile, dump_to_partition, locate_dump_partition
 from zipldump.ui import UI
 
 MiB = 1 << 20
@@ -380,7 +396,7 @@ def test_memory_hole_written_as_zeros(tmp_path):
 
 
 def test_memmap_parse_errors():
-    from zipldump.sim.dumper_part import parse_memmap
+    from zipldump.dump.write_partition import parse_memmap
 
     assert parse_memmap("0000000000000000 0000000000100000 0000000000200000 0000000000100000 ") == [(0, 1 << 20), (2 << 20, 1 << 20)]
     # chunks style: a zero-size record ends the list, NULs after it are ignored

@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from test_lowcore import sample_regs
-from zipldump.dumptools.elf import read_elf_core, write_elf, write_s390
-from zipldump.dumptools.reader import FileSource, S390Dump
+
+from zipldump.dump.elf import read_elf_core, write_elf, write_s390
+from zipldump.dump.s390 import FileSource, S390Dump
 from zipldump.errors import DumpError, IncompleteDumpError, MagicError
 from zipldump.formats import elfcore as ec
 from zipldump.formats import s390dump as sd
@@ -283,7 +283,7 @@ def test_read_elf_truncated(tmp_path: Path) -> None:
 
 # --- locating -------------------------------------------------------------------------------
 from zipldump.cli import main as cli_main  # noqa: E402
-from zipldump.dumptools.locate import locate_dump  # noqa: E402
+from zipldump.dump.locate import locate_dump  # noqa: E402
 from zipldump.errors import DumpTargetChangedError  # noqa: E402
 from zipldump.formats.bootrecord import build_boot_record, dump_boot_info  # noqa: E402
 from zipldump.formats.dump_superblock import build_superblock, cksm  # noqa: E402

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from test_lowcore import sample_regs
 
 from zipldump.errors import FormatError, MagicError
 from zipldump.formats import elfcore as ec
 from zipldump.formats.lowcore import CpuRegisters
-from test_lowcore import sample_regs
 
 
 def test_struct_sizes_and_offsets() -> None:

@@ -8,8 +8,8 @@ import random
 import subprocess
 
 import pytest
-
 from conftest import have_tool
+
 from zipldump.disk import extfs as extfs_mod
 from zipldump.disk.extfs import ExtFs, find_tool, read_superblock
 from zipldump.errors import DiskError, DumpSpaceError, ToolMissingError, UsageError

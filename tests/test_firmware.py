@@ -33,7 +33,7 @@ from zipldump.sim.storage import Storage
 MiB = 1 << 20
 
 
-# --- a small bootmap builder (spec §2-§6), independent of zipldump.install ------------
+# --- a small bootmap builder (spec §2-§6), independent of zipldump.zipl.installer ------------
 @dataclass
 class Built:
     path: Path

@@ -14,8 +14,17 @@ import construct as c
 import pytest
 
 import zipldump.formats as formats_pkg
-from zipldump.formats import blocklist, blockptr, bootmap_header, bootrecord, component_table, dump_superblock
-from zipldump.formats import kernel_image, program_table, stage3_params
+from zipldump.formats import (
+    blocklist,
+    blockptr,
+    bootmap_header,
+    bootrecord,
+    component_table,
+    dump_superblock,
+    kernel_image,
+    program_table,
+    stage3_params,
+)
 from zipldump.formats.blockptr import BlockPtr
 
 EXPECTED_SIZES = {

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from zipldump.cli import main as cli_main
+from zipldump.disk.initramfs import build_initramfs, parse_list
 from zipldump.errors import UsageError, ZiplDumpError
 from zipldump.formats.cpio import CpioFormatError, iter_archive
-from zipldump.initramfs import build_initramfs, parse_list
-from zipldump.ziplconf import parse_config_text
+from zipldump.zipl.config import parse_config_text
 
 CONF = """\
 [defaultboot]
@@ -276,7 +276,7 @@ def test_mkinitramfs_cli_exit_codes(list_dir: Path, capsys: pytest.CaptureFixtur
 
 # --- files that never end or are not text -------------------------------------------
 def test_endless_or_binary_files_are_refused_not_read(tmp_path: Path, list_dir: Path) -> None:
-    from zipldump.ziplconf import parse_config
+    from zipldump.zipl.config import parse_config
 
     with pytest.raises(UsageError, match="is a character device, not a regular file"):
         parse_config("/dev/zero")

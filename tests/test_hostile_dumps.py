@@ -9,16 +9,15 @@ corrupted length field (the source counts what is asked of it).
 from __future__ import annotations
 
 import random
-
 from pathlib import Path
 
 import pytest
-
 from test_lowcore import sample_regs
+
 from zipldump.cli import main as cli_main
 from zipldump.commands.dumpinfo import render_text
-from zipldump.dumptools.elf import read_elf_core, write_elf, write_s390
-from zipldump.dumptools.reader import S390Dump
+from zipldump.dump.elf import read_elf_core, write_elf, write_s390
+from zipldump.dump.s390 import S390Dump
 from zipldump.errors import DumpError, IncompleteDumpError, MagicError, ZiplDumpError
 from zipldump.formats import s390dump as sd
 from zipldump.formats.lowcore import build_save_area

@@ -15,11 +15,11 @@ import random
 from pathlib import Path
 
 import pytest
-
 from test_hostile_dumps import CountingSource, check_error, valid_dump
+
 from zipldump.cli import main as cli_main
-from zipldump.dumptools.elf import read_elf_core, write_elf, write_s390_from_elf
-from zipldump.dumptools.reader import S390Dump
+from zipldump.dump.elf import read_elf_core, write_elf, write_s390_from_elf
+from zipldump.dump.s390 import S390Dump
 from zipldump.errors import FormatError, ZiplDumpError
 from zipldump.formats import elfcore as ec
 
@@ -187,8 +187,7 @@ def test_many_notes_and_repeated_note_headers_are_bounded(core_bytes: bytes, tmp
     assert ei.value.where == f"PT_NOTE file offset 0x{0x100 + 12 * 1000:x}"
     assert ec.MAX_NOTES == 1 << 16
     # 200 PT_NOTE headers naming the same notes: the total read is bounded.
-    from zipldump.dumptools import elf as elfmod
-
+    from zipldump.dump import elf as elfmod
     monkeypatch.setattr(elfmod, "MAX_NOTES_SIZE", 64 << 10)
     note_ph = core_bytes[PH : PH + 56]
     load_ph = core_bytes[PH + 56 : PH + 112]

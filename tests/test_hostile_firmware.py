@@ -17,15 +17,20 @@ import random
 from pathlib import Path
 
 import pytest
-
 from test_firmware import FakeMachine
 from test_hostile_dumps import check_error
 from test_stage3 import installed_disk
+
 from zipldump.disk.image import DiskImage
 from zipldump.errors import IplError, ZiplDumpError
-from zipldump.reader import read_boot_record, read_component_table, read_program_table, walk_block_list
 from zipldump.sim.firmware import scsi_load
 from zipldump.sim.stage3 import run_stage3
+from zipldump.zipl.bootmap import (
+    read_boot_record,
+    read_component_table,
+    read_program_table,
+    walk_block_list,
+)
 
 MiB = 1 << 20
 U64 = (1 << 64) - 1

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from zipldump.cli import main
+from zipldump.disk.initramfs import build_initramfs, write_initramfs
 from zipldump.errors import UsageError
 from zipldump.formats.cpio import HEADER_SIZE, NewcHeader, iter_archive
-from zipldump.initramfs import build_initramfs, write_initramfs
 
 SEED = Path("/work/shared/seed/zfcpdump.txt")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from test_reader import PARMLINE, Layout, build_4k, build_dump_disk, default_components
+
 from zipldump.cli import main
 from zipldump.errors import (
     BlockListLoopError,
@@ -25,7 +25,7 @@ from zipldump.formats.blockptr import BlockPtr
 from zipldump.formats.dump_superblock import cksm
 from zipldump.formats.program_table import build_program_table
 from zipldump.formats.s390dump import DUMP_MAGIC
-from zipldump.inspect import inspect_disk
+from zipldump.zipl.check import inspect_disk
 
 PATTERN = b"\xde\xad\xbe\xef\x5a"
 
@@ -364,7 +364,7 @@ def test_inspect_lists_what_the_installer_wrote(tmp_path: Path, capsys: pytest.C
     import importlib.util
 
     from zipldump.disk.partitions import PartSpec, make_disk
-    from zipldump.payloads import write_demo_payloads
+    from zipldump.sim.payloads import write_demo_payloads
 
     if importlib.util.find_spec("zipldump.commands.install") is None:
         pytest.skip("zipldump install is not available")
@@ -505,8 +505,9 @@ def test_installed_ipl_and_gpt_disks_are_valid(tmp_path: Path, capsys: pytest.Ca
     import importlib.util
 
     from conftest import have_tool
+
     from zipldump.disk.partitions import PartSpec, make_disk
-    from zipldump.payloads import write_demo_payloads
+    from zipldump.sim.payloads import write_demo_payloads
 
     if importlib.util.find_spec("zipldump.commands.install") is None:
         pytest.skip("zipldump install is not available")
@@ -607,8 +608,9 @@ def test_install_json_equals_inspect_json(tmp_path: Path, capsys: pytest.Capture
     The dump partition is filled with a pattern first, so a raw-partition component's last block
     keeps old bytes after its data: the hashes must include them as the firmware loads them."""
     from conftest import have_tool
+
     from zipldump.disk.partitions import PartSpec, make_disk
-    from zipldump.payloads import write_demo_payloads
+    from zipldump.sim.payloads import write_demo_payloads
 
     if mode != "dumpto" and not have_tool("mke2fs"):
         pytest.skip("mke2fs missing")
@@ -683,8 +685,9 @@ def assert_inspect_matches_install(img: Path, bs: int, inst: dict[str, Any], doc
 def test_menu_install_json_equals_inspect_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A zipl.conf menu: entry 0 (the default) and the numbered entries, some sharing a table."""
     from conftest import have_tool
+
     from zipldump.disk.partitions import PartSpec, make_disk
-    from zipldump.payloads import write_demo_payloads
+    from zipldump.sim.payloads import write_demo_payloads
 
     if not have_tool("mke2fs"):
         pytest.skip("mke2fs missing")
@@ -716,7 +719,7 @@ def test_done_when_failures_on_an_installed_disk(tmp_path: Path, capsys: pytest.
 
     from zipldump.disk.partitions import PartSpec, make_disk
     from zipldump.errors import all_error_classes
-    from zipldump.payloads import write_demo_payloads
+    from zipldump.sim.payloads import write_demo_payloads
 
     table = (Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md").read_text()
     documented = {m.group(2): int(m.group(1)) for m in re.finditer(r"^\| (\d+) \| `(\w+)` \|", table, re.M)}

@@ -15,17 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from zipldump import reader
 from zipldump.cli import main
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk
 from zipldump.disk.partitions import read_partition_table as read_table
-from zipldump.errors import AbortedError, DiskError, HsaLimitError, LockError, PartitionTooSmallError, UsageError
+from zipldump.errors import (
+    AbortedError,
+    DiskError,
+    HsaLimitError,
+    LockError,
+    PartitionTooSmallError,
+    UsageError,
+)
 from zipldump.formats.dump_superblock import SB_SEED
-from zipldump.install import install
 from zipldump.plan.job import InstallJob, ProgramSpec
 from zipldump.plan.layout import estimate_scsi_dump_size
 from zipldump.ui import UI
+from zipldump.zipl import bootmap as reader
+from zipldump.zipl.installer import install
 
 MIB = 1 << 20
 PATTERN = bytes(range(256))
@@ -369,7 +376,7 @@ def test_interactive_confirmation(tmp_path: Path, files) -> None:
 def test_failed_reinstall_leaves_block0_disarmed(tmp_path: Path, files, monkeypatch) -> None:
     img = dump_disk(tmp_path, 512)
     install(job(img, files, 512), quiet())
-    import zipldump.install as inst
+    import zipldump.zipl.installer as inst
 
     def broken(*a, **k):
         raise DiskError("simulated read-back difference")
@@ -504,7 +511,7 @@ def test_write_order_checks_then_data_then_block0(tmp_path: Path, files, monkeyp
 
 def _loads(img: Path, bs: int) -> list[str] | None:
     """SHA-256 of every LOAD as the firmware would load it; None when block 0 has no zipl record."""
-    from zipldump.inspect import inspect_disk
+    from zipldump.zipl.check import inspect_disk
 
     with open(img, "rb") as fh:
         head = fh.read(0x98)

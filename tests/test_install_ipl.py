@@ -12,18 +12,18 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
-
 from conftest import have_tool
-from zipldump import reader
+
 from zipldump.cli import main
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk, read_partition_table
 from zipldump.errors import HsaLimitError, LayoutError, PartitionTooSmallError
 from zipldump.formats.bootmap_header import HEADER_TEXT
-from zipldump.install import install
 from zipldump.plan.job import InstallJob, ProgramSpec
 from zipldump.ui import UI
+from zipldump.zipl import bootmap as reader
+from zipldump.zipl.installer import install
 
 pytestmark = pytest.mark.skipif(not have_tool("debugfs") or not have_tool("mke2fs"), reason="e2fsprogs missing")
 MIB = 1 << 20
@@ -306,7 +306,7 @@ def test_failed_install_keeps_old_bootmap(tmp_path: Path, files, monkeypatch) ->
         blk0 = d.read_block(0)
     efs = ExtFs(img, p1.start_bytes, p1.size_bytes)
     old_bm = efs.read_file("/bootmap")
-    import zipldump.install as inst
+    import zipldump.zipl.installer as inst
     from zipldump.errors import DiskError
 
     def broken(*a, **k):

@@ -1,7 +1,7 @@
 """End to end: installed demo dump disk -> simulated dump IPL -> dump on disk.
 
 The dump is checked independently of the simulator's own --verify: it is found
-through block 0 (dumptools.locate), read with the dump reader, and its memory
+through block 0 (dump.locate), read with the dump reader, and its memory
 is compared with the crashed system's original bytes, except the CPU save
 areas (the dump carries the registers there, memory the stale copies).
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from zipldump.commands.demo import build_demo_disk
-from zipldump.dumptools.locate import locate_dump
-from zipldump.dumptools.reader import S390Dump
+from zipldump.dump.locate import locate_dump
+from zipldump.dump.s390 import S390Dump
 from zipldump.errors import IplError, KernelImageError
 from zipldump.formats.lowcore import SAVE_AREA_OFFSET, SAVE_AREA_SIZE
 from zipldump.sim.crashed import generate
-from zipldump.sim.ipl import IplOptions, run_ipl
+from zipldump.sim.scsi_ipl import IplOptions, run_ipl
 from zipldump.ui import UI
 
 MiB = 1 << 20
@@ -80,9 +80,9 @@ def test_ipl_file_system_mode(tmp_path: Path) -> None:
     """--dumptofs disk: no boot_info, dump_part= on the command line -> dump.0 in the file system."""
     from zipldump.disk.extfs import ExtFs
     from zipldump.disk.partitions import PartSpec, make_disk
-    from zipldump.install import install
-    from zipldump.payloads import write_demo_payloads
     from zipldump.plan.job import InstallJob, ProgramSpec
+    from zipldump.sim.payloads import write_demo_payloads
+    from zipldump.zipl.installer import install
 
     p = write_demo_payloads(tmp_path / "payloads")
     img = tmp_path / "fs.img"
@@ -104,8 +104,8 @@ def test_ipl_file_system_mode(tmp_path: Path) -> None:
 
 
 def test_ipl_user_parameters_reach_the_dump_kernel(tmp_path: Path) -> None:
-    from zipldump.install import install
     from zipldump.plan.job import InstallJob, ProgramSpec
+    from zipldump.zipl.installer import install
 
     demo = build_demo_disk(tmp_path, 64 * MiB, QUIET)
     p = demo.payloads
@@ -170,7 +170,7 @@ def test_ipl_crashed_raw_and_elf_round_trip(tmp_path: Path) -> None:
     """--crashed: a raw memory image, then the ELF core made from that dump, each dumped and verified."""
     import os
 
-    from zipldump.dumptools.elf import write_elf
+    from zipldump.dump.elf import write_elf
 
     raw = tmp_path / "mem.raw"
     raw.write_bytes(os.urandom(64 * MiB))
@@ -187,7 +187,7 @@ def test_ipl_crashed_raw_and_elf_round_trip(tmp_path: Path) -> None:
 
 # --- `zipldump ipl` as a user runs it: disks made by the CLI, exit codes and messages ------------
 def payloads(tmp_path: Path):
-    from zipldump.payloads import write_demo_payloads
+    from zipldump.sim.payloads import write_demo_payloads
 
     return write_demo_payloads(tmp_path / "payloads")
 

@@ -104,7 +104,7 @@ def cli(*args: str) -> None:
 
 
 def dump_disk(tmp_path: Path, mode: str, *, params: str | None = None, part: str = "48M") -> Path:
-    from zipldump.payloads import write_demo_payloads
+    from zipldump.sim.payloads import write_demo_payloads
 
     p = write_demo_payloads(tmp_path / "payloads")
     img = tmp_path / "disk.img"

@@ -1,7 +1,7 @@
 """The layering of docs/architecture.md holds: no module imports from a layer below it in the table.
 
-formats -> disk -> plan -> installer/reader -> simulator -> CLI.  A lower layer
-importing a higher one (say, reader.py importing sim/) fails this test.
+formats -> disk -> plan -> zipl/dump -> sim/qemu -> CLI.  A lower layer
+importing a higher one (say, zipl/bootmap.py importing sim/) fails this test.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ LAYERS = {
     0: {"errors", "ui", "formats", "__init__"},
     1: {"disk"},
     2: {"plan"},
-    3: {"reader", "inspect", "install", "ziplconf", "dumptools", "initramfs"},
-    4: {"sim", "payloads", "qemu", "s390pkgs"},
+    3: {"zipl", "dump"},
+    4: {"sim", "qemu"},
     5: {"commands", "cli", "__main__"},
 }
 
@@ -58,10 +58,24 @@ def test_every_module_has_a_layer_and_imports_only_from_layers_above() -> None:
 
 
 def test_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
-    bad = tmp_path / "reader.py"
+    bad = tmp_path / "bootmap.py"
     bad.write_text("from zipldump.sim.zcore import Zcore\n")
     assert imports_of(bad) == ["zipldump.sim.zcore"]
-    assert layer_of("zipldump.sim.zcore") > layer_of("zipldump.reader")
+    assert layer_of("zipldump.sim.zcore") > layer_of("zipldump.zipl.bootmap")
     # the package form names the module too (it used to be skipped as plain "zipldump")
     bad.write_text("from zipldump import __version__, sim, qemu\n")
     assert imports_of(bad) == ["zipldump", "zipldump.sim", "zipldump.qemu"]
+
+
+def test_no_two_modules_share_a_basename_outside_commands() -> None:
+    """One name per concept: commands/ is named after the CLI's verbs; elsewhere a basename is used once."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] == "commands" or path.name in ("__init__.py", "__main__.py"):
+            continue
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(PACKAGE)} and {rel}")
+        seen[path.name] = path
+    assert not clashes, clashes

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import have_tool
+
 from zipldump.cli import main
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.partitions import read_partition_table

@@ -9,7 +9,12 @@ import zlib
 
 import pytest
 
-from zipldump.disk.partitions import PartSpec, make_disk, parse_size, read_partition_table
+from zipldump.disk.partitions import (
+    PartSpec,
+    make_disk,
+    parse_size,
+    read_partition_table,
+)
 from zipldump.errors import DiskError, UsageError
 
 MIB = 1 << 20

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from zipldump.errors import HsaLimitError, KernelImageError, LayoutError, PartitionTooSmallError, UsageError
+from zipldump.errors import (
+    HsaLimitError,
+    KernelImageError,
+    LayoutError,
+    PartitionTooSmallError,
+    UsageError,
+)
 from zipldump.formats.blocklist import parse_list_block
 from zipldump.formats.component_table import HEADER_DUMP, HEADER_IPL, STAGE3_PSW
 from zipldump.formats.stage3_params import DEFAULT_PSW_LOAD, Stage3Params

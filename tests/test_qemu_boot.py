@@ -18,10 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from zipldump import qemu
 from zipldump.cli import main
-from zipldump.errors import QemuBootError, QemuDumpProgramError, ToolMissingError, UsageError
-from zipldump.formats.blocklist import build_list_block, data_slots_per_block, split_extents
+from zipldump.errors import (
+    QemuBootError,
+    QemuDumpProgramError,
+    ToolMissingError,
+    UsageError,
+)
+from zipldump.formats.blocklist import (
+    build_list_block,
+    data_slots_per_block,
+    split_extents,
+)
 from zipldump.formats.bootrecord import build_boot_record
 from zipldump.formats.component_table import (
     HEADER_DUMP,
@@ -30,9 +38,15 @@ from zipldump.formats.component_table import (
     execute_entry,
     load_entry,
 )
-from zipldump.formats.kernel_image import COMMAND_LINE, INITRD_SIZE, INITRD_START, MAX_COMMAND_LINE_SIZE
+from zipldump.formats.kernel_image import (
+    COMMAND_LINE,
+    INITRD_SIZE,
+    INITRD_START,
+    MAX_COMMAND_LINE_SIZE,
+)
 from zipldump.formats.program_table import build_program_table
 from zipldump.formats.stage3_params import DEFAULT_PSW_LOAD
+from zipldump.qemu import boot as qemu
 
 KERNEL_OFFSET = 0x10000
 INITRD_ADDRESS = 0x4000000
@@ -206,8 +220,7 @@ def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
 def test_s390pkgs_cache_is_reused_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from zipldump import s390pkgs
-
+    from zipldump.qemu.boot import packages as s390pkgs
     root = tmp_path / "root"
     for rel in ("boot/vmlinuz-6.1.0-99-s390x", "bin/busybox", "lib/s390-tools/stage3.bin"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -242,8 +255,7 @@ def test_s390pkgs_cache_is_reused_without_network(tmp_path: Path, monkeypatch: p
 
 
 def test_s390pkgs_download_failure_is_tool_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zipldump import s390pkgs
-
+    from zipldump.qemu.boot import packages as s390pkgs
     monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get at all
     with pytest.raises(ToolMissingError, match="apt-get not found"):
         s390pkgs.ensure_packages(tmp_path / "cache")
@@ -368,8 +380,7 @@ def test_utf8_split_across_reads_still_matches(tmp_path: Path) -> None:
 
 def test_s390pkgs_failure_names_the_apt_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The message names `apt-get update`, not the first option (`apt-get -o`)."""
-    from zipldump import s390pkgs
-
+    from zipldump.qemu.boot import packages as s390pkgs
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for tool in ("apt-get", "apt-cache", "dpkg-deb"):
@@ -390,8 +401,7 @@ def test_qemu_that_cannot_start_is_one_error(tmp_path: Path) -> None:
 
 
 def test_s390pkgs_tool_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zipldump import s390pkgs
-
+    from zipldump.qemu.boot import packages as s390pkgs
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for tool in ("apt-get", "apt-cache", "dpkg-deb"):

@@ -1,4 +1,4 @@
-"""Strict bootmap reader (zipldump.reader) against the spec's worked example and corruptions of it.
+"""Strict bootmap reader (zipldump.zipl.bootmap) against the spec's worked example and corruptions of it.
 
 `build_dump_disk` is a tiny test-only writer that follows spec §13 (zipl >= 2.26
 SCSI dump layout, bootmap start chosen by hand) using zipldump.formats; its
@@ -14,10 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from zipldump import reader
 from zipldump.disk.image import DiskImage
 from zipldump.errors import BlockListLoopError, ComponentError, MagicError, PointerError
-from zipldump.formats.blocklist import build_list_block, chain_layout, compact, data_slots_per_block
+from zipldump.formats.blocklist import (
+    build_list_block,
+    chain_layout,
+    compact,
+    data_slots_per_block,
+)
 from zipldump.formats.blockptr import BlockPtr
 from zipldump.formats.bootmap_header import HEADER_TEXT, build_bootmap_header
 from zipldump.formats.bootrecord import build_boot_record, dump_boot_info
@@ -30,7 +34,14 @@ from zipldump.formats.component_table import (
 )
 from zipldump.formats.dump_superblock import PARTITION_WIPE_SIZE, build_superblock
 from zipldump.formats.program_table import build_program_table
-from zipldump.formats.stage3_params import DEFAULT_PSW_LOAD, FLAG_SCSI, NO_PARMLINE, Stage3Params, Stage3ParamsLegacy
+from zipldump.formats.stage3_params import (
+    DEFAULT_PSW_LOAD,
+    FLAG_SCSI,
+    NO_PARMLINE,
+    Stage3Params,
+    Stage3ParamsLegacy,
+)
+from zipldump.zipl import bootmap as reader
 
 WORKED_EXAMPLE_SHA256 = "78353e546c6e7464a1a9cd37ed63179bdf88de6b76a6d315bafb6782908383c8"
 ZIPL216_EXAMPLE_SHA256 = "0250687942371e796589b7862c32853daf8150c84b3b2fde0064bc004b9fbcb9"

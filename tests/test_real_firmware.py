@@ -1,7 +1,7 @@
 """Real firmware: disks made by `zipldump install` IPL'd by QEMU's s390-ccw BIOS.
 
 Debian's s390x kernel, busybox-static and s390-tools (for stage3.bin) are
-downloaded once (zipldump.s390pkgs, cached in .cache/s390x or $ZIPLDUMP_CACHE).
+downloaded once (zipldump.qemu.packages, cached in .cache/s390x or $ZIPLDUMP_CACHE).
 The initramfs, built by `zipldump mkinitramfs`, runs a busybox /init that
 prints the kernel command line, optionally the MD5 of a payload file, and a
 marker, then powers off.  Every boot must print the marker, and the command
@@ -27,12 +27,17 @@ from pathlib import Path
 
 import pytest
 
-from zipldump import qemu
 from zipldump.disk.image import DiskImage
 from zipldump.errors import QemuDumpProgramError, ToolMissingError
 from zipldump.formats.component_table import TYPE_LOAD
-from zipldump.reader import read_boot_record, read_component_table, read_program_table, walk_block_list
-from zipldump.s390pkgs import S390Packages, ensure_packages
+from zipldump.qemu import boot as qemu
+from zipldump.qemu.packages import S390Packages, ensure_packages
+from zipldump.zipl.bootmap import (
+    read_boot_record,
+    read_component_table,
+    read_program_table,
+    walk_block_list,
+)
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

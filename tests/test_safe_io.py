@@ -21,9 +21,9 @@ from zipldump.cli import main as cli_main
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.io import OutputFile, open_input
 from zipldump.disk.partitions import PartSpec, make_disk
-from zipldump.dumptools.elf import write_elf, write_s390
-from zipldump.dumptools.locate import locate_dump
-from zipldump.dumptools.reader import S390Dump
+from zipldump.dump.elf import write_elf, write_s390
+from zipldump.dump.locate import locate_dump
+from zipldump.dump.s390 import S390Dump
 from zipldump.errors import DiskError, DumpChangedError, LockError, UsageError
 from zipldump.formats import s390dump as sd
 from zipldump.formats.dump_superblock import cksm

@@ -6,8 +6,8 @@ import pytest
 
 from zipldump.errors import IplError, UsageError
 from zipldump.formats.lowcore import REGISTER_RANGES, build_save_area, parse_save_area
-from zipldump.sim.crashed import generate
 from zipldump.plan.job import DEFAULT_HSA_SIZE
+from zipldump.sim.crashed import generate
 from zipldump.sim.machine import HSA_IN_RAM_LIMIT, Machine, ReiplRequest
 
 MiB = 1 << 20

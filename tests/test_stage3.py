@@ -6,8 +6,8 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from test_firmware import FakeMachine, build_disk, build_spec_example
+
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk
 from zipldump.errors import IplError, KernelImageError
@@ -20,12 +20,12 @@ from zipldump.formats.component_table import (
     signature_entry,
 )
 from zipldump.formats.stage3_params import Stage3Params
-from zipldump.install import install
-from zipldump.payloads import kernel_image, stage3_image
 from zipldump.plan.job import InstallJob, ProgramSpec
 from zipldump.sim.firmware import scsi_load
+from zipldump.sim.payloads import kernel_image, stage3_image
 from zipldump.sim.stage3 import run_stage3
 from zipldump.ui import UI
+from zipldump.zipl.installer import install
 
 MiB = 1 << 20
 DIRECT_PSW = 0x0008000080010000

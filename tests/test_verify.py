@@ -9,19 +9,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import have_tool
 from test_dumper_part import make_dump_disk, quiet_ui
-from zipldump.dumptools.reader import open_dump
+
+from zipldump.dump.params import parse_dump_cmdline
+from zipldump.dump.s390 import open_dump
+from zipldump.dump.verify import (
+    ExtentSource,
+    field_name,
+    source_for_result,
+    verify_dump,
+    verify_source,
+)
+from zipldump.dump.write_partition import dump_to_partition
 from zipldump.errors import VerifyError
-from zipldump.formats.lowcore import GPRS_OFFSET, PSW_OFFSET, SAVE_AREA_OFFSET, parse_save_area
+from zipldump.formats.lowcore import (
+    GPRS_OFFSET,
+    PSW_OFFSET,
+    SAVE_AREA_OFFSET,
+    parse_save_area,
+)
 from zipldump.formats.s390dump import HEADER_SIZE
 from zipldump.sim import crashed as crashed_mod
-from zipldump.sim.cmdline import parse_dump_cmdline
-from zipldump.sim.dumper_part import dump_to_partition
 from zipldump.sim.machine import Machine
 from zipldump.sim.sclp import Sdias
-from zipldump.sim.verify import ExtentSource, field_name, source_for_result, verify_dump, verify_source
 from zipldump.sim.zcore import Zcore
 
 MiB = 1 << 20
@@ -85,7 +96,8 @@ def test_partition_dump_of_real_zcore_verifies(system, tmp_path, block_size):
 @pytest.mark.parametrize("block_size", [512, 4096])
 def test_fs_dump_of_real_zcore_verifies(system, tmp_path, block_size):
     from test_dumper_fs import make_fs_disk
-    from zipldump.sim.dumper_fs import dump_to_fs
+
+    from zipldump.dump.write_fs import dump_to_fs
 
     disk, fs = make_fs_disk(tmp_path, block_size, MEM + 16 * MiB, "ext4" if block_size == 4096 else "ext2", 4096)
     _, zc = dump_kernel_zcore(system)
@@ -98,7 +110,8 @@ def test_fs_dump_of_real_zcore_verifies(system, tmp_path, block_size):
 @pytest.mark.skipif(not have_tool("debugfs"), reason="e2fsprogs not installed")
 def test_fs_dump_with_dump_mem_verifies(system, tmp_path):
     from test_dumper_fs import make_fs_disk
-    from zipldump.sim.dumper_fs import dump_to_fs
+
+    from zipldump.dump.write_fs import dump_to_fs
 
     disk, _ = make_fs_disk(tmp_path, 512, 48 * MiB)
     _, zc = dump_kernel_zcore(system)

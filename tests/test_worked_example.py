@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from zipldump.install import SPEC_EXAMPLE_SHA256, build_spec_example
+from zipldump.zipl.installer import SPEC_EXAMPLE_SHA256, build_spec_example
 
 
 def hexline(img: bytes, off: int) -> str:
@@ -60,7 +60,7 @@ def test_worked_example_byte_exact(tmp_path: Path) -> None:
 
 def test_worked_example_zipl_216_variant(tmp_path: Path) -> None:
     """§13.6: the same inputs under zipl 2.16's rules."""
-    from zipldump.install import SPEC_EXAMPLE_216_SHA256
+    from zipldump.zipl.installer import SPEC_EXAMPLE_216_SHA256
 
     img_path = tmp_path / "example216.img"
     res = build_spec_example(img_path, tmp_path / "inputs", compat="2.16")

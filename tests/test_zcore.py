@@ -15,7 +15,12 @@ import pytest
 
 from zipldump.errors import DumpError, SclpError
 from zipldump.formats import elfcore
-from zipldump.formats.lowcore import REGISTER_RANGES, CpuRegisters, build_save_area, parse_save_area
+from zipldump.formats.lowcore import (
+    REGISTER_RANGES,
+    CpuRegisters,
+    build_save_area,
+    parse_save_area,
+)
 from zipldump.formats.s390dump import HEADER_SIZE, parse_header
 from zipldump.sim.crashed import IPIB_ADDR, from_elf, generate, generated_registers
 from zipldump.sim.machine import Machine

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from zipldump.errors import UsageError
-from zipldump.ziplconf import parse_config, parse_config_text
+from zipldump.zipl.config import parse_config, parse_config_text
 
 CONF = """\
 # a comment

@@ -30,7 +30,6 @@ from rich.text import Text
 
 from zipldump.errors import AbortedError
 
-
 CLIP = 60  # characters of user text quoted in a message
 
 

@@ -1,6 +1,6 @@
 """`zipldump demo` (what `make demo` runs): a whole SCSI dump round trip on a fresh image.
 
-1. writes the bundled demo dump tool (zipldump/payloads.py: a labelled zfcpdump
+1. writes the bundled demo dump tool (zipldump/sim/payloads.py: a labelled zfcpdump
    stand-in kernel with the real s390 image layout, its initramfs, a stage3.bin
    stand-in) to disk-images/demo-payloads/;
 2. makes disk-images/demo.img: msdos label, partition 1 just big enough for the
@@ -69,9 +69,9 @@ def partition_size_for(memory_size: int, kernel_size: int, ramdisk_size: int, bl
 def build_demo_disk(directory: Path, memory_size: int, ui: UI, *, block_size: int = 512) -> DemoDisk:
     """Payloads, a fresh partitioned image and the installed dump tool."""
     from zipldump.disk.partitions import PartSpec, make_disk
-    from zipldump.install import install
-    from zipldump.payloads import write_demo_payloads
     from zipldump.plan.job import InstallJob, ProgramSpec
+    from zipldump.sim.payloads import write_demo_payloads
+    from zipldump.zipl.installer import install
 
     directory.mkdir(parents=True, exist_ok=True)
     with ui.step("Writing the demo dump tool (zipldump simulator payloads)"):
@@ -97,7 +97,7 @@ def build_demo_disk(directory: Path, memory_size: int, ui: UI, *, block_size: in
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from zipldump.sim.ipl import IplOptions, run_ipl
+    from zipldump.sim.scsi_ipl import IplOptions, run_ipl
 
     t0 = time.monotonic()
     demo = build_demo_disk(args.dir, args.memory, ui, block_size=args.block_size)

@@ -15,9 +15,9 @@ import sys
 from typing import Any
 
 from zipldump.disk.io import open_input
-from zipldump.dumptools.elf import read_elf_core
-from zipldump.dumptools.locate import LocatedDump, locate_dump
-from zipldump.dumptools.reader import DumpInfo, S390Dump
+from zipldump.dump.elf import read_elf_core
+from zipldump.dump.locate import LocatedDump, locate_dump
+from zipldump.dump.s390 import DumpInfo, S390Dump
 from zipldump.errors import DiskError
 from zipldump.formats import s390dump as sd
 from zipldump.ui import UI

@@ -1,7 +1,7 @@
 """`zipldump getdump IMAGE OUT`: copy the dump out of a disk image, as s390 dump or s390x ELF core (docs/dump-format.md).
 
 IMAGE is a disk image with a zipl dump partition or `dump.N` files in an ext
-file system (dumptools.locate), or an s390 dump file (then this converts it),
+file system (dump.locate), or an s390 dump file (then this converts it),
 or an s390x ELF core (converted to the s390 format, like `zgetdump -f s390`).
 The output is written to OUT.part and moved to OUT when complete (disk.io:
 only a regular file is ever replaced; `-` streams to standard output).  After
@@ -22,7 +22,7 @@ from typing import Any
 
 from zipldump.commands.dumpinfo import add_source_args, is_elf_file, open_source
 from zipldump.disk.io import STDOUT, OutputFile, same_file
-from zipldump.dumptools.elf import read_elf_core, write_elf, write_s390, write_s390_from_elf
+from zipldump.dump.elf import read_elf_core, write_elf, write_s390, write_s390_from_elf
 from zipldump.errors import UsageError
 from zipldump.ui import UI
 

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from zipldump.commands import size_arg
-from zipldump.inspect import DEFAULT_HSA_SIZE, Report, inspect_disk
 from zipldump.ui import UI
+from zipldump.zipl.check import DEFAULT_HSA_SIZE, Report, inspect_disk
 
 KEY_WIDTH = 22
 

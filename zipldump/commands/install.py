@@ -20,7 +20,6 @@ from zipldump.plan.job import DEFAULT_HSA_SIZE, InstallJob, ProgramSpec
 from zipldump.ui import UI
 
 
-
 def _int(text: str) -> int:
     try:
         return int(text, 0)
@@ -100,7 +99,7 @@ def _job_from_args(args: argparse.Namespace) -> InstallJob:
 
 
 def _job_from_config(args: argparse.Namespace, common: dict[str, Any]) -> InstallJob:
-    from zipldump.ziplconf import parse_config  # lazy: only -c needs it
+    from zipldump.zipl.config import parse_config  # lazy: only -c needs it
 
     conf, *rest = args.config
     if len(rest) > 1 or (rest and args.section is not None):
@@ -156,7 +155,7 @@ def _job_from_config(args: argparse.Namespace, common: dict[str, Any]) -> Instal
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from zipldump.install import install
+    from zipldump.zipl.installer import install
 
     job = _job_from_args(args)
     result = install(job, ui)

@@ -18,7 +18,6 @@ from zipldump.errors import UsageError
 from zipldump.ui import UI
 
 
-
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "ipl",
@@ -42,7 +41,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
-    from zipldump.sim.ipl import IplOptions, run_ipl
+    from zipldump.sim.scsi_ipl import IplOptions, run_ipl
 
     if args.cpus is not None and args.cpus < 1:
         raise UsageError(f"--cpus {args.cpus}: at least one CPU", where="--cpus")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zipldump.initramfs import COMPRESSIONS, write_initramfs
+from zipldump.disk.initramfs import COMPRESSIONS, write_initramfs
 from zipldump.ui import UI
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from rich.text import Text
 
-from zipldump import qemu
+from zipldump.qemu import boot as qemu
 from zipldump.ui import UI
 
 

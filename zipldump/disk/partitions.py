@@ -496,7 +496,9 @@ def make_disk(
         _write_table(tmp, nblocks, block_size, label, geometry, parts)
         for (start, length), spec in zip(geometry, parts):
             if spec.fs:
-                from zipldump.disk.extfs import ExtFs  # extfs imports nothing from here at module level
+                from zipldump.disk.extfs import (
+                    ExtFs,  # extfs imports nothing from here at module level
+                )
 
                 ExtFs.create(tmp, start * block_size, length * block_size, fstype=spec.fs, **(fs_options or {}))
         table = read_partition_table(tmp, block_size)

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import struct
 
-from zipldump.formats.blockptr import BLOCKPTR_SIZE, MAX_BLOCKCT, BlockPtr, BlockPtrStruct
+from zipldump.formats.blockptr import (
+    BLOCKPTR_SIZE,
+    MAX_BLOCKCT,
+    BlockPtr,
+    BlockPtrStruct,
+)
 
 _SLOT = struct.Struct(">QHH4x")
 assert _SLOT.size == BlockPtrStruct.sizeof()

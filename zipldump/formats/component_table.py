@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from construct import Bytes, Const, FixedSized, Int8ub, Int32ub, Int64ub, Padding, Struct, Switch, this
+from construct import (
+    Bytes,
+    Const,
+    FixedSized,
+    Int8ub,
+    Int32ub,
+    Int64ub,
+    Padding,
+    Struct,
+    Switch,
+    this,
+)
 
 from zipldump.formats.blockptr import BlockPtrStruct
 from zipldump.formats.bootrecord import ZIPL_MAGIC

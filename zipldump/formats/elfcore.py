@@ -3,7 +3,7 @@
 Structures of the ELF core that `zgetdump -f elf`, Linux /proc/vmcore and QEMU's
 `dump-guest-memory` write for s390x (EM_S390 = 22), s390-dump-format.md §7.5,
 §8.9, §9, and the conversion between one CPU's notes and `CpuRegisters`.
-No file I/O here: zipldump/dumptools/elf.py reads and writes core files.
+No file I/O here: zipldump/dump/elf.py reads and writes core files.
 
 Per-CPU note set written here (the order of `zgetdump -f elf`): NT_PRSTATUS,
 NT_FPREGSET, NT_S390_TIMER, NT_S390_TODCMP, NT_S390_TODPREG, NT_S390_CTRS,
@@ -20,7 +20,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from construct import Array, Bytes, Int8ub, Int16ub, Int32sb, Int32ub, Int64ub, Padding, Struct
+from construct import (
+    Array,
+    Bytes,
+    Int8ub,
+    Int16ub,
+    Int32sb,
+    Int32ub,
+    Int64ub,
+    Padding,
+    Struct,
+)
 
 from zipldump.errors import FormatError, MagicError
 from zipldump.formats.lowcore import CpuRegisters, ckc_from_field, ckc_to_field

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from construct import Bytes, Int8ub, Int16ub, Int32ub, Int64ub, Padding, Struct
 
-from zipldump.formats.layout import offset_of
+from zipldump.formats.fields import offset_of
 
 IPL_PL_VERSION = 1
 PBT_FCP = 0  # parameter block type: FCP (SCSI)

@@ -194,7 +194,7 @@ class DumpHeader:
 
     @classmethod
     def parse(cls, data: bytes | memoryview) -> DumpHeader:
-        """Decode 4096 bytes.  Checks only the magic; see dumptools.reader for the rest."""
+        """Decode 4096 bytes.  Checks only the magic; see dump.s390 for the rest."""
         if len(data) < HEADER_SIZE:
             raise FormatError(f"dump header needs {HEADER_SIZE} bytes, got {len(data)}", where="dump header")
         c = DumpHeaderStruct.parse(bytes(data[:HEADER_SIZE]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from construct import Int8ub, Int16ub, Int32ub, Int64ub, Padding, Struct
 
-from zipldump.formats.layout import offset_of
+from zipldump.formats.fields import offset_of
 
 SdiasSccb = Struct(
     # struct sccb_header

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zipldump.disk.io import open_binary
-from zipldump.errors import KernelImageError, LayoutError, PartitionTooSmallError, UsageError
+from zipldump.errors import (
+    KernelImageError,
+    LayoutError,
+    PartitionTooSmallError,
+    UsageError,
+)
 from zipldump.formats import kernel_image as ki
 from zipldump.formats.blocklist import build_list_block, chain_layout, compact
 from zipldump.formats.blockptr import BlockPtr
@@ -46,9 +51,9 @@ from zipldump.formats.stage3_params import (
     Stage3ParamsLegacy,
 )
 from zipldump.plan.addresses import (
+    KERNEL,
     LEGACY_PARMLINE_SIZE,
     MAXIMUM_PARMLINE_SIZE,
-    KERNEL,
     PARMLINE,
     RAMDISK,
     AddressPlan,

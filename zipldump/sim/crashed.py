@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zipldump.disk.io import open_input
+from zipldump.dump.elf import read_elf_core
 from zipldump.errors import DumpError, FormatError, UsageError
-from zipldump.dumptools.elf import read_elf_core
-from zipldump.formats.s390dump import MAX_MEM_SIZE
 from zipldump.formats.dump_superblock import cksm
 from zipldump.formats.ipl_block import IpibInfo, build_fcp_ipib
 from zipldump.formats.lowcore import (
@@ -46,6 +45,7 @@ from zipldump.formats.lowcore import (
     overlay_save_area,
     parse_save_area,
 )
+from zipldump.formats.s390dump import MAX_MEM_SIZE
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.sim.cpu import STOPPED, CpuState
 from zipldump.sim.storage import zero_fill
@@ -440,7 +440,7 @@ def from_elf(path: str | os.PathLike[str], *, boot_cpu: int = 0) -> CrashedSyste
     p = Path(path)
     if not p.is_file():
         raise UsageError("cannot open ELF core: no such file", where=str(p))
-    # One ELF core reader for the project: dumptools.elf (program headers via e_phoff, notes).
+    # One ELF core reader for the project: dump.elf (program headers via e_phoff, notes).
     core = read_elf_core(p)
     loads = [LoadSegment(s.paddr, s.offset, s.filesz, s.memsz) for s in sorted(core.segments, key=lambda s: s.paddr)]
     regs = core.cpus

@@ -1,7 +1,7 @@
 """Model of the machine loader for load types "SCSI" and "SCSI dump" (spec §11, §12).
 
 `scsi_load` reads block 0, the program-table entry `loadparm`, the component
-table and the block lists through the strict reader (zipldump.reader), loads
+table and the block lists through the strict reader (zipldump.zipl.bootmap), loads
 every LOAD component into machine storage and returns the EXECUTE PSW.  The
 reader parses; this module adds firmware policy and turns every refusal into an
 IplError whose message starts with the QEMU s390-ccw text for the same
@@ -32,7 +32,14 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from zipldump.errors import BlockListLoopError, ComponentError, FormatError, IplError, MagicError, PointerError
+from zipldump.errors import (
+    BlockListLoopError,
+    ComponentError,
+    FormatError,
+    IplError,
+    MagicError,
+    PointerError,
+)
 from zipldump.formats.blockptr import BlockPtr
 from zipldump.formats.bootrecord import DISK_LAYOUT_ID
 from zipldump.formats.component_table import (
@@ -44,9 +51,18 @@ from zipldump.formats.component_table import (
     TYPE_SIGNATURE,
     psw_address,
 )
-from zipldump.formats.lowcore import LC_IPL_PSW, LC_IPLDEV, LC_SUBCHANNEL_ID, LC_SUBCHANNEL_NR
-from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, PROGRAM_TABLE_SIZE, ProgramTable
-from zipldump.reader import (
+from zipldump.formats.lowcore import (
+    LC_IPL_PSW,
+    LC_IPLDEV,
+    LC_SUBCHANNEL_ID,
+    LC_SUBCHANNEL_NR,
+)
+from zipldump.formats.program_table import (
+    PROGRAM_TABLE_ENTRIES,
+    PROGRAM_TABLE_SIZE,
+    ProgramTable,
+)
+from zipldump.zipl.bootmap import (
     BootRecord,
     iter_component_data,
     place,

@@ -26,7 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zipldump.errors import IplError, KernelImageError
-from zipldump.formats.component_table import LEGACY_STAGE3_PSWS, PSW_LOAD, STAGE3_ENTRY, psw_address
+from zipldump.formats.component_table import (
+    LEGACY_STAGE3_PSWS,
+    PSW_LOAD,
+    STAGE3_ENTRY,
+    psw_address,
+)
 from zipldump.formats.kernel_image import (
     COMMAND_LINE,
     EP_OFFSET,
@@ -42,6 +47,7 @@ from zipldump.formats.kernel_image import (
     ParmArea,
     command_line_limit,
 )
+from zipldump.formats.lowcore import LC_IPL_PSW, LC_IPLDEV, LC_SUBCHANNEL_ID
 from zipldump.formats.stage3_params import (
     FLAG_KDUMP,
     NO_PARMLINE,
@@ -49,7 +55,6 @@ from zipldump.formats.stage3_params import (
     STAGE3_PARAMS_ADDRESS,
     Stage3ParamsLegacy,
 )
-from zipldump.formats.lowcore import LC_IPL_PSW, LC_IPLDEV, LC_SUBCHANNEL_ID
 from zipldump.sim.firmware import LoadResult
 
 LOAD_PSW = PSW_LOAD | IMAGE_LOAD_ADDRESS  # 0x0008000080010000

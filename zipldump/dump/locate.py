@@ -15,7 +15,7 @@ ext2/3/4 partition, read through zipldump.disk.extfs.ExtFs's physical block map
 without copying the file out.  The highest N is taken unless `number` is given.
 
 Without a dump boot_info, every partition holding an ext file system is searched
-(or only `partition`).  The result carries a ByteSource for dumptools.reader.
+(or only `partition`).  The result carries a ByteSource for dump.s390.
 """
 
 from __future__ import annotations
@@ -27,13 +27,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zipldump import reader
 from zipldump.disk.image import DiskImage
-from zipldump.dumptools.reader import ByteSource, FileSource
-from zipldump.errors import DiskError, DumpChangedError, DumpError, DumpTargetChangedError, IncompleteDumpError, MagicError, PointerError, UsageError
-from zipldump.formats.bootrecord import BOOT_INFO_OFFSET, BP_TYPE_DUMP, DEV_TYPE_SCSI, BootInfo
-from zipldump.formats.layout import offset_of
+from zipldump.dump.s390 import ByteSource, FileSource
+from zipldump.errors import (
+    DiskError,
+    DumpChangedError,
+    DumpError,
+    DumpTargetChangedError,
+    IncompleteDumpError,
+    MagicError,
+    PointerError,
+    UsageError,
+)
+from zipldump.formats.bootrecord import (
+    BOOT_INFO_OFFSET,
+    BP_TYPE_DUMP,
+    DEV_TYPE_SCSI,
+    BootInfo,
+)
+from zipldump.formats.fields import offset_of
 from zipldump.formats.s390dump import BUSY_MARKER
+from zipldump.zipl import bootmap as reader
 
 DUMP_NAME = re.compile(r"^dump\.(0|[1-9][0-9]*)$")
 
@@ -171,7 +185,7 @@ def _locate(disk: DiskImage, path: str, number: int | None, partition: int | Non
 
 
 def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> LocatedDump:
-    """The superblock chain is zipldump.reader's; here: its errors name the image,
+    """The superblock chain is zipldump.zipl.bootmap's; here: its errors name the image,
     and a busy marker or an empty dump area is no dump to read."""
     where_sb = f"{path} superblock at byte 0x{sb_off:x} (from block 0 offset 0x78)"
     try:

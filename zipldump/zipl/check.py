@@ -2,7 +2,7 @@
 
 Reads anything zipl has written since 1.24 (both superblock positions, 38- or
 512-byte bootmap header, 64- or 80-byte stage-3 parameters, legacy EXECUTE
-PSWs) through zipldump.reader, and judges it: magics, versions, pointers,
+PSWs) through zipldump.zipl.bootmap, and judges it: magics, versions, pointers,
 block-list chains, component overlaps and address limits, EXECUTE PSW, the HSA
 limit of dump programs, boot_info, the dump superblock, its CKSM checksum and
 its agreement with the partition table.  Problems are collected, not raised,
@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from zipldump import reader
 from zipldump.disk.image import DiskImage
 from zipldump.errors import (
     ComponentError,
@@ -57,7 +56,7 @@ from zipldump.formats.stage3_params import (
 )
 from zipldump.plan.addresses import ADDRESS_LIMIT, MAXIMUM_PARMLINE_SIZE
 from zipldump.plan.job import DEFAULT_HSA_SIZE
-
+from zipldump.zipl import bootmap as reader
 
 PSW_WAIT = 1 << 49
 PSW_EA = 1 << 32

@@ -32,7 +32,12 @@ from pathlib import Path
 from construct import ConstructError
 
 from zipldump.disk.io import describe_mode, open_binary
-from zipldump.errors import QemuBootError, QemuDumpProgramError, ToolMissingError, UsageError
+from zipldump.errors import (
+    QemuBootError,
+    QemuDumpProgramError,
+    ToolMissingError,
+    UsageError,
+)
 from zipldump.formats.blockptr import BlockPtr
 from zipldump.formats.bootrecord import ZIPL_MAGIC, BootRecord
 from zipldump.formats.component_table import HEADER_DUMP, ComponentHeader

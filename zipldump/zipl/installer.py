@@ -21,22 +21,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zipldump.disk.extfs import EXT_MAGIC, EXT_MAGIC_OFFSET, EXT_SB_OFFSET, has_ext_magic
+from zipldump.disk.extfs import (
+    EXT_MAGIC,
+    EXT_MAGIC_OFFSET,
+    EXT_SB_OFFSET,
+    has_ext_magic,
+)
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import BlockExtent, Mbr
-from zipldump import reader
-from zipldump.errors import DiskError, DumpSpaceError, FormatError, LayoutError, PartitionTooSmallError, UsageError
+from zipldump.errors import (
+    DiskError,
+    DumpSpaceError,
+    FormatError,
+    LayoutError,
+    PartitionTooSmallError,
+    UsageError,
+)
 from zipldump.formats.blockptr import BlockPtr
 from zipldump.formats.bootrecord import (
     BOOT_RECORD_SIZE,
-    BootRecord,
     ZIPL_MAGIC,
+    BootRecord,
     build_boot_record,
     dump_boot_info,
 )
 from zipldump.formats.component_table import TYPE_LOAD
-from zipldump.formats.dump_superblock import PARTITION_WIPE_SIZE, SB_SEED, build_superblock, cksm
-from zipldump.formats.s390dump import BUSY_MARKER, DUMP_MAGIC, DUMP_MAGIC_EXT, LKCD_MAGIC
+from zipldump.formats.dump_superblock import (
+    PARTITION_WIPE_SIZE,
+    SB_SEED,
+    build_superblock,
+    cksm,
+)
+from zipldump.formats.s390dump import (
+    BUSY_MARKER,
+    DUMP_MAGIC,
+    DUMP_MAGIC_EXT,
+    LKCD_MAGIC,
+)
 from zipldump.plan.job import InstallJob
 from zipldump.plan.layout import (
     BootmapLayout,
@@ -48,6 +69,7 @@ from zipldump.plan.layout import (
     layout_bootmap,
 )
 from zipldump.ui import UI
+from zipldump.zipl import bootmap as reader
 
 BOOTMAP_NAME = "/bootmap"
 BOOTMAP_TEMP = "/bootmap_temp.zipldump"

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 
 from zipldump.disk.io import OutputFile, open_input
-from zipldump.dumptools.reader import DEFAULT_CHUNK, S390Dump
+from zipldump.dump.s390 import DEFAULT_CHUNK, S390Dump
 from zipldump.errors import FormatError
 from zipldump.formats import elfcore as ec
 from zipldump.formats import s390dump as sd

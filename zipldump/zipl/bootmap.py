@@ -12,7 +12,7 @@ The dump partition chain (block 0 boot_info -> ZFCPDUMP superblock -> CKSM ->
 partition table) lives here once, for every consumer: `read_dump_boot_info`,
 `check_dump_boot_info`, `read_superblock`, `superblock_geometry_problems`,
 `superblock_checksum`, `dump_partition_number`.  The dump writer
-(sim/dumper_part.py) and the dump locator (dumptools/locate.py) call them and
+(dump/write_partition.py) and the dump locator (dump/locate.py) call them and
 choose their own error classes; `inspect` uses the superblock readers.
 
 Strictness limits (spec Appendix B, reader item 8): nothing here reads the
@@ -33,9 +33,11 @@ from zipldump.formats.blockptr import BLOCKPTR_SIZE, BlockPtr
 from zipldump.formats.bootrecord import (
     BOOT_INFO_OFFSET,
     BOOT_RECORD_SIZE,
-    BootInfo,
-    BootRecord as BootRecordStruct,
     ZIPL_MAGIC,
+    BootInfo,
+)
+from zipldump.formats.bootrecord import (
+    BootRecord as BootRecordStruct,
 )
 from zipldump.formats.component_table import (
     COMPONENT_ENTRY_SIZE,
@@ -44,10 +46,13 @@ from zipldump.formats.component_table import (
     TYPE_LOAD,
     TYPE_NAMES,
     TYPE_SIGNATURE,
+)
+from zipldump.formats.component_table import (
     ComponentEntry as ComponentEntryStruct,
 )
 from zipldump.formats.dump_superblock import SB_MAGIC, SUPERBLOCK_SIZE, DumpSuperblock
-from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, PROGRAM_TABLE_SIZE, ProgramTable as ProgramTableStruct
+from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, PROGRAM_TABLE_SIZE
+from zipldump.formats.program_table import ProgramTable as ProgramTableStruct
 
 CHUNK = 1 << 20  # streaming unit for component data
 
@@ -409,7 +414,7 @@ def component_sha256(disk: Disk, pointers: Iterable[BlockPtr], length: int | Non
 
 # --- dump partition: block 0 boot_info -> superblock -> checksum ---------------------------
 # One place for the chain every consumer follows (inspect, the dump writer
-# sim/dumper_part.py, the dump locator dumptools/locate.py); the judgement --
+# dump/write_partition.py, the dump locator dump/locate.py); the judgement --
 # which failure is fatal, which error class -- stays with the caller.
 def read_dump_boot_info(disk: Disk) -> BootInfoData:
     """Block 0's boot_info as a dump tool reads it: only 'zIPL' at byte 0 and a
@@ -437,7 +442,11 @@ BOOT_INFO_WHERE = f"block 0 offset {BOOT_INFO_OFFSET:#x} boot_info"
 def check_dump_boot_info(info: BootInfoData) -> None:
     """A SCSI dump boot_info: dev_type SCSI, bp_type dump, version 1 (FormatError otherwise)."""
     from zipldump.errors import FormatError
-    from zipldump.formats.bootrecord import BOOT_INFO_VERSION, BP_TYPE_DUMP, DEV_TYPE_SCSI
+    from zipldump.formats.bootrecord import (
+        BOOT_INFO_VERSION,
+        BP_TYPE_DUMP,
+        DEV_TYPE_SCSI,
+    )
 
     if info.dev_type != DEV_TYPE_SCSI:
         raise FormatError(f"boot_info dev_type is {info.dev_type}, not {DEV_TYPE_SCSI} (SCSI)", where=f"{BOOT_INFO_WHERE} field dev_type (offset 0x76)")

@@ -25,7 +25,7 @@ complete before it is:
    superblock, fsync.
 
 The streaming helpers (`prepare_header`, `copy_memory`, `write_dump`,
-`ExtentWriter`, `DumpResult`) are shared with dumper_fs.py.
+`ExtentWriter`, `DumpResult`) are shared with write_fs.py.
 """
 from __future__ import annotations
 
@@ -42,9 +42,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from zipldump.disk.image import DiskImage
-from zipldump import reader
 from zipldump.disk.partitions import read_partition_table
-from zipldump.errors import DiskError, DumpError, DumpSpaceError, DumpTargetChangedError, FormatError, MagicError
+from zipldump.errors import (
+    DiskError,
+    DumpError,
+    DumpSpaceError,
+    DumpTargetChangedError,
+    FormatError,
+    MagicError,
+)
 from zipldump.formats.dump_superblock import DumpSuperblock
 from zipldump.formats.s390dump import (
     BUSY_MARKER,
@@ -53,10 +59,11 @@ from zipldump.formats.s390dump import (
     HEADER_SIZE,
     DumpHeader,
     build_end_marker,
-    tod_from_unix_us,
     to_mib,
+    tod_from_unix_us,
 )
 from zipldump.ui import UI, ByteProgress
+from zipldump.zipl import bootmap as reader
 
 DEFAULT_CHUNK = 4 << 20  # 4 MiB: per-chunk Python work is noise
 WRITES_IN_FLIGHT = 2  # memory writes queued at the disk while the next chunk is read (measured: 1 -> 2 gains ~40 %)
@@ -558,7 +565,7 @@ class DumpTarget:
 
 def locate_dump_partition(disk: DiskImage) -> DumpTarget:
     """boot_info -> superblock -> checksum -> partition table, as zfcpdump 3.0 does
-    before writing anything (the chain itself is zipldump.reader's).  Raises
+    before writing anything (the chain itself is zipldump.zipl.bootmap's).  Raises
     MagicError/FormatError for a disk that is not a SCSI dump disk and
     DumpTargetChangedError for one whose dump partition changed."""
     info = reader.read_dump_boot_info(disk)

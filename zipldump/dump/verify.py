@@ -89,7 +89,7 @@ def field_name(lowcore_offset: int) -> str:
 class ExtentSource:
     """Dump bytes scattered over an image: `extents` are (image offset, length) in
     dump order (one for a partition, one per block run for a file).  Offers the
-    ByteSource interface of dumptools.reader (`name`, `size`, `readinto_at`)."""
+    ByteSource interface of dump.s390 (`name`, `size`, `readinto_at`)."""
 
     def __init__(self, image: str | os.PathLike[str], extents: list[tuple[int, int]], size: int, *, name: str) -> None:
         self.path = os.fspath(image)
@@ -141,7 +141,7 @@ class ExtentSource:
 
 
 def source_for_result(result: Any) -> ExtentSource:
-    """The bytes a DumpResult (sim/dumper_part or dumper_fs) says it wrote."""
+    """The bytes a DumpResult (dump.write_partition or dump.write_fs) says it wrote."""
     if result.mode == "partition":
         return ExtentSource(result.image, [(result.image_offset, result.bytes_written)], result.bytes_written, name=result.location)
     from zipldump.disk.extfs import ExtFs

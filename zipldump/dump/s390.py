@@ -7,7 +7,7 @@ buffer (default 4 MiB), `read_memory()` serves small reads.
 
 A source is anything with `size`, `name` and `readinto_at(offset, buf) -> int`
 (short only at the end); `FileSource` covers a file or a byte range of a disk
-image (a dump partition), dumptools.locate adds a file inside an ext2/3/4
+image (a dump partition), dump.locate adds a file inside an ext2/3/4
 file system.
 
 Completeness (zgetdump 1.10+): the 16-byte end marker `DUMP_END` + TOD lies at
@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from zipldump.disk.io import open_input
-from zipldump.errors import DumpChangedError, DumpError, FormatError, IncompleteDumpError, MagicError
+from zipldump.errors import (
+    DumpChangedError,
+    DumpError,
+    FormatError,
+    IncompleteDumpError,
+    MagicError,
+)
 from zipldump.formats import s390dump as sd
 from zipldump.formats.lowcore import (
     LOWCORE_SIZE,

@@ -190,7 +190,7 @@ class DemoPayloads:
 
 def write_demo_payloads(directory: str | os.PathLike[str], *, kernel_size: int = DEFAULT_KERNEL_SIZE) -> DemoPayloads:
     """Write zfcpdump-image, zfcpdump-initrd (and its list and source files) and stage3.bin into `directory`."""
-    from zipldump.initramfs import build_initramfs
+    from zipldump.disk.initramfs import build_initramfs
 
     out = Path(directory)
     src = out / "zfcpdump-initramfs"

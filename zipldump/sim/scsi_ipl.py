@@ -26,11 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from zipldump.disk.io import open_binary
 from zipldump.disk.image import DiskImage
+from zipldump.disk.io import open_binary
 from zipldump.errors import DumpError, UsageError
 from zipldump.formats.bootrecord import BP_TYPE_DUMP, DEV_TYPE_SCSI
-from zipldump.formats.ipl_block import FCP_FIELDS_END, IPL_OPT_DUMP, PBT_OFFSET, parse_fcp_block
+from zipldump.formats.ipl_block import (
+    FCP_FIELDS_END,
+    IPL_OPT_DUMP,
+    PBT_OFFSET,
+    parse_fcp_block,
+)
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.sim.firmware import LoadResult, scsi_load
 from zipldump.sim.stage3 import KernelStart, run_stage3
@@ -165,7 +170,7 @@ def dump_mode(load: LoadResult, params: Any) -> str:
 
 def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: Any = None) -> IplReport:
     """Simulate one SCSI dump IPL of `opts.image`; see the module docstring."""
-    from zipldump.sim.cmdline import parse_dump_cmdline
+    from zipldump.dump.params import parse_dump_cmdline
     from zipldump.sim.machine import Machine
 
     t0 = time.monotonic()
@@ -208,17 +213,17 @@ def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: Any = None) -> IplRepor
         # The writers show their own steps and progress bar: timed here without a spinner.
         start = time.monotonic()
         if report.mode == "partition":
-            from zipldump.sim.dumper_part import dump_to_partition
+            from zipldump.dump.write_partition import dump_to_partition
 
             report.dump = dump_to_partition(image, zcore, ui, block_size=opts.block_size)
         else:
-            from zipldump.sim import dumper_fs
+            from zipldump.dump import write_fs
 
-            report.dump = dumper_fs.dump_to_fs(image, zcore, ui, report.dump_params, block_size=opts.block_size)
+            report.dump = write_fs.dump_to_fs(image, zcore, ui, report.dump_params, block_size=opts.block_size)
         report.steps.append({"step": f"Dump tool ({report.mode} mode): writing the dump", "seconds": round(time.monotonic() - start, 3)})
         report.reipl = _reipl(zcore, machine, ui)
         if opts.verify:
-            from zipldump.sim.verify import verify_dump
+            from zipldump.dump.verify import verify_dump
 
             # verify_dump shows its own progress bar: no spinner around it (one live display at a time).
             start = time.monotonic()

@@ -10,7 +10,7 @@ zipl-scsi-format.md §8.6/§8.8) with two deliberate changes:
   (`ExtFs.allocate`) and the dump is streamed straight into those blocks at
   their image offsets.  No temporary copy, no page of the dump in RAM twice.
 
-Parameters come from the dump kernel command line (sim/cmdline.py): `dump_part`
+Parameters come from the dump kernel command line (dump/params.py): `dump_part`
 (partition number), `dump_dir` (directory in that file system, must exist),
 `dump_mode` (`auto` | `interactive`), `dump_mem` (byte limit of the dumped
 memory).  N is the highest existing `dump.<n>` + 1 (0 when none; names with a
@@ -25,7 +25,7 @@ nothing is deleted at all.
 Write order: the header (with the end-marker slot zeroed first, since the
 allocated blocks may hold a deleted dump's bytes), fsync, memory, fsync, end
 marker, fsync.  An interrupted `dump.N` is a valid header without end marker,
-which zgetdump and dumptools.reader call "not complete" (the s390 format's own
+which zgetdump and dump.s390 call "not complete" (the s390 format's own
 completeness rule, §3).  Only data blocks of the already allocated file are
 written after allocation, so the file system stays e2fsck-clean whenever the
 writer stops.
@@ -44,11 +44,23 @@ from typing import Any
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import read_partition_table
+from zipldump.dump.params import DumpParams
+from zipldump.dump.write_partition import (
+    DEFAULT_CHUNK,
+    DumpResult,
+    ExtentWriter,
+    prepare_header,
+    write_dump,
+)
 from zipldump.errors import DumpError, DumpSpaceError
 from zipldump.formats.lowcore import LOWCORE_SIZE
-from zipldump.formats.s390dump import END_MARKER_SIZE, HEADER_SIZE, PAGE_SIZE, DumpHeader, to_mib
-from zipldump.sim.cmdline import DumpParams
-from zipldump.sim.dumper_part import DEFAULT_CHUNK, DumpResult, ExtentWriter, prepare_header, write_dump
+from zipldump.formats.s390dump import (
+    END_MARKER_SIZE,
+    HEADER_SIZE,
+    PAGE_SIZE,
+    DumpHeader,
+    to_mib,
+)
 from zipldump.ui import UI
 
 _DUMP_NAME = re.compile(r"dump\.(0|[1-9][0-9]*)")
