@@ -6,6 +6,34 @@ Shared argparse helpers live here (this package's __init__ is not a command).
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
+
+_DECIMAL = re.compile(r"[0-9]{1,20}", re.ASCII)
+
+
+def int_arg(lo: int = 0, hi: int = (1 << 64) - 1) -> Callable[[str], int]:
+    """argparse type for counts and numbers: ASCII decimal digits only (int() would take
+    '１２', ' 12' and '1_2'), in lo..hi."""
+
+    def parse(text: str) -> int:
+        if not _DECIMAL.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}")
+        value = int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in its messages
+    return parse
+
+
+def hsa_size_arg(text: str) -> int:
+    """argparse type for --hsa-size, the same in every command: a size, a positive multiple of 4 KiB."""
+    value = size_arg(text)
+    if value % 4096:
+        raise argparse.ArgumentTypeError(f"HSA size {text!r} is not a multiple of 4 KiB")
+    return value
 
 
 def size_arg(text: str) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zipldump.commands import size_arg
+from zipldump.commands import int_arg, size_arg
 from zipldump.commands.ipl import print_summary
 from zipldump.ui import UI
 
@@ -40,8 +40,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--dir", type=Path, default=Path("disk-images"), help="where demo.img and the payloads go (default disk-images)")
     p.add_argument("--memory", type=size_arg, default=2 << 30, metavar="SIZE", help="memory of the crashed system (default 2G)")
-    p.add_argument("--cpus", type=int, default=4, metavar="N", help="CPUs of the crashed system (default 4)")
-    p.add_argument("--block-size", type=int, default=512, choices=(512, 4096), help="logical block size of the demo disk")
+    p.add_argument("--cpus", type=int_arg(), default=4, metavar="N", help="CPUs of the crashed system (default 4)")
+    p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 4096), help="logical block size of the demo disk")
     p.add_argument("--no-verify", action="store_true", help="skip the byte-for-byte check of the dump")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=run)

@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Any
 
+from zipldump.commands import int_arg
 from zipldump.disk.io import open_input
 from zipldump.dump.elf import read_elf_core
 from zipldump.dump.locate import LocatedDump, locate_dump
@@ -39,9 +40,9 @@ def register(subparsers: Any) -> None:
 
 def add_source_args(p: argparse.ArgumentParser, metavar: str = "FILE") -> None:
     p.add_argument("file", metavar=metavar, help="s390 dump file, s390x ELF core, or disk image with a dump partition / file system dump")
-    p.add_argument("--block-size", type=int, default=512, choices=(512, 1024, 2048, 4096), help="logical block size of a disk image (default 512)")
-    p.add_argument("--number", type=int, default=None, help="file system dump: use dump.N (default: the highest N)")
-    p.add_argument("--partition", type=int, default=None, help="file system dump: search only this partition")
+    p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 1024, 2048, 4096), help="logical block size of a disk image (default 512)")
+    p.add_argument("--number", type=int_arg(), default=None, help="file system dump: use dump.N (default: the highest N)")
+    p.add_argument("--partition", type=int_arg(), default=None, help="file system dump: search only this partition")
     p.add_argument("--dir", default="/", help="file system dump: directory holding dump.N (default /)")
     p.add_argument("--force", action="store_true", help="ignore a dump partition checksum mismatch")
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from zipldump.commands import size_arg
+from zipldump.commands import hsa_size_arg, int_arg
 from zipldump.ui import UI
 from zipldump.zipl.check import DEFAULT_HSA_SIZE, Report, inspect_disk
 
@@ -21,8 +21,8 @@ def register(subparsers: Any) -> None:
         "block lists, boot_info, dump superblock) and report problems.  Exit 0 when valid.",
     )
     p.add_argument("image", metavar="IMAGE", help="disk image file or block device")
-    p.add_argument("--block-size", type=int, default=512, choices=(512, 1024, 2048, 4096), help="logical block size (default 512)")
-    p.add_argument("--hsa-size", type=size_arg, metavar="SIZE", help="HSA size; dump-program components must end below it (default 32M)")
+    p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 1024, 2048, 4096), help="logical block size (default 512)")
+    p.add_argument("--hsa-size", type=hsa_size_arg, metavar="SIZE", help="HSA size; dump-program components must end below it (default 32M)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)
 

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from zipldump.commands import size_arg
+from zipldump.commands import hsa_size_arg, int_arg, size_arg
 from zipldump.errors import UsageError
 from zipldump.plan.job import DEFAULT_HSA_SIZE, InstallJob, ProgramSpec
 from zipldump.ui import UI
@@ -38,9 +38,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("image_path", metavar="IMAGE", help="disk image file (or block device)")
     p.add_argument("section", metavar="SECTION", nargs="?", help="zipl.conf section to install (with -c)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--dumpto", "-d", type=int, metavar="PARTNUM", help="raw SCSI dump partition of IMAGE")
-    where.add_argument("--target", "-t", type=int, metavar="PARTNUM", help="partition with an ext2/3/4 file system for /bootmap (0 = whole disk)")
-    where.add_argument("--dumptofs", "-D", type=int, metavar="PARTNUM", help="ext2/3/4 partition for /bootmap and the dump files (old design)")
+    where.add_argument("--dumpto", "-d", type=int_arg(), metavar="PARTNUM", help="raw SCSI dump partition of IMAGE")
+    where.add_argument("--target", "-t", type=int_arg(), metavar="PARTNUM", help="partition with an ext2/3/4 file system for /bootmap (0 = whole disk)")
+    where.add_argument("--dumptofs", "-D", type=int_arg(), metavar="PARTNUM", help="ext2/3/4 partition for /bootmap and the dump files (old design)")
     # "-c ZIPL_CONF [SECTION]" as zipl spells it: the section may follow the file.
     p.add_argument("-c", "--config", nargs="+", metavar=("ZIPL_CONF", "SECTION"), help="zipl.conf file, optionally followed by a SECTION")
     p.add_argument("-m", "--menu", metavar="NAME", help="menu of the zipl.conf to install")
@@ -48,8 +48,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("-r", "--ramdisk", type=Path, metavar="INITRD", help="initial ramdisk file")
     p.add_argument("-P", "--parameters", metavar="TEXT", help="kernel parameters (dump programs: put before zipl's own)")
     p.add_argument("--stage3", type=Path, metavar="FILE", help="zipl stage3.bin: write zipl's loader layout (default: direct layout, no loader)")
-    p.add_argument("--block-size", type=int, default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
-    p.add_argument("--hsa-size", type=size_arg, default=DEFAULT_HSA_SIZE, metavar="SIZE", help="HSA size that dump programs must fit in (default 32M)")
+    p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
+    p.add_argument("--hsa-size", type=hsa_size_arg, default=DEFAULT_HSA_SIZE, metavar="SIZE", help="HSA size that dump programs must fit in (default 32M)")
     p.add_argument("--dump-mem", type=size_arg, metavar="SIZE", help="--dumptofs: dump_mem= size limit for the dumper")
     p.add_argument("--compat", choices=("2.16",), help="write what zipl 2.16 (1.24-2.17 rules) writes instead of current zipl")
     p.add_argument("--dry-run", action="store_true", help="run every check, write nothing")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from zipldump.commands import size_arg
+from zipldump.commands import hsa_size_arg, int_arg, size_arg
 from zipldump.errors import UsageError
 from zipldump.ui import UI
 
@@ -27,15 +27,15 @@ def register(subparsers: Any) -> None:
         "dump to the disk's dump partition (or dump file system), then asks for a re-IPL.",
     )
     p.add_argument("image", metavar="IMAGE", type=Path, help="disk image with a zipl SCSI dump program")
-    p.add_argument("--loadparm", type=int, default=0, metavar="N", help="program-table entry to load, 0..30 (default 0)")
+    p.add_argument("--loadparm", type=int_arg(), default=0, metavar="N", help="program-table entry to load, 0..30 (default 0)")
     p.add_argument("--memory", type=size_arg, metavar="SIZE", help="memory of the generated crashed system (default 2G; --crashed FILE brings its own)")
-    p.add_argument("--cpus", type=int, metavar="N", help="CPUs of the crashed system, 1..512 (default 4; an ELF core brings its own)")
-    p.add_argument("--hsa-size", type=size_arg, metavar="SIZE", help="hardware system area size (default 32M, or the whole storage when that is smaller)")
+    p.add_argument("--cpus", type=int_arg(), metavar="N", help="CPUs of the crashed system, 1..512 (default 4; an ELF core brings its own)")
+    p.add_argument("--hsa-size", type=hsa_size_arg, metavar="SIZE", help="hardware system area size (default 32M, or the whole storage when that is smaller)")
     p.add_argument("--crashed", type=Path, metavar="FILE", help="crashed system from a raw memory image or an s390x ELF core instead of a generated one")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated crashed system (default 0)")
+    p.add_argument("--seed", type=int_arg(), default=0, help="seed of the generated crashed system (default 0)")
     p.add_argument("--allow-above-hsa", action="store_true", help="load components above the HSA limit (destroys unsaved crash data) with a warning instead of refusing")
     p.add_argument("--verify", action="store_true", help="compare the written dump byte for byte with the crashed system")
-    p.add_argument("--block-size", type=int, default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
+    p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=run)
 

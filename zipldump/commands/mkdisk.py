@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from zipldump.commands import size_arg
+from zipldump.commands import int_arg, size_arg
 from zipldump.disk.partitions import FS_TYPES, LABELS, PartSpec, make_disk
 from zipldump.errors import DiskError, UsageError
 from zipldump.ui import UI
@@ -31,12 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("image", type=Path, metavar="IMAGE", help="image file to make")
     p.add_argument("--size", required=True, type=size_arg, help="disk size, e.g. 256M or 2G (binary units)")
     p.add_argument("--label", choices=LABELS, default="msdos", help="partition table type (default msdos)")
-    p.add_argument("--block-size", type=int, choices=(512, 4096), default=512, help="logical sector size (default 512)")
+    p.add_argument("--block-size", type=int_arg(), choices=(512, 4096), default=512, help="logical sector size (default 512)")
     p.add_argument(
         "--part", action="append", default=[], type=_part, metavar=f"SIZE[:{'|'.join(FS_TYPES)}]",
         help="add a partition (repeatable); SIZE may be 'rest' for the last one",
     )
-    p.add_argument("--fs-block-size", type=int, choices=(1024, 2048, 4096), default=4096, help="file system block size (default 4096)")
+    p.add_argument("--fs-block-size", type=int_arg(), choices=(1024, 2048, 4096), default=4096, help="file system block size (default 4096)")
     p.add_argument("--force", action="store_true", help="replace an existing image file")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=run)

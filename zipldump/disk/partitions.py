@@ -93,16 +93,25 @@ assert GptEntry.sizeof() == 128
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
+MAX_SIZE = (1 << 64) - 1  # no size zipldump handles is larger than a 64-bit byte count
+
+
 def parse_size(text: str) -> int:
-    """'32M' -> 33554432.  Binary units K, M, G, T (optionally 'KiB'/'KB'); a bare
-    number is bytes; '0x2000000' is hexadecimal bytes."""
-    m = re.fullmatch(r"\s*0x([0-9a-f]+)\s*", str(text), re.IGNORECASE)
+    """'32M' -> 33554432.  The one size syntax of the CLI (README): ASCII decimal
+    digits with an optional binary unit K, M, G or T (optionally 'KiB'/'KB'), a
+    bare number is bytes, '0x2000000' is hexadecimal bytes; no blanks, no other
+    digits, at most 2**64 - 1."""
+    text = str(text)
+    m = re.fullmatch(r"0x([0-9a-f]{1,16})", text, re.IGNORECASE | re.ASCII)
     if m:
         return int(m.group(1), 16)
-    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    m = re.fullmatch(r"([0-9]{1,20})([KMGT]?)(?:i?B)?", text, re.IGNORECASE | re.ASCII)
     if not m:
         raise UsageError(f"bad size {text!r} (use a number of bytes, 0x hex bytes, or a number with K, M, G or T)", where="size")
-    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+    value = int(m.group(1)) * _UNITS[m.group(2).upper()]
+    if value > MAX_SIZE:
+        raise UsageError(f"size {text!r} is larger than 2**64 - 1 bytes", where="size")
+    return value
 
 
 @dataclass(frozen=True)

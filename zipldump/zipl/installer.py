@@ -29,6 +29,7 @@ from zipldump.disk.extfs import (
 )
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import BlockExtent, Mbr
+from zipldump.dump.params import parse_dump_cmdline
 from zipldump.errors import (
     DiskError,
     DumpSpaceError,
@@ -58,12 +59,13 @@ from zipldump.formats.s390dump import (
     DUMP_MAGIC_EXT,
     LKCD_MAGIC,
 )
-from zipldump.plan.job import InstallJob
+from zipldump.plan.job import InstallJob, ProgramSpec
 from zipldump.plan.layout import (
     BootmapLayout,
     ProgramImage,
     Source,
     bootmap_file_size,
+    build_parmline,
     compose_program,
     dump_tail,
     layout_bootmap,
@@ -261,10 +263,21 @@ def _stage3_source(job: InstallJob) -> Source | None:
     return src
 
 
+def refuse_failing_dump_parameters(prog: ProgramSpec, compat: str | None) -> None:
+    """A dumptofs command line the dumper refuses makes every later dump fail at crash
+    time: the dumper's own parser (dump.params) judges it now, before anything is written."""
+    try:
+        parse_dump_cmdline(build_parmline(prog, compat) or "")
+    except UsageError as exc:
+        raise UsageError(f"every dump would fail: the dump tool refuses its command line: {exc.message}", where=prog.name) from None
+
+
 def compose_programs(job: InstallJob, stage3: Source | None) -> list[ProgramImage]:
     """Every program of the job in menu order, with all per-program checks done."""
     out = []
     for pos in sorted(job.programs):
+        if job.programs[pos].kind == "dumptofs":
+            refuse_failing_dump_parameters(job.programs[pos], job.compat)
         img, _ = compose_program(
             pos, job.programs[pos], stage3=stage3, hsa_size=job.hsa_size, check_kernel=job.check_kernel, compat=job.compat,
             block_size=job.block_size,
@@ -723,7 +736,6 @@ def build_spec_example(
     must be SPEC_EXAMPLE_SHA256; with compat="2.16" it is the §13.6 variant,
     SPEC_EXAMPLE_216_SHA256.
     """
-    from zipldump.plan.job import ProgramSpec
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
