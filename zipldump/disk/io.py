@@ -435,14 +435,14 @@ class RangeSource:
     @classmethod
     def window(cls, fd: int, offset: int, length: int, *, path: str, name: str | None = None) -> RangeSource:
         """A range of an already open descriptor, which the caller keeps and closes."""
-        self = cls.__new__(cls)
-        self.path = path
-        self._fd = fd
-        self._owns = False
-        self.offset = offset
-        self.size = length
-        self.name = name or f"{path} at byte 0x{offset:x}"
-        return self
+        src = cls.__new__(cls)
+        src.path = path
+        src._fd = fd
+        src._owns = False
+        src.offset = offset
+        src.size = length
+        src.name = name or f"{path} at byte 0x{offset:x}"
+        return src
 
     def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int:
         mv = memoryview(buf).cast("B")
