@@ -4,7 +4,8 @@
 write is bounds-checked against the disk size, writable opens take an exclusive
 `flock` (read-only opens a shared one) so two zipldump processes never write the
 same disk, and `dry_run=True` records what would be written without changing a
-byte.  Reads use os.pread/preadv, so streaming callers can pass their own buffers.
+byte.  Reads and writes are disk.io's pread_full/pwrite_full on the caller's
+buffers, so streaming callers pass their own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from types import TracebackType
 
-from zipldump.disk.io import open_input
+from zipldump.disk.io import open_input, pread_full, pwrite_full
 from zipldump.errors import DiskError, LockError, PointerError
 
 VALID_BLOCK_SIZES = (512, 1024, 2048, 4096)
@@ -157,16 +158,9 @@ class DiskImage:
         """Fill all of `buf` from `offset`; returns len(buf)."""
         view = memoryview(buf).cast("B")
         self._check_read(offset, len(view))
-        fd = self.fileno()
-        done = 0
-        while done < len(view):
-            try:
-                n = os.preadv(fd, [view[done:]], offset + done)
-            except OSError as exc:
-                raise DiskError(f"read failed: {exc.strerror}", where=f"{self.path} offset {offset + done:#x}") from exc
-            if n == 0:  # file shrank under us
-                raise DiskError("unexpected end of image", where=f"{self.path} offset {offset + done:#x}")
-            done += n
+        done = pread_full(self.fileno(), view, offset, where=self.path)
+        if done < len(view):  # file shrank under us
+            raise DiskError("unexpected end of image", where=f"{self.path} offset {offset + done:#x}")
         return done
 
     # -- writing ----------------------------------------------------------------
@@ -182,16 +176,7 @@ class DiskImage:
         if self.dry_run:
             self.writes.append(RecordedWrite(offset, len(view)))
             return
-        fd = self.fileno()
-        done = 0
-        while done < len(view):
-            try:
-                n = os.pwrite(fd, view[done:], offset + done)
-            except OSError as exc:
-                raise DiskError(f"write failed: {exc.strerror}", where=f"{self.path} offset {offset + done:#x}") from exc
-            if n == 0:
-                raise DiskError("write made no progress", where=f"{self.path} offset {offset + done:#x}")
-            done += n
+        pwrite_full(self.fileno(), view, offset, where=self.path)
 
     def write_block(self, lba: int, data: bytes | bytearray | memoryview) -> None:
         """Write at the start of block `lba`; shorter data leaves the rest of the block as it was."""

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from zipldump.disk.io import OutputFile, open_input
+from zipldump.disk.io import MemoryMap, OutputFile, RangeSource, open_input, pread_bytes
 from zipldump.dump.s390 import DEFAULT_CHUNK, S390Dump
-from zipldump.errors import FormatError
+from zipldump.errors import FormatError, ZiplDumpError
 from zipldump.formats import elfcore as ec
 from zipldump.formats import s390dump as sd
 from zipldump.formats.lowcore import CKC_OFFSET, CpuRegisters
@@ -171,8 +171,8 @@ class ElfCore:
     """An s390x ELF core: PT_LOAD segments, notes and per-CPU registers.
 
     `read(addr, n)` reads absolute memory; bytes covered by no segment (or
-    beyond p_filesz) read as zeros.  Close with `close()` or use as a context
-    manager."""
+    beyond p_filesz) read as zeros: `memory_map()` is that memory as a
+    disk.io.MemoryMap.  Close with `close()` or use as a context manager."""
 
     path: str
     file_size: int
@@ -180,10 +180,22 @@ class ElfCore:
     notes: list[ec.Note]
     cpus: list[CpuRegisters]
     _fd: int = field(default=-1, repr=False)
+    _memory: MemoryMap | None = field(default=None, repr=False)
 
     @property
     def memory_end(self) -> int:
         return max((s.paddr + s.memsz for s in self.segments), default=0)
+
+    def memory_map(self, *, error: type[ZiplDumpError] = FormatError, owner: bool = False) -> MemoryMap:
+        """The file-backed part of every PT_LOAD at its address (the rest is zeros),
+        read through this core's descriptor; with `owner`, closing the map closes the core."""
+        if self._fd < 0:
+            raise ValueError("ElfCore was read without keep_open=True")
+        ranges = [
+            (s.paddr, s.filesz, RangeSource.window(self._fd, s.offset, s.filesz, path=self.path, name=f"{self.path} PT_LOAD at 0x{s.offset:x}"))
+            for s in self.segments
+        ]
+        return MemoryMap(ranges, name=f"{self.path} memory", error=error, closes=[self] if owner else ())
 
     def read(self, addr: int, length: int) -> bytes:
         out = bytearray(length)
@@ -191,27 +203,12 @@ class ElfCore:
         return bytes(out)
 
     def readinto(self, addr: int, buf: bytearray | memoryview) -> None:
-        mv = memoryview(buf).cast("B")
-        end = addr + len(mv)
-        if self._fd < 0:
-            raise ValueError("ElfCore was read without keep_open=True")
-        zero = bytes(min(len(mv), 1 << 20))
-        for i in range(0, len(mv), max(len(zero), 1)):
-            n = min(len(zero), len(mv) - i)
-            mv[i : i + n] = zero[:n]
-        for s in self.segments:
-            lo, hi = max(addr, s.paddr), min(end, s.paddr + s.filesz)
-            if lo >= hi:
-                continue
-            target = mv[lo - addr : hi - addr]
-            done = 0
-            while done < len(target):
-                got = os.preadv(self._fd, [target[done:]], s.offset + (lo - s.paddr) + done)
-                if got <= 0:
-                    raise FormatError("file ends inside a PT_LOAD segment", where=f"{self.path} offset 0x{s.offset:x}")
-                done += got
+        if self._memory is None:
+            self._memory = self.memory_map()
+        self._memory.readinto_at(addr, buf)
 
     def close(self) -> None:
+        self._memory = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -234,7 +231,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
     fd = open_input(p, block_device=True)
     try:
         size = os.fstat(fd).st_size
-        eh = ec.parse_ehdr(os.pread(fd, ec.EHDR_SIZE, 0))
+        eh = ec.parse_ehdr(pread_bytes(fd, ec.EHDR_SIZE, 0, where=p))
         phoff, phnum = eh["e_phoff"], eh["e_phnum"]
         if phnum == 0:
             raise FormatError("no program headers", where=f"{p} ELF header field e_phnum")
@@ -242,7 +239,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
             raise FormatError(
                 f"program headers 0x{phoff:x}+{phnum}*56 run past the file end 0x{size:x}", where=f"{p} ELF header field e_phoff"
             )
-        raw = os.pread(fd, phnum * ec.PHDR_SIZE, phoff)
+        raw = pread_bytes(fd, phnum * ec.PHDR_SIZE, phoff, where=p)
         segments: list[Segment] = []
         notes: list[ec.Note] = []
         notes_read = 0
@@ -271,7 +268,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
                         f"PT_NOTE segments add up to {notes_read} bytes, more than the {MAX_NOTES_SIZE}-byte bound", where=where
                     )
                 notes += ec.parse_notes(
-                    os.pread(fd, ph.p_filesz, ph.p_offset), where=where, base=ph.p_offset, max_notes=ec.MAX_NOTES - len(notes)
+                    pread_bytes(fd, ph.p_filesz, ph.p_offset, where=p), where=where, base=ph.p_offset, max_notes=ec.MAX_NOTES - len(notes)
                 )
         ordered = sorted(segments, key=lambda s: s.paddr)
         for a, b in zip(ordered, ordered[1:]):

@@ -20,7 +20,6 @@ Without a dump boot_info, every partition holding an ext file system is searched
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zipldump.disk.image import DiskImage
+from zipldump.disk.io import RunSource, runs_of_blocks
 from zipldump.dump.s390 import ByteSource, FileSource
 from zipldump.errors import (
     DiskError,
@@ -52,56 +52,15 @@ from zipldump.zipl import bootmap as reader
 DUMP_NAME = re.compile(r"^dump\.(0|[1-9][0-9]*)$")
 
 
-class ExtFileSource:
-    """A file inside an ext file system read through its physical block map."""
+class ExtFileSource(RunSource):
+    """A file inside an ext file system read through its physical block map (0: a hole)."""
 
     def __init__(self, image_path: str, fs_offset: int, fs_block_size: int, blocks: list[int], size: int, name: str) -> None:
-        self.name = name
-        self.size = size
-        self._bs = fs_block_size
-        self._fs_offset = fs_offset
-        # Runs of consecutive blocks: (logical block, physical block or 0 for a hole, count).
-        runs: list[tuple[int, int, int]] = []
-        for i, phys in enumerate(blocks):
-            if runs:
-                lb, pb, n = runs[-1]
-                if (pb == 0 and phys == 0) or (pb != 0 and phys == pb + n):
-                    runs[-1] = (lb, pb, n + 1)
-                    continue
-            runs.append((i, phys, 1))
-        self._runs = runs
-        self._starts = [r[0] for r in runs]
-        self._nblocks = len(blocks)
         if size > len(blocks) * fs_block_size:
             raise DumpError(
                 f"file size {size} exceeds its {len(blocks)} blocks of {fs_block_size} bytes", where=name
             )
-        self._src = FileSource(image_path)
-
-    def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int:
-        mv = memoryview(buf).cast("B")
-        n = max(0, min(len(mv), self.size - offset))
-        done = 0
-        while done < n:
-            pos = offset + done
-            lblock = pos // self._bs
-            i = bisect.bisect_right(self._starts, lblock) - 1
-            lb, pb, count = self._runs[i]
-            run_end = (lb + count) * self._bs
-            take = min(n - done, run_end - pos)
-            target = mv[done : done + take]
-            if pb == 0:
-                target[:] = bytes(take)
-            else:
-                phys = self._fs_offset + (pb + lblock - lb) * self._bs + pos % self._bs
-                got = self._src.readinto_at(phys, target)
-                if got < take:
-                    raise DiskError(f"image ends inside file data at byte 0x{phys + got:x}", where=self.name)
-            done += take
-        return done
-
-    def close(self) -> None:
-        self._src.close()
+        super().__init__(image_path, runs_of_blocks(blocks), size=size, unit=fs_block_size, base=fs_offset, name=name)
 
 
 @dataclass

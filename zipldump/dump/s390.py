@@ -5,10 +5,10 @@ the end marker, and reads each CPU's registers from its prefix page inside the
 dump.  Memory is only ever streamed: `iter_memory()` yields views of one reused
 buffer (default 4 MiB), `read_memory()` serves small reads.
 
-A source is anything with `size`, `name` and `readinto_at(offset, buf) -> int`
-(short only at the end); `FileSource` covers a file or a byte range of a disk
-image (a dump partition), dump.locate adds a file inside an ext2/3/4
-file system.
+A source is a disk.io ByteSource (`size`, `name`, `readinto_at(offset, buf) -> int`,
+short only at the end): `FileSource` (disk.io.RangeSource) covers a file or a
+byte range of a disk image (a dump partition), dump.locate's ExtFileSource
+(a disk.io.RunSource) a file inside an ext2/3/4 file system.
 
 Completeness (zgetdump 1.10+): the 16-byte end marker `DUMP_END` + TOD lies at
 file offset 0x1000 + mem_size and its TOD is >= the header TOD.  Bytes after the
@@ -20,9 +20,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from zipldump.disk.io import open_input
+from zipldump.disk.io import ByteSource, RangeSource
 from zipldump.errors import (
     DumpChangedError,
     DumpError,
@@ -41,49 +40,8 @@ from zipldump.formats.lowcore import (
 
 DEFAULT_CHUNK = 4 << 20
 
-
-class ByteSource(Protocol):
-    name: str
-    size: int
-
-    def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int: ...
-
-    def close(self) -> None: ...
-
-
-class FileSource:
-    """`length` bytes of a file from `offset` (default: the whole file)."""
-
-    def __init__(self, path: str | os.PathLike[str], offset: int = 0, length: int | None = None, *, name: str | None = None) -> None:
-        self.path = os.fspath(path)
-        self._fd = open_input(self.path, block_device=True)
-        total = os.lseek(self._fd, 0, os.SEEK_END)
-        self.offset = offset
-        avail = max(0, total - offset)
-        self.size = avail if length is None else min(length, avail)
-        self.name = name or (self.path if offset == 0 else f"{self.path} at byte 0x{offset:x}")
-
-    def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int:
-        mv = memoryview(buf).cast("B")
-        n = max(0, min(len(mv), self.size - offset))
-        done = 0
-        while done < n:
-            got = os.preadv(self._fd, [mv[done:n]], self.offset + offset + done)
-            if got <= 0:
-                break
-            done += got
-        return done
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> FileSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+# A byte range of a file or device (a dump partition); the name of the public API.
+FileSource = RangeSource
 
 
 @dataclass

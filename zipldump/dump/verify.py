@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from zipldump.disk.io import RunSource
 from zipldump.errors import DiskError, VerifyError
 from zipldump.formats.lowcore import (
     ACRS_OFFSET,
@@ -86,58 +87,20 @@ def field_name(lowcore_offset: int) -> str:
 
 
 # --- where the dump is ---------------------------------------------------------------------
-class ExtentSource:
+class ExtentSource(RunSource):
     """Dump bytes scattered over an image: `extents` are (image offset, length) in
-    dump order (one for a partition, one per block run for a file).  Offers the
-    ByteSource interface of dump.s390 (`name`, `size`, `readinto_at`)."""
+    dump order (one for a partition, one per block run for a file), as a
+    disk.io.RunSource."""
 
     def __init__(self, image: str | os.PathLike[str], extents: list[tuple[int, int]], size: int, *, name: str) -> None:
-        self.path = os.fspath(image)
-        self.name = name
-        self.size = size
-        self._extents: list[tuple[int, int, int]] = []  # (dump offset, image offset, length)
+        runs = []
         done = 0
         for image_offset, length in extents:
-            self._extents.append((done, image_offset, length))
+            runs.append((done, image_offset, length))
             done += length
         if done < size:
             raise DiskError(f"the dump's blocks hold {done} bytes, the dump has {size}", where=name)
-        try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise DiskError(f"cannot open: {exc.strerror}", where=self.path) from exc
-        self._starts = [e[0] for e in self._extents]
-
-    def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int:
-        """Fill `buf` from dump offset `offset`; short only at the end of the dump."""
-        import bisect
-
-        mv = memoryview(buf).cast("B")
-        want = max(0, min(len(mv), self.size - offset))
-        done = 0
-        i = bisect.bisect_right(self._starts, offset) - 1
-        while done < want:
-            start, image_offset, length = self._extents[i]
-            skip = offset + done - start
-            n = min(length - skip, want - done)
-            got = os.preadv(self._fd, [mv[done : done + n]], image_offset + skip)
-            if got <= 0:
-                raise DiskError("unexpected end of image", where=f"{self.path} offset {image_offset + skip:#x}")
-            done += got
-            if got == n:
-                i += 1
-        return done
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> ExtentSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(image, runs, size=size, name=name)
 
 
 def source_for_result(result: Any) -> ExtentSource:

@@ -43,12 +43,12 @@ from typing import Any
 
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.image import DiskImage
+from zipldump.disk.io import ExtentWriter
 from zipldump.disk.partitions import read_partition_table
 from zipldump.dump.params import DumpParams
 from zipldump.dump.write_partition import (
     DEFAULT_CHUNK,
     DumpResult,
-    ExtentWriter,
     prepare_header,
     write_dump,
 )

@@ -25,26 +25,27 @@ complete before it is:
    superblock, fsync.
 
 The streaming helpers (`prepare_header`, `copy_memory`, `write_dump`,
-`ExtentWriter`, `DumpResult`) are shared with write_fs.py.
+`DumpResult`) are shared with write_fs.py; both write through disk.io's
+`ExtentWriter` (O_DIRECT `DirectFile` where the image allows it).
 """
 from __future__ import annotations
 
-import bisect
-import errno
-import mmap
 import os
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from zipldump.disk.image import DiskImage
+from zipldump.disk.io import (
+    DirectFile,  # noqa: F401 - re-exported: its O_DIRECT writes are what this writer does
+    ExtentWriter,
+    aligned_buffer,
+)
 from zipldump.disk.partitions import read_partition_table
 from zipldump.errors import (
-    DiskError,
     DumpError,
     DumpSpaceError,
     DumpTargetChangedError,
@@ -67,7 +68,6 @@ from zipldump.zipl import bootmap as reader
 
 DEFAULT_CHUNK = 4 << 20  # 4 MiB: per-chunk Python work is noise
 WRITES_IN_FLIGHT = 2  # memory writes queued at the disk while the next chunk is read (measured: 1 -> 2 gains ~40 %)
-DIRECT_ALIGN = 4096  # O_DIRECT alignment of offset, length and buffer used (any logical block size up to 4 KiB)
 
 
 # --- result -----------------------------------------------------------------------
@@ -170,125 +170,6 @@ def end_tod_now(header_tod: int, clock: Callable[[], int] | None = None) -> int:
     (zgetdump requires marker TOD >= header TOD; equality is accepted)."""
     now = clock() if clock is not None else tod_from_unix_us(time.time_ns() // 1000)
     return max(now, header_tod)
-
-
-class DirectFile:
-    """The image opened a second time with O_DIRECT, for the bulk memory writes.
-
-    Buffered writes of a whole dump make the kernel copy every byte into the page
-    cache and then reclaim gigabytes of it, which costs more CPU than the copy and
-    varies by a factor of 3-5 with the page cache's state (docs/performance.md).
-    Direct writes go from the dump tool's buffer to the disk.  Only whole
-    DIRECT_ALIGN-aligned pieces from page-aligned buffers are written here; the
-    header, end marker and superblock stay buffered writes through DiskImage.
-    `open` returns None where O_DIRECT is not available (tmpfs, some file systems):
-    then everything is buffered, as before.  The final fsync (DiskImage.flush)
-    covers both: it flushes the file's metadata and the device cache."""
-
-    def __init__(self, path: str, fd: int) -> None:
-        self.path = path
-        self.fd = fd
-
-    @classmethod
-    def open(cls, path: str) -> DirectFile | None:
-        flags = getattr(os, "O_DIRECT", 0)
-        if not flags:
-            return None
-        try:
-            return cls(path, os.open(path, os.O_WRONLY | os.O_CLOEXEC | flags))
-        except OSError:
-            return None
-
-    def write_at(self, offset: int, data: memoryview) -> None:
-        """pwrite all of `data`; OSError(EINVAL) means "not for direct I/O" (the caller falls back)."""
-        view = memoryview(data).cast("B")
-        done = 0
-        while done < len(view):
-            try:
-                n = os.pwrite(self.fd, view[done:], offset + done)
-            except OSError as exc:
-                if exc.errno == errno.EINVAL and done == 0:
-                    raise
-                raise DiskError(f"write failed: {exc.strerror}", where=f"{self.path} offset {offset + done:#x}") from exc
-            if n == 0:
-                raise DiskError("write made no progress", where=f"{self.path} offset {offset + done:#x}")
-            done += n
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def aligned_buffer(size: int) -> memoryview:
-    """A zeroed, page-aligned buffer (anonymous mmap) usable for O_DIRECT."""
-    return memoryview(mmap.mmap(-1, size))
-
-
-class ExtentWriter:
-    """Writes dump bytes (offsets within the dump) to where they live on the image.
-
-    `extents` are (dump_offset, image_offset, length), sorted and contiguous in
-    dump offsets: one extent for a partition, one per run of contiguous file
-    system blocks for a file.  `write(..., aligned=True)` says the data starts
-    page-aligned in memory (an `aligned_buffer`): its aligned pieces then go
-    through a DirectFile when `direct` is on; everything else through DiskImage.
-    """
-
-    def __init__(self, disk: DiskImage, extents: Sequence[tuple[int, int, int]], *, direct: bool = True) -> None:
-        self.disk = disk
-        self.extents = list(extents)
-        self._starts = [e[0] for e in self.extents]
-        self.size = self.extents[-1][0] + self.extents[-1][2] if self.extents else 0
-        self._want_direct = direct and not getattr(disk, "dry_run", False)
-        self._direct: DirectFile | None = None
-        self._lock = threading.Lock()
-        self.direct_bytes = 0  # bytes that went through O_DIRECT (reported, tested)
-
-    def _direct_file(self) -> DirectFile | None:
-        with self._lock:
-            if self._want_direct and self._direct is None:
-                self._direct = DirectFile.open(self.disk.path)
-                if self._direct is None:
-                    self._want_direct = False
-            return self._direct
-
-    def _put(self, image_offset: int, piece: memoryview, aligned: bool) -> None:
-        if aligned and self._want_direct and image_offset % DIRECT_ALIGN == 0 and len(piece) % DIRECT_ALIGN == 0:
-            direct = self._direct_file()
-            if direct is not None:
-                try:
-                    direct.write_at(image_offset, piece)
-                except OSError:  # EINVAL: this file system wants another alignment; buffered from now on
-                    self._want_direct = False
-                else:
-                    with self._lock:
-                        self.direct_bytes += len(piece)
-                    return
-        self.disk.write_at(image_offset, piece)
-
-    def write(self, offset: int, data: bytes | bytearray | memoryview, *, aligned: bool = False) -> None:
-        view = memoryview(data).cast("B")
-        if offset < 0 or offset + len(view) > self.size:
-            raise DumpSpaceError(
-                f"dump byte range {offset:#x}+{len(view):#x} is outside the {self.size:#x} bytes of the dump area",
-                where=f"dump offset {offset:#x}",
-            )
-        i = bisect.bisect_right(self._starts, offset) - 1
-        done = 0
-        while done < len(view):
-            start, image_offset, length = self.extents[i]
-            skip = offset + done - start
-            n = min(length - skip, len(view) - done)
-            self._put(image_offset + skip, view[done : done + n], aligned and done % DIRECT_ALIGN == 0)
-            done += n
-            i += 1
-
-    def close(self) -> None:
-        with self._lock:
-            if self._direct is not None:
-                self._direct.close()
-                self._direct = None
 
 
 def parse_memmap(text: str) -> list[tuple[int, int]]:

@@ -31,8 +31,9 @@ from pathlib import Path
 
 from construct import ConstructError
 
-from zipldump.disk.io import describe_mode, open_binary
+from zipldump.disk.io import describe_mode, open_binary, pread_bytes
 from zipldump.errors import (
+    DiskError,
     QemuBootError,
     QemuDumpProgramError,
     ToolMissingError,
@@ -130,7 +131,10 @@ def _peek(image: str | Path, block_size: int, loadparm: int | None) -> _Peek | N
         with open_binary(image, block_device=True) as fh:
 
             def block(lba: int) -> bytes:
-                return os.pread(fh.fileno(), block_size, lba * block_size)
+                try:
+                    return pread_bytes(fh.fileno(), block_size, lba * block_size, where=str(image))
+                except DiskError:
+                    return b""  # unreadable: no zipl disk to peek at, like a short block
 
             b0 = block(0)
             if b0[:4] != ZIPL_MAGIC:

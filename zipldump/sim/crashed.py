@@ -29,8 +29,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zipldump.disk.io import open_input
-from zipldump.dump.elf import read_elf_core
+from zipldump.disk.io import MemoryMap, RangeSource
+from zipldump.dump.elf import ElfCore, read_elf_core
 from zipldump.errors import DumpError, FormatError, UsageError
 from zipldump.formats.dump_superblock import cksm
 from zipldump.formats.ipl_block import IpibInfo, build_fcp_ipib
@@ -48,7 +48,6 @@ from zipldump.formats.lowcore import (
 from zipldump.formats.s390dump import MAX_MEM_SIZE
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.sim.cpu import STOPPED, CpuState
-from zipldump.sim.storage import zero_fill
 
 PAGE_SIZE = 4096
 MiB = 1 << 20
@@ -148,8 +147,13 @@ class _Generated:
         for off in range(0, TEMPLATE_SIZE, PAGE_SIZE):
             t[off : off + 8] = head
         self._tmpl2 = bytes(t + t)  # any slice of up to 1 MiB is contiguous
+        self.name = "generated memory"
 
-    def readinto(self, addr: int, mv: memoryview) -> None:
+    def close(self) -> None:
+        return None
+
+    def readinto_at(self, addr: int, buf: bytearray | memoryview) -> int:
+        mv = memoryview(buf).cast("B")
         n = len(mv)
         tmpl2 = self._tmpl2
         pos = 0
@@ -165,7 +169,7 @@ class _Generated:
             p0 += 1
         p1 = (end - 1) >> 12
         if p0 > p1:
-            return
+            return n
         lo_full = p0 if (p0 << 12) >= addr else p0 + 1
         hi_full = p1 if (p1 << 12) + STAMP_SIZE <= end else p1 - 1
         for pfn in {p0, p1}:
@@ -174,7 +178,7 @@ class _Generated:
                 s, e = max(ps, addr), min(ps + STAMP_SIZE, end)
                 mv[s - addr : e - addr] = page_stamp(pfn, self.seed)[s - ps : e - ps]
         if lo_full > hi_full:
-            return
+            return n
         if addr % 8 == 0 and n % 8 == 0:
             # Whole stamps: magic and seed came with the template; the frame numbers
             # go in with one strided store into the buffer seen as u64 words.
@@ -183,81 +187,12 @@ class _Generated:
                 pfns.byteswap()
             first = ((lo_full << 12) + 8 - addr) // 8
             mv.cast("Q")[first : first + (len(pfns) - 1) * (PAGE_SIZE // 8) + 1 : PAGE_SIZE // 8] = memoryview(pfns)
-            return
+            return n
         pack = PAGE_STAMP.pack_into
         magic, s32 = STAMP_MAGIC, self._seed32
         for pfn in range(lo_full, hi_full + 1):
             pack(mv, (pfn << 12) - addr, magic, s32, pfn)
-
-
-class _RawFile:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = open_input(path, block_device=True, error=UsageError)
-        self.size = os.fstat(self.fd).st_size
-
-    def readinto(self, addr: int, mv: memoryview) -> None:
-        _pread_full(self.fd, mv, addr, self.path)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _pread_full(fd: int, mv: memoryview, offset: int, path: Path) -> None:
-    done = 0
-    n = len(mv)
-    while done < n:
-        got = os.preadv(fd, [mv[done:]], offset + done)
-        if got <= 0:
-            raise DumpError(f"{path} ends before offset 0x{offset + n:x}", where=f"{path} offset 0x{offset + done:x}")
-        done += got
-
-
-@dataclass(frozen=True)
-class LoadSegment:
-    paddr: int
-    offset: int  # file offset of the data
-    filesz: int
-    memsz: int
-
-
-class _ElfFile:
-    def __init__(self, path: Path, segments: list[LoadSegment]) -> None:
-        self.path = path
-        self.fd = open_input(path, error=UsageError)
-        self.segments = sorted(segments, key=lambda s: s.paddr)
-        self._starts = [s.paddr for s in self.segments]
-
-    def readinto(self, addr: int, mv: memoryview) -> None:
-        end = addr + len(mv)
-        pos = addr
-        i = max(bisect_right(self._starts, addr) - 1, 0)
-        while pos < end:
-            seg = self.segments[i] if i < len(self.segments) else None
-            if seg is None or pos < seg.paddr:
-                stop = end if seg is None else min(end, seg.paddr)
-                zero_fill(mv[pos - addr : stop - addr])  # hole
-                pos = stop
-                continue
-            file_end = seg.paddr + seg.filesz
-            mem_end = seg.paddr + seg.memsz
-            if pos < file_end:
-                stop = min(end, file_end)
-                _pread_full(self.fd, mv[pos - addr : stop - addr], seg.offset + pos - seg.paddr, self.path)
-                pos = stop
-            elif pos < mem_end:
-                stop = min(end, mem_end)
-                zero_fill(mv[pos - addr : stop - addr])
-                pos = stop
-            else:
-                i += 1
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        return n
 
 
 # --- the crashed system ----------------------------------------------------------------
@@ -302,7 +237,7 @@ class CrashedSystem:
             )
         if n == 0:
             return 0
-        self._src.readinto(addr, mv)  # type: ignore[attr-defined]
+        self._src.readinto_at(addr, mv)  # type: ignore[attr-defined]
         if self._patches:
             end = addr + n
             i = max(bisect_right(self._patch_starts, addr) - 1, 0)
@@ -379,7 +314,7 @@ def generate(memory_size: int = DEFAULT_MEMORY, ncpus: int = DEFAULT_CPUS, seed:
         patches.append((p + CPU_ADDR_OFFSET, i.to_bytes(2, "big")))
         patches.append((p + VX_SAVE_AREA_ADDR_OFFSET, bytes(8)))
         old = bytearray(SAVE_AREA_SIZE)
-        src.readinto(p + SAVE_AREA_OFFSET, memoryview(old))
+        src.readinto_at(p + SAVE_AREA_OFFSET, old)
         patches.append((p + SAVE_AREA_OFFSET, overlay_save_area(old, generated_registers(seed, i, p, stale=True))))
     ipib = build_fcp_ipib(0x1000 + (seed & 0xFFF), 0x500507630300C562 ^ (seed & 0xFFFF), 0x4010400000000000, 0)
     patches.append((IPIB_ADDR, ipib))
@@ -396,12 +331,10 @@ def from_raw(path: str | os.PathLike[str], ncpus: int = DEFAULT_CPUS, *, prefixe
     registers are generated as in `generate` (a raw image carries no CPU state).
     """
     p = Path(path)
+    raw = RangeSource(p, error=UsageError)
+    size = raw.size
+    src = MemoryMap([(0, size, raw)], name=f"{p} memory", error=DumpError, closes=[raw])
     try:
-        src = _RawFile(p)
-    except OSError as exc:
-        raise UsageError(f"cannot open memory image: {exc.strerror}", where=str(p)) from exc
-    try:
-        size = src.size
         if size % PAGE_SIZE or size < MiB:
             raise UsageError(f"memory image has {size} bytes: not a multiple of {PAGE_SIZE} or below 1 MiB", where=str(p))
         if prefixes is not None:
@@ -420,7 +353,7 @@ def from_raw(path: str | os.PathLike[str], ncpus: int = DEFAULT_CPUS, *, prefixe
                 if pre % LOWCORE_SIZE or pre + LOWCORE_SIZE > size:
                     raise UsageError(f"prefix 0x{pre:x} is not 8 KiB aligned inside the image", where=f"CPU {i} prefix")
                 area = bytearray(SAVE_AREA_SIZE)
-                src.readinto(pre + SAVE_AREA_OFFSET, memoryview(area))
+                src.readinto_at(pre + SAVE_AREA_OFFSET, area)
                 regs = parse_save_area(area, cpu_address=i).with_(prefix=pre)
                 cpus.append(CpuState(i, regs))
     except BaseException:
@@ -440,9 +373,18 @@ def from_elf(path: str | os.PathLike[str], *, boot_cpu: int = 0) -> CrashedSyste
     p = Path(path)
     if not p.is_file():
         raise UsageError("cannot open ELF core: no such file", where=str(p))
-    # One ELF core reader for the project: dump.elf (program headers via e_phoff, notes).
-    core = read_elf_core(p)
-    loads = [LoadSegment(s.paddr, s.offset, s.filesz, s.memsz) for s in sorted(core.segments, key=lambda s: s.paddr)]
+    # One ELF core reader for the project: dump.elf (program headers via e_phoff,
+    # notes, the PT_LOADs as a MemoryMap); the map owns the core from here on.
+    core = read_elf_core(p, keep_open=True)
+    try:
+        return _from_elf_core(p, core, boot_cpu)
+    except BaseException:
+        core.close()
+        raise
+
+
+def _from_elf_core(p: Path, core: ElfCore, boot_cpu: int) -> CrashedSystem:
+    loads = sorted(core.segments, key=lambda s: s.paddr)
     regs = core.cpus
     if not loads:
         raise FormatError("no PT_LOAD segment: the core holds no memory", where=f"{p} program headers")
@@ -469,4 +411,5 @@ def from_elf(path: str | os.PathLike[str], *, boot_cpu: int = 0) -> CrashedSyste
             chunks[-1] = (chunks[-1][0], chunks[-1][1] + s.memsz)
         else:
             chunks.append((s.paddr, s.memsz))
-    return CrashedSystem(memory_size, cpus, "elf", boot_cpu=boot_cpu, chunks=chunks, _src=_ElfFile(p, loads))
+    memory = core.memory_map(error=DumpError, owner=True)
+    return CrashedSystem(memory_size, cpus, "elf", boot_cpu=boot_cpu, chunks=chunks, _src=memory)

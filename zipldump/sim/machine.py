@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from zipldump.disk.io import pread_full, pwrite_full
 from zipldump.errors import IplError, UsageError
 from zipldump.formats.lowcore import (
     ARCH_MODE_OFFSET,
@@ -99,9 +100,7 @@ class Hsa:
         if self._ram is not None:
             self._ram[offset : offset + len(data)] = data
         else:
-            done = 0
-            while done < len(data):
-                done += os.pwrite(self._fd, data[done:], offset + done)
+            pwrite_full(self._fd, data, offset, where="HSA backing file")
 
     def readinto(self, offset: int, buf: memoryview) -> None:
         if offset < 0 or offset + len(buf) > self.size:
@@ -109,12 +108,9 @@ class Hsa:
         if self._ram is not None:
             buf[:] = memoryview(self._ram)[offset : offset + len(buf)]
         else:
-            done = 0
-            while done < len(buf):
-                got = os.preadv(self._fd, [buf[done:]], offset + done)
-                if got <= 0:
-                    raise IplError("HSA backing file is short", where=f"HSA offset 0x{offset + done:x}")
-                done += got
+            done = pread_full(self._fd, buf, offset, where="HSA backing file")
+            if done < len(buf):
+                raise IplError("HSA backing file is short", where=f"HSA offset 0x{offset + done:x}")
 
     def release(self) -> None:
         """DIAG 308 subcode 2: the content is gone for good."""

@@ -16,20 +16,11 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import Protocol
 
+from zipldump.disk.io import zero_fill
 from zipldump.errors import IplError
 
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
-_ZERO = bytes(1 << 20)
-_ZERO_MV = memoryview(_ZERO)
-
-
-def zero_fill(mv: memoryview) -> None:
-    """Set every byte of `mv` to 0 without allocating a buffer of its size."""
-    n = len(mv)
-    for i in range(0, n, len(_ZERO)):
-        k = min(len(_ZERO), n - i)
-        mv[i : i + k] = _ZERO_MV[:k]
 
 
 class MemorySource(Protocol):

@@ -28,6 +28,7 @@ from zipldump.disk.extfs import (
     has_ext_magic,
 )
 from zipldump.disk.image import DiskImage
+from zipldump.disk.io import Extents, runs_of_blocks
 from zipldump.disk.partitions import BlockExtent, Mbr
 from zipldump.dump.params import parse_dump_cmdline
 from zipldump.errors import (
@@ -368,6 +369,7 @@ class _FileMap:
 
     def __init__(self, fs_blocks: list[int], fs_bs: int, target: Target) -> None:
         self.fs_blocks = fs_blocks
+        self.runs = Extents.of_runs(runs_of_blocks(fs_blocks))  # disk.io's block runs, as RunSource reads them
         self.fs_bs = fs_bs
         self.target = target
         self.per = fs_bs // target.block_size
@@ -381,9 +383,10 @@ class _FileMap:
         if i >= self.capacity:
             self.beyond = True
             return 0x7FFFFFFFFFFF + i  # placeholder; the caller re-allocates
-        fsb = self.fs_blocks[i // self.per]
-        if fsb == 0:
+        found = self.runs.find(i // self.per)
+        if found is None:
             raise DiskError(f"bootmap file block {i // self.per} is a hole after allocation", where=BOOTMAP_TEMP)
+        fsb = found[0] + found[1]
         return (self.target.start_bytes + fsb * self.fs_bs) // self.target.block_size + i % self.per
 
 
