@@ -166,7 +166,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     planned = data["block_numbers"] != "disk"
     where = "planned component table at file block" if planned else "component table at LBA"
     for prog in data["programs"]:
-        ui.info(f"program {prog['name']!r} ({prog['kind']}, {prog['layout']} layout) in program-table entry {prog['position']}, {where} {prog['component_table']}")
+        ui.info(
+            f"program {prog['name']!r} ({prog['kind']}, {prog['layout']} layout) in program-table entry {prog['position']}, "
+            f"{where} {prog['component_table']}"
+        )
         for c in prog["components"]:
             # the loaded length and hash are what `zipldump inspect` shows for the same component
             ui.info(

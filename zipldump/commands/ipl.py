@@ -33,7 +33,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--hsa-size", type=size_arg, metavar="SIZE", help="hardware system area size (default 32M, or the whole storage when that is smaller)")
     p.add_argument("--crashed", type=Path, metavar="FILE", help="crashed system from a raw memory image or an s390x ELF core instead of a generated one")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated crashed system (default 0)")
-    p.add_argument("--allow-above-hsa", action="store_true", help="load components above the HSA limit (destroys unsaved crash data) with a warning instead of refusing")
+    p.add_argument(
+        "--allow-above-hsa",
+        action="store_true",
+        help="load components above the HSA limit (destroys unsaved crash data) with a warning instead of refusing",
+    )
     p.add_argument("--verify", action="store_true", help="compare the written dump byte for byte with the crashed system")
     p.add_argument("--block-size", type=int, default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

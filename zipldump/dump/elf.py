@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from zipldump.disk.io import OutputFile, open_input
 from zipldump.dump.s390 import DEFAULT_CHUNK, S390Dump
@@ -75,7 +76,7 @@ def elf_notes_for(dump: S390Dump) -> bytes:
     the raw u64 at prefix + 0x1330, as zgetdump -f elf copies it."""
     notes = [ec.Note(ec.CORE_NAME, ec.NT_PRPSINFO, ec.build_prpsinfo("vmlinux"))]
     # dump.cpus is empty unless every CPU of lc_vec (dump.info.cpus) has registers.
-    for i, (regs, cpu) in enumerate(zip(dump.cpus, dump.info.cpus)):
+    for i, (regs, cpu) in enumerate(zip(dump.cpus, dump.info.cpus, strict=False)):
         raw = dump.read_memory(cpu.prefix + CKC_OFFSET, 8)
         notes += ec.cpu_notes(regs, i + 1, todcmp_field=int.from_bytes(raw, "big"))
     return ec.build_notes(notes)
@@ -274,7 +275,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
                     os.pread(fd, ph.p_filesz, ph.p_offset), where=where, base=ph.p_offset, max_notes=ec.MAX_NOTES - len(notes)
                 )
         ordered = sorted(segments, key=lambda s: s.paddr)
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in pairwise(ordered):
             if a.paddr + a.memsz > b.paddr:
                 raise FormatError(f"PT_LOAD segments at 0x{a.paddr:x} and 0x{b.paddr:x} overlap", where=p)
         cpus = ec.cpus_from_notes(notes, ckc_encoding=ckc_encoding, where=p)

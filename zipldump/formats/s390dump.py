@@ -9,7 +9,7 @@ unaligned: 0x54, 0x5D, 0x5F).  No I/O here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from construct import Array, Bytes, Int8ub, Int16ub, Int32ub, Int64ub, Padding, Struct
 
@@ -90,14 +90,14 @@ def tod_to_unix_us(tod: int) -> int:
 
 def tod_from_datetime(when: datetime) -> int:
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
     return tod_from_unix_us((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
 def tod_to_datetime(tod: int) -> datetime:
     us = tod_to_unix_us(tod)
-    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).replace(microsecond=us % 1_000_000)
+    return datetime.fromtimestamp(us // 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
 
 
 # --- header ----------------------------------------------------------------------

@@ -452,7 +452,7 @@ class BootmapLayout:
                     yield Write(p.blockno, pc.spec.name, source=src, src_offset=off, length=n)
                     off += n
                 # list blocks: the last one is written first, the first one last (§6.2)
-                for lba, data in reversed(list(zip(pc.list_lbas, pc.list_blocks))):
+                for lba, data in reversed(list(zip(pc.list_lbas, pc.list_blocks, strict=True))):
                     yield Write(lba, f"{pc.spec.name} block list", data=data)
             yield Write(prog.ct_lba, f"component table of {prog.image.name!r}", data=prog.ct_bytes)
         yield Write(self.pt_lba, "program table", data=self._blk(self.pt_bytes))

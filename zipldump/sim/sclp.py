@@ -79,7 +79,7 @@ FIRST_DATA_BLOCK = 2  # HSA page 0
 SDIAS_SCCB = struct.Struct(">H B 3x H" " H B B 2x" " B B 8x I" " 2x B B 4x" " I Q 4x I" " 4x I 2x H")
 _PROBE = tuple(range(1, len(SCCB_FIELDS) + 1))
 assert SDIAS_SCCB.size == SCCB_LEN
-assert SDIAS_SCCB.pack(*_PROBE) == SdiasSccb.build(dict(zip(SCCB_FIELDS, _PROBE)))
+assert SDIAS_SCCB.pack(*_PROBE) == SdiasSccb.build(dict(zip(SCCB_FIELDS, _PROBE, strict=True)))
 
 
 def build_sccb(*, event_qual: int, blk_cnt: int = 0, asa: int = 0, fbn: int = 0, asa_size: int = SDIAS_ASA_SIZE_64,
@@ -92,7 +92,7 @@ def build_sccb(*, event_qual: int, blk_cnt: int = 0, asa: int = 0, fbn: int = 0,
 
 
 def parse_sccb(sccb: bytes | bytearray) -> dict[str, int]:
-    return dict(zip(SCCB_FIELDS, SDIAS_SCCB.unpack_from(sccb)))
+    return dict(zip(SCCB_FIELDS, SDIAS_SCCB.unpack_from(sccb), strict=True))
 
 
 class Sdias:

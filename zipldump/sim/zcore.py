@@ -126,7 +126,7 @@ class Zcore:
         # Register overlay: (absolute address, bytes) of each lc_mask range, in
         # save-area order; a prefix of 0 overlays absolute 0x1200 (§4.4).
         segs: list[tuple[int, int, bytes]] = []
-        for idx, (pre, area) in enumerate(zip(self.prefixes_all, areas)):
+        for idx, (pre, area) in enumerate(zip(self.prefixes_all, areas, strict=True)):
             for start, end in REGISTER_RANGES:
                 a = start - SAVE_AREA_OFFSET
                 segs.append((pre + start, idx, bytes(area[a : a + end - start])))
