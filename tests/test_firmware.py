@@ -102,11 +102,13 @@ def build_disk(
 
 
 class FakeMachine:
-    """What scsi_load needs: storage and the HSA size (sim/machine.py is the real one)."""
+    """What scsi_load needs, sim.interfaces.MachineView: storage, the HSA size and
+    a saved HSA (sim/machine.py is the real one)."""
 
     def __init__(self, size: int = 64 * MiB, hsa_size: int = 32 * MiB) -> None:
         self.storage = Storage(None, size)
         self.hsa_size = hsa_size
+        self.hsa_saved = True
 
 
 def patch(path: Path, offset: int, data: bytes) -> None:

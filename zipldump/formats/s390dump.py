@@ -193,7 +193,7 @@ class DumpHeader:
         )
 
     @classmethod
-    def parse(cls, data: bytes | memoryview) -> DumpHeader:
+    def parse(cls, data: bytes | bytearray | memoryview) -> DumpHeader:
         """Decode 4096 bytes.  Checks only the magic; see dump.s390 for the rest."""
         if len(data) < HEADER_SIZE:
             raise FormatError(f"dump header needs {HEADER_SIZE} bytes, got {len(data)}", where="dump header")
@@ -276,7 +276,7 @@ def build_end_marker(tod: int) -> bytes:
     return EndMarkerStruct.build({"magic": END_MARKER_MAGIC, "tod": tod})
 
 
-def parse_end_marker(data: bytes | memoryview) -> int | None:
+def parse_end_marker(data: bytes | bytearray | memoryview) -> int | None:
     """TOD of a valid end marker, or None (short, or not `DUMP_END`: case-sensitive, 8 bytes)."""
     if len(data) < END_MARKER_SIZE:
         return None
