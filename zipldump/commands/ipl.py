@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from zipldump.commands import size_arg
 from zipldump.errors import UsageError
 from zipldump.ui import UI
+
+if TYPE_CHECKING:
+    from zipldump.sim.scsi_ipl import IplReport
 
 
 def register(subparsers: Any) -> None:
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     return 0
 
 
-def summary_lines(report: Any) -> list[str]:
+def summary_lines(report: IplReport) -> list[str]:
     """The result of one simulated dump IPL in a few lines (for `ipl` and `demo`)."""
     data = report.to_json()
     c = data["crashed_system"]
@@ -100,7 +103,7 @@ def summary_lines(report: Any) -> list[str]:
     return lines
 
 
-def print_summary(report: Any, out: TextIO | None = None) -> None:
+def print_summary(report: IplReport, out: TextIO | None = None) -> None:
     """The summary is the command's result: stdout (status and progress stay on stderr)."""
     out = out if out is not None else sys.stdout
     out.write("\n".join(summary_lines(report)) + "\n")

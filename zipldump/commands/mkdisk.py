@@ -16,7 +16,7 @@ from zipldump.errors import DiskError, UsageError
 from zipldump.ui import UI
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "mkdisk",
         help="make a sparse disk image with a partition table and optional ext2/3/4 file systems",

@@ -116,6 +116,7 @@ class PartSpec:
     @classmethod
     def parse(cls, text: str) -> PartSpec:
         """'SIZE[:FS]' where SIZE is a size or 'rest'; FS is ext2, ext3 or ext4."""
+        fs: str | None
         size_text, _, fs = text.partition(":")
         fs = fs.strip().lower() or None
         if fs is not None and fs not in FS_TYPES:

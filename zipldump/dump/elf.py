@@ -19,6 +19,7 @@ simulator's `--crashed FILE` input.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -28,6 +29,7 @@ from zipldump.errors import FormatError
 from zipldump.formats import elfcore as ec
 from zipldump.formats import s390dump as sd
 from zipldump.formats.lowcore import CKC_OFFSET, CpuRegisters
+from zipldump.ui import UI, ByteProgress
 
 MEMORY_ALIGN = 4096
 MAX_NOTES_SIZE = 64 << 20  # sanity bound for reading PT_NOTE segments into memory (all of them together)
@@ -43,7 +45,7 @@ def _output(out: Output, overwrite: bool) -> OutputFile:
     return out if isinstance(out, OutputFile) else OutputFile(out, overwrite=overwrite)
 
 
-def _copy_stream(dump: S390Dump, out: OutputFile, src_start: int, src_end: int, dst: int, progress: object, chunk: int) -> None:
+def _copy_stream(dump: S390Dump, out: OutputFile, src_start: int, src_end: int, dst: int, progress: ByteProgress | None, chunk: int) -> None:
     zero = bytes(chunk)
     pos = dst
     for piece in dump.iter_file(src_start, src_end, chunk=chunk):
@@ -59,7 +61,7 @@ def _copy_stream(dump: S390Dump, out: OutputFile, src_start: int, src_end: int, 
             out.pwrite(piece, pos)
         pos += n
         if progress is not None:
-            progress.advance(n)  # type: ignore[attr-defined]
+            progress.advance(n)
 
 
 @dataclass
@@ -95,7 +97,7 @@ def plan_elf(dump: S390Dump) -> tuple[ElfLayout, bytes]:
     return ElfLayout(notes_off, len(notes), loads, pos, len(dump.cpus)), notes
 
 
-def write_elf(dump: S390Dump, out_path: Output, *, ui: object = None, chunk: int = DEFAULT_CHUNK,
+def write_elf(dump: S390Dump, out_path: Output, *, ui: UI | None = None, chunk: int = DEFAULT_CHUNK,
               allow_incomplete: bool = False, overwrite: bool = True, recheck: bool = True) -> ElfLayout:
     """Convert `dump` to an s390x ELF core at out_path.  An incomplete dump is
     refused (IncompleteDumpError) unless allow_incomplete."""
@@ -124,7 +126,7 @@ def write_elf(dump: S390Dump, out_path: Output, *, ui: object = None, chunk: int
     return layout
 
 
-def write_s390(dump: S390Dump, out_path: Output, *, ui: object = None, chunk: int = DEFAULT_CHUNK,
+def write_s390(dump: S390Dump, out_path: Output, *, ui: UI | None = None, chunk: int = DEFAULT_CHUNK,
                allow_incomplete: bool = False, overwrite: bool = True, recheck: bool = True) -> int:
     """Copy the dump (header, memory, end marker; nothing after it) to out_path.
     With allow_incomplete, copies whatever part of that range exists."""
@@ -152,10 +154,10 @@ class _NullProgress:
         return None
 
 
-def _progress(ui: object, text: str, total: int):  # type: ignore[no-untyped-def]
+def _progress(ui: UI | None, text: str, total: int) -> AbstractContextManager[ByteProgress | None]:
     if ui is None:
         return _NullProgress()
-    return ui.progress(text, total)  # type: ignore[attr-defined]
+    return ui.progress(text, total)
 
 
 # --- reading -----------------------------------------------------------------------
@@ -292,7 +294,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
 
 
 # --- ELF -> s390 ---------------------------------------------------------------------
-def write_s390_from_elf(core: ElfCore, out_path: Output, *, ui: object = None, tod: int = 0,
+def write_s390_from_elf(core: ElfCore, out_path: Output, *, ui: UI | None = None, tod: int = 0,
                         chunk: int = DEFAULT_CHUNK, overwrite: bool = True) -> int:
     """Write an s390 standalone dump from an ELF core opened with keep_open=True
     (like `zgetdump -f s390`).

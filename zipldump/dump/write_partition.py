@@ -474,8 +474,8 @@ def write_dump(
     commit: str = "header",
     chunk_size: int = DEFAULT_CHUNK,
     clock: Callable[[], int] | None = None,
-    after_busy: Callable[[], None] | None = None,
-    after_header: Callable[[], None] | None = None,
+    after_busy: Callable[[], object] | None = None,
+    after_header: Callable[[], object] | None = None,
     ranges: list[tuple[int, int]] | None = None,
     start: float | None = None,
 ) -> tuple[int, float]:
@@ -573,7 +573,7 @@ class DumpTarget:
     def superblock(self, csum: int) -> bytes:
         """The superblock's 72 bytes with a new checksum."""
         fields = {k: v for k, v in self.sb.to_json().items() if k != "offset"}
-        return DumpSuperblock.build({**fields, "csum": csum})
+        return bytes(DumpSuperblock.build({**fields, "csum": csum}))
 
 
 def locate_dump_partition(disk: DiskImage) -> DumpTarget:

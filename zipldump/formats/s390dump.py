@@ -164,7 +164,7 @@ class DumpHeader:
             lc_vec = list(self.lc_vec_raw)
         else:
             lc_vec = list(self.prefixes) + [0] * (MAX_CPUS - len(self.prefixes))
-        return DumpHeaderStruct.build(
+        return bytes(DumpHeaderStruct.build(
             {
                 "magic": self.magic,
                 "version": self.version,
@@ -190,7 +190,7 @@ class DumpHeader:
                 "mvdump_zipl_time": self.mvdump_zipl_time,
                 "lc_vec": lc_vec,
             }
-        )
+        ))
 
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview) -> DumpHeader:
@@ -273,7 +273,7 @@ def parse_header(data: bytes | memoryview) -> DumpHeader:
 
 # --- end marker ------------------------------------------------------------------
 def build_end_marker(tod: int) -> bytes:
-    return EndMarkerStruct.build({"magic": END_MARKER_MAGIC, "tod": tod})
+    return bytes(EndMarkerStruct.build({"magic": END_MARKER_MAGIC, "tod": tod}))
 
 
 def parse_end_marker(data: bytes | bytearray | memoryview) -> int | None:
@@ -283,7 +283,7 @@ def parse_end_marker(data: bytes | bytearray | memoryview) -> int | None:
     c = EndMarkerStruct.parse(bytes(data[:END_MARKER_SIZE]))
     if c.magic != END_MARKER_MAGIC:
         return None
-    return c.tod
+    return int(c.tod)
 
 
 def end_marker_ok(header_tod: int, data: bytes | memoryview) -> bool:

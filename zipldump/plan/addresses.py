@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 from zipldump.errors import HsaLimitError, LayoutError
 from zipldump.formats.kernel_image import IMAGE_LOAD_ADDRESS
@@ -52,7 +53,7 @@ class AddressPlan:
     reservations: tuple[Reservation, ...]
 
 
-def _request(name: str, size: int, addr: int | None, alignment: int) -> dict[str, object]:
+def _request(name: str, size: int, addr: int | None, alignment: int) -> dict[str, Any]:
     return {"name": name, "reserve": align(size, PAGE_ALIGN), "address": addr, "align": alignment}
 
 

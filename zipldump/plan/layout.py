@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +98,7 @@ class Source:
         return cls(data=bytes(data), length=len(data))
 
     @classmethod
-    def of_file(cls, path: Path, offset: int = 0, length: int | None = None, patches=()) -> Source:
+    def of_file(cls, path: Path, offset: int = 0, length: int | None = None, patches: Iterable[tuple[int, bytes]] = ()) -> Source:
         size = os.path.getsize(path)
         if length is None:
             length = size - offset

@@ -182,7 +182,7 @@ def _download(cache: Path, ui: UI | None) -> S390Packages:
     debdir = cache / "debs"
     debdir.mkdir(exist_ok=True)
 
-    def step(msg: str):
+    def step(msg: str) -> contextlib.AbstractContextManager[object]:
         return ui.step(msg) if ui is not None else contextlib.nullcontext()
 
     with step("apt-get update (s390x package lists)"):
