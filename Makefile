@@ -14,7 +14,10 @@ PYTEST_ARGS ?=
 demo: deps
 	$(BIN)/zipldump demo
 
+# Lint and type gate first: a ruff or mypy error fails `make test` before pytest runs.
 test: deps
+	$(BIN)/ruff check zipldump tests benchmarks
+	$(BIN)/mypy zipldump
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: deps
@@ -43,4 +46,4 @@ $(VENV)/.installed: pyproject.toml | apt
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache disk-images/*.img
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache disk-images/*.img

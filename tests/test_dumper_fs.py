@@ -339,7 +339,9 @@ def test_cmdline_defaults_and_zipl_parmlines():
     p = parse_dump_cmdline("root=/dev/ram0 possible_cpus=1 cgroup_disable=memory")
     assert (p.dump_part, p.dump_dir, p.dump_mode, p.dump_mem, p.dump_debug, p.warnings) == (1, "/", "interactive", None, 2, ())
     # zipl <= 1.23 --dumptofs parmline with user parameters in front (zipl-scsi-format.md §8.6).
-    p = parse_dump_cmdline("dump_dir=/mydumps dump_compress=none dump_mode=auto root=/dev/ram0 dump_part=2 dump_mem=0x4000000 possible_cpus=1 cgroup_disable=memory ")
+    p = parse_dump_cmdline(
+        "dump_dir=/mydumps dump_compress=none dump_mode=auto root=/dev/ram0 dump_part=2 dump_mem=0x4000000 possible_cpus=1 cgroup_disable=memory "
+    )
     assert (p.dump_part, p.dump_dir, p.dump_mode, p.dump_mem) == (2, "/mydumps", "auto", 0x4000000)
     assert p.auto
     # zipl 1.24-2.25 --dumpto: dump_mem carries the partition number; the partition tool ignores it.

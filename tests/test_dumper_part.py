@@ -14,6 +14,7 @@ import hashlib
 import os
 import random
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ from zipldump.formats.s390dump import (
     HEADER_SIZE,
     build_header,
     parse_end_marker,
+    tod_from_unix_us,
 )
 from zipldump.ui import UI
 
@@ -107,6 +109,9 @@ class FakeZcore:
     def release_hsa(self) -> None:
         self.release_positions.append(self.mem.pos)
         self.released = True
+
+    def tod(self) -> int:
+        return tod_from_unix_us(time.time_ns() // 1000)  # the host clock, as the dump kernel's STCK
 
 
 def make_zcore_file(path: Path, mem_size: int, *, prefixes=(0x10000, 0x12000), seed: int = 1) -> tuple[bytes, str]:

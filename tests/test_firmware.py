@@ -102,11 +102,13 @@ def build_disk(
 
 
 class FakeMachine:
-    """What scsi_load needs: storage and the HSA size (sim/machine.py is the real one)."""
+    """What scsi_load needs, sim.interfaces.MachineView: storage, the HSA size and
+    a saved HSA (sim/machine.py is the real one)."""
 
     def __init__(self, size: int = 64 * MiB, hsa_size: int = 32 * MiB) -> None:
         self.storage = Storage(None, size)
         self.hsa_size = hsa_size
+        self.hsa_saved = True
 
 
 def patch(path: Path, offset: int, data: bytes) -> None:
@@ -263,13 +265,13 @@ def test_wrong_magic_program_table(tmp_path: Path) -> None:
 def test_wrong_magic_component_table(tmp_path: Path) -> None:
     b = build_disk(tmp_path / "d.img", PAYLOADS)
     patch(b.path, b.ct_lba * 512, b"\0\0\0\0")
-    ei = refused("^No zIPL magic in header", b.path, dump=True)
+    refused("^No zIPL magic in header", b.path, dump=True)
 
 
 def test_no_program_table(tmp_path: Path) -> None:
     b = build_disk(tmp_path / "d.img", PAYLOADS)
     patch(b.path, 0x10, bytes(16))
-    ei = refused("^No Program Table", b.path, dump=True)
+    refused("^No Program Table", b.path, dump=True)
 
 
 @pytest.mark.parametrize("dump,header", [(True, 0), (False, 1)])
@@ -298,7 +300,7 @@ def test_data_pointer_past_disk(tmp_path: Path) -> None:
 def test_list_pointer_past_disk(tmp_path: Path) -> None:
     b = build_disk(tmp_path / "d.img", PAYLOADS)
     patch(b.path, b.ct_lba * 512 + 0x20, struct.pack(">Q", 99999))
-    ei = refused("^zIPL failed to read BPRS: .*past the end of the disk", b.path, dump=True)
+    refused("^zIPL failed to read BPRS: .*past the end of the disk", b.path, dump=True)
 
 
 def test_block_list_loop(tmp_path: Path) -> None:
@@ -315,12 +317,12 @@ def test_no_execute(tmp_path: Path) -> None:
     b = build_disk(tmp_path / "d.img", PAYLOADS)
     off = b.ct_lba * 512 + 0x20 + 32 * len(PAYLOADS) + 0x17
     patch(b.path, off, b"\x07")
-    ei = refused("^No EXEC entry", b.path, dump=True)
+    refused("^No EXEC entry", b.path, dump=True)
 
 
 def test_execute_psw_without_bit12(tmp_path: Path) -> None:
     b = build_disk(tmp_path / "d.img", PAYLOADS, psw=0x000000008000A000)
-    ei = refused("not a short-format PSW", b.path, dump=True)
+    refused("not a short-format PSW", b.path, dump=True)
 
 
 def test_empty_loadparm_entry(tmp_path: Path) -> None:
@@ -331,13 +333,13 @@ def test_empty_loadparm_entry(tmp_path: Path) -> None:
 
 def test_loadparm_out_of_range(tmp_path: Path) -> None:
     b = build_disk(tmp_path / "d.img", PAYLOADS)
-    ei = refused("^loadparm value greater than max number of boot entries allowed", b.path, dump=True, loadparm=31)
+    refused("^loadparm value greater than max number of boot entries allowed", b.path, dump=True, loadparm=31)
 
 
 def test_empty_program_table(tmp_path: Path) -> None:
     b = build_disk(tmp_path / "d.img", PAYLOADS)
     patch(b.path, b.pt_lba * 512 + 0x10, bytes(16))
-    ei = refused("^Empty Program Table", b.path, dump=True)
+    refused("^Empty Program Table", b.path, dump=True)
 
 
 def test_component_above_hsa_refused_on_dump(tmp_path: Path) -> None:
@@ -352,7 +354,7 @@ def test_component_above_hsa_refused_on_dump(tmp_path: Path) -> None:
 
 def test_component_past_storage(tmp_path: Path) -> None:
     b = build_disk(tmp_path / "d.img", PAYLOADS + [(63 * MiB, bytes(2 * MiB // 512 * 512))], disk_blocks=8192)
-    ei = refused("past the end of the machine's storage", b.path, dump=True, allow_above_hsa=True)
+    refused("past the end of the machine's storage", b.path, dump=True, allow_above_hsa=True)
 
 
 def test_version_id_only_warns(tmp_path: Path) -> None:

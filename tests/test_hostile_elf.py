@@ -94,7 +94,7 @@ def test_program_header_fields(core_bytes: bytes, tmp_path: Path) -> None:
     fields = {"p_type": (0, 4), "p_offset": (8, 8), "p_vaddr": (16, 8), "p_paddr": (24, 8), "p_filesz": (32, 8), "p_memsz": (40, 8)}
     phnum = int.from_bytes(core_bytes[0x38:0x3A], "big")
     for i in range(phnum):
-        for name, (off, size) in fields.items():
+        for _name, (off, size) in fields.items():
             for v in boundary(size):
                 data = bytearray(core_bytes)
                 at = PH + i * ec.PHDR_SIZE + off

@@ -101,7 +101,7 @@ def test_msdos_valid_then_entry_boundary_values(tmp_path: Path, bs: int) -> None
     values = [0, 1, 2, 0x7F, 0x80, 0x800, 0x1000, img.size // bs - 1, img.size // bs, U32 - 1, U32]
     kinds = set()
     for entry in range(4):
-        for field, (off, size) in {"type": (4, 1), "lba_first": (8, 4), "sectors": (12, 4)}.items():
+        for _field, (off, size) in {"type": (4, 1), "lba_first": (8, 4), "sectors": (12, 4)}.items():
             for v in values if size == 4 else (0, 0x05, 0x0F, 0x85, 0xEE, 0xFF):
                 head = bytearray(img.head)
                 at = 0x1BE + 16 * entry + off
@@ -193,7 +193,7 @@ def test_gpt_header_fields_with_and_without_crc(gpt_image: Image) -> None:
     kinds = set()
     # The backup header is damaged too, so the primary's fields decide.
     bad_tail = bytes(len(img.tail))
-    for name, (off, size) in HDR_FIELDS.items():
+    for _name, (off, size) in HDR_FIELDS.items():
         for v in gpt_values(img, size):
             for fix in (False, True):
                 head = bytearray(img.head)

@@ -386,7 +386,7 @@ def test_inspect_lists_what_the_installer_wrote(tmp_path: Path, capsys: pytest.C
     loads = [c for c in prog["components"] if c["kind"] == "load"]
     assert len(loads) == len(iprog["components"])
     raw = img.read_bytes()
-    for mine, theirs in zip(loads, iprog["components"]):
+    for mine, theirs in zip(loads, iprog["components"], strict=True):
         assert mine["address"] == theirs["address"]
         assert mine["length"] == -(-theirs["length"] // bs) * bs
         assert [[e["block"], e["blocks"]] for e in mine["extents"]] == theirs["extents"]

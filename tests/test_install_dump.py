@@ -427,7 +427,7 @@ def test_multi_chunk_components_4096(tmp_path: Path, files) -> None:
         pt = reader.read_program_table(d, reader.read_boot_record(d).program_table)
         ct = reader.read_component_table(d, pt.entries[0])
         got = [reader.component_sha256(d, reader.walk_block_list(d, e.blocklist).pointers, comps[kind]["length"])
-               for e, kind in zip(ct.entries, ["kernel", "parmline", "ramdisk"])]
+               for e, kind in zip(ct.entries, ["kernel", "parmline", "ramdisk"], strict=False)]
     assert got == [comps[k]["sha256"] for k in ("kernel", "parmline", "ramdisk")]
     kdata = k.read_bytes()[0x10000:]
     assert comps["kernel"]["sha256"] != hashlib.sha256(kdata).hexdigest()  # the parm area was patched

@@ -355,7 +355,7 @@ def test_cli_ipl_full_file_system_interactive_without_terminal(tmp_path: Path) -
     from zipldump.disk.partitions import read_partition_table
 
     img = cli_disk(tmp_path, "dumptofs", 512, "64M:ext2", params="dump_mode=interactive")
-    for n in range(2):
+    for _ in range(2):
         r = cli("ipl", str(img), "--memory", "24M")
         assert r.returncode == 0, r.stderr
     r = subprocess.run(

@@ -40,7 +40,6 @@ from zipldump.formats.component_table import (
 )
 from zipldump.formats.kernel_image import (
     COMMAND_LINE,
-    INITRD_SIZE,
     INITRD_START,
     MAX_COMMAND_LINE_SIZE,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -33,7 +33,7 @@ def example_header_bytes() -> bytes:
 def test_tod_conversion_matches_example() -> None:
     assert sd.tod_from_unix_us(1181903400 * 10**6) == 0xC0BFF9D0D7A00000
     assert sd.tod_from_unix_us(1181903442 * 10**6) == 0xC0BFF9F8E5880000
-    when = datetime(2007, 6, 15, 10, 30, tzinfo=timezone.utc)
+    when = datetime(2007, 6, 15, 10, 30, tzinfo=UTC)
     assert sd.tod_from_datetime(when) == 0xC0BFF9D0D7A00000
     assert sd.tod_to_datetime(0xC0BFF9D0D7A00000) == when
 

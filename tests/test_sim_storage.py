@@ -75,7 +75,7 @@ def test_random_slices_match_byte_reference():
     patched_addrs = {pa + k for pa, d in c._patches for k in range(len(d))}
     rng = random.Random(42)
     sizes = [1, 2, 15, 16, 17, 31, 4080, 4095, 4096, 4097, 8192 + 5, 20000]
-    for i in range(400):
+    for _ in range(400):
         # start near page starts and stamp ends to hit every partial-stamp case
         base = rng.randrange(0, 8 * MiB // PAGE) * PAGE
         addr = min(base + rng.choice([0, 1, 8, 15, 16, 17, 2000, 4095]), 8 * MiB - 1)

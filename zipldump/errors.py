@@ -14,6 +14,7 @@ class ZiplDumpError(Exception):
 
     exit_code = 1
     kind = "error"
+    errno: int | None = None  # the errno the simulated kernel would return (sim/zcore.py, sim/sclp.py)
 
     def __init__(self, message: str, *, where: str | None = None) -> None:
         self.message = message
@@ -127,6 +128,7 @@ class IplError(ZiplDumpError):
 
     exit_code = 30
     kind = "ipl"
+    firmware_message: str | None = None  # the QEMU s390-ccw text alone, without the reader's detail
 
 
 class KernelImageError(IplError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -204,7 +204,7 @@ class _MiBPerSecond(ProgressColumn):
 class ByteProgress:
     """Counts bytes; forwards increments to a rich task when there is one."""
 
-    def __init__(self, sink: Any) -> None:
+    def __init__(self, sink: Callable[[int], None] | None) -> None:
         self._sink = sink
         self.done = 0
 

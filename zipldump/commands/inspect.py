@@ -7,8 +7,9 @@ import sys
 from typing import Any
 
 from zipldump.commands import hsa_size_arg, int_arg
+from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.ui import UI
-from zipldump.zipl.check import DEFAULT_HSA_SIZE, Report, inspect_disk
+from zipldump.zipl.check import Report, inspect_disk
 
 KEY_WIDTH = 22
 
@@ -48,7 +49,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 def _rows(report: Report) -> list[tuple[int, str, str]]:
     """(indent, key, value) lines shared by the plain and the rich renderer."""
     rows: list[tuple[int, str, str]] = []
-    add = lambda indent, k, v: rows.append((indent, k, v))  # noqa: E731
+
+    def add(indent: int, k: str, v: str) -> None:
+        rows.append((indent, k, v))
+
     add(0, "Image", report.image)
     add(0, "Block size", str(report.block_size))
     add(0, "Disk size", f"{report.disk_size} bytes ({report.disk_size // report.block_size} blocks)")
@@ -103,11 +107,11 @@ def _rows(report: Report) -> list[tuple[int, str, str]]:
     return rows
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.4g} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024  # type: ignore[assignment]
+        n /= 1024
     return str(n)
 
 

@@ -106,7 +106,7 @@ def _job_from_config(args: argparse.Namespace, common: dict[str, Any]) -> Instal
         raise UsageError("-c takes a zipl.conf file and at most one SECTION", where="-c")
     sel = parse_config(Path(conf)).select(rest[0] if rest else args.section, args.menu)
     programs: dict[int, ProgramSpec] = {}
-    places: set[tuple[str, int]] = set()
+    places: set[tuple[str, int | None]] = set()
     override = [(m, v) for m, v in (("dumpto", args.dumpto), ("target", args.target), ("dumptofs", args.dumptofs)) if v is not None]
     for pos, sec in sorted(sel.entries.items()):
         kind = sec.kind
@@ -151,6 +151,7 @@ def _job_from_config(args: argparse.Namespace, common: dict[str, Any]) -> Instal
         have = ", ".join(f"{m}={n}" for m, n in sorted(places))
         raise UsageError(f"the selected sections install to different places ({have}); one bootmap per run", where=conf)
     mode, part = places.pop()
+    assert part is not None  # SectionSpec.kind is "dump"/"dumptofs" only when dumpto/dumptofs is set
     return InstallJob(mode=mode, partition=part, programs=programs, default_position=sel.default_position, **common)
 
 
@@ -166,7 +167,10 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     planned = data["block_numbers"] != "disk"
     where = "planned component table at file block" if planned else "component table at LBA"
     for prog in data["programs"]:
-        ui.info(f"program {prog['name']!r} ({prog['kind']}, {prog['layout']} layout) in program-table entry {prog['position']}, {where} {prog['component_table']}")
+        ui.info(
+            f"program {prog['name']!r} ({prog['kind']}, {prog['layout']} layout) in program-table entry {prog['position']}, "
+            f"{where} {prog['component_table']}"
+        )
         for c in prog["components"]:
             # the loaded length and hash are what `zipldump inspect` shows for the same component
             ui.info(

@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from zipldump.commands import hsa_size_arg, int_arg, size_arg
 from zipldump.errors import UsageError
 from zipldump.ui import UI
+
+if TYPE_CHECKING:
+    from zipldump.sim.scsi_ipl import IplReport
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +36,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--hsa-size", type=hsa_size_arg, metavar="SIZE", help="hardware system area size (default 32M, or the whole storage when that is smaller)")
     p.add_argument("--crashed", type=Path, metavar="FILE", help="crashed system from a raw memory image or an s390x ELF core instead of a generated one")
     p.add_argument("--seed", type=int_arg(), default=0, help="seed of the generated crashed system (default 0)")
-    p.add_argument("--allow-above-hsa", action="store_true", help="load components above the HSA limit (destroys unsaved crash data) with a warning instead of refusing")
+    p.add_argument(
+        "--allow-above-hsa",
+        action="store_true",
+        help="load components above the HSA limit (destroys unsaved crash data) with a warning instead of refusing",
+    )
     p.add_argument("--verify", action="store_true", help="compare the written dump byte for byte with the crashed system")
     p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -65,7 +72,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     return 0
 
 
-def summary_lines(report: Any) -> list[str]:
+def summary_lines(report: IplReport) -> list[str]:
     """The result of one simulated dump IPL in a few lines (for `ipl` and `demo`)."""
     data = report.to_json()
     c = data["crashed_system"]
@@ -96,7 +103,7 @@ def summary_lines(report: Any) -> list[str]:
     return lines
 
 
-def print_summary(report: Any, out: TextIO | None = None) -> None:
+def print_summary(report: IplReport, out: TextIO | None = None) -> None:
     """The summary is the command's result: stdout (status and progress stay on stderr)."""
     out = out if out is not None else sys.stdout
     out.write("\n".join(summary_lines(report)) + "\n")

@@ -16,7 +16,7 @@ from zipldump.errors import DiskError, UsageError
 from zipldump.ui import UI
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "mkdisk",
         help="make a sparse disk image with a partition table and optional ext2/3/4 file systems",
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     if not sys.stdout.isatty():
         # plain, aligned lines for pipes and logs (no box drawing)
         widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-        lines = [title, "  ".join(c.rjust(w) for c, w in zip(cols, widths)).rstrip()]
-        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+        lines = [title, "  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         return 0

@@ -9,7 +9,7 @@ from zipldump.disk.initramfs import COMPRESSIONS, write_initramfs
 from zipldump.ui import UI
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "mkinitramfs",
         help="build an initramfs (newc cpio) from a gen_init_cpio list",

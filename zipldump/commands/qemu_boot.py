@@ -11,7 +11,7 @@ from zipldump.qemu import boot as qemu
 from zipldump.ui import UI
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "qemu-boot",
         help="boot an image in qemu-system-s390x and wait for a console text",

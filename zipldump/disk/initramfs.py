@@ -30,12 +30,23 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Protocol
 
 from zipldump.disk.io import OutputFile, open_binary
 from zipldump.errors import UsageError
 from zipldump.formats.cpio import CpioEntry, build_header, pad4, trailer
 from zipldump.ui import clip as _clip
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+
+class _Sink(Protocol):
+    """Where an archive goes: a file, io.BytesIO or disk.io.OutputFile (gzip also flushes it)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> object: ...
 
 FIRST_INO = 721  # gen_init_cpio's first inode number
 COPY_CHUNK = 1 << 20
@@ -210,7 +221,7 @@ def _parse_entry(kind: str, args: list[str], lineno: int, where: str, base: Path
     return entry
 
 
-def write_archive(entries: list[ListEntry], out: BinaryIO, *, mtime: int | None = None) -> int:
+def write_archive(entries: list[ListEntry], out: SupportsWrite[bytes], *, mtime: int | None = None) -> int:
     """Write the uncompressed newc archive to `out`; returns the number of bytes written."""
     mtime = _mtime() if mtime is None else mtime
     written = 0
@@ -274,11 +285,11 @@ def _check_compress(compress: str) -> None:
         raise UsageError(f"compression {compress!r} is not one of {', '.join(COMPRESSIONS)}")
 
 
-def _write_compressed(entries: list[ListEntry], out: BinaryIO, compress: str) -> None:
+def _write_compressed(entries: list[ListEntry], out: _Sink, compress: str) -> None:
     if compress == "gzip":
         # mtime=0 and no file name keep the gzip header reproducible.
         with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
-            write_archive(entries, gz)  # type: ignore[arg-type]
+            write_archive(entries, gz)
     else:
         write_archive(entries, out)
 
@@ -305,7 +316,7 @@ def write_initramfs(
     entries = parse_list(list_text_or_path, base_dir)
     out = OutputFile(out_path, overwrite=True, what=str(out_path))
     try:
-        _write_compressed(entries, out, compress)  # type: ignore[arg-type]
+        _write_compressed(entries, out, compress)
         size = out.appended
         out.finish()
     except OSError as exc:

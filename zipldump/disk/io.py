@@ -47,6 +47,7 @@ import sys
 import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO, Generic, Protocol, TypeVar
 
@@ -487,7 +488,7 @@ class Extents(Generic[T]):
 
     def __init__(self, spans: Iterable[tuple[int, int, T]]) -> None:
         self.spans = sorted((s for s in spans if s[1] > 0), key=lambda s: s[0])
-        for (a, n, _), (b, _, _) in zip(self.spans, self.spans[1:]):
+        for (a, n, _), (b, _, _) in pairwise(self.spans):
             if a + n > b:
                 raise ValueError(f"spans at 0x{a:x} and 0x{b:x} overlap")
         self._starts = [s[0] for s in self.spans]

@@ -22,6 +22,7 @@ import tempfile
 import uuid
 import zlib
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,7 @@ class PartSpec:
     @classmethod
     def parse(cls, text: str) -> PartSpec:
         """'SIZE[:FS]' where SIZE is a size or 'rest'; FS is ext2, ext3 or ext4."""
+        fs: str | None
         size_text, _, fs = text.partition(":")
         fs = fs.strip().lower() or None
         if fs is not None and fs not in FS_TYPES:
@@ -401,7 +403,7 @@ def _read_gpt_copy(disk: DiskImage, lba: int) -> tuple[Any, list[Any]]:
 
 def _check_overlaps(parts: list[Partition]) -> None:
     ordered = sorted(parts, key=lambda p: p.start)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in pairwise(ordered):
         if b.start <= a.end:
             raise DiskError(f"partitions {a.number} and {b.number} overlap", where=f"partition {b.number} LBA {b.start:#x}")
 
@@ -503,7 +505,7 @@ def make_disk(
         with open(tmp, "wb") as fh:
             fh.truncate(size_bytes)  # sparse
         _write_table(tmp, nblocks, block_size, label, geometry, parts)
-        for (start, length), spec in zip(geometry, parts):
+        for (start, length), spec in zip(geometry, parts, strict=True):
             if spec.fs:
                 from zipldump.disk.extfs import (
                     ExtFs,  # extfs imports nothing from here at module level
@@ -542,7 +544,7 @@ def _write_table(image: Path, nblocks: int, block_size: int, label: str, geometr
         device = parted.getDevice(scratch)
         try:
             disk = parted.freshDisk(device, label)
-            for (start, length), spec in zip(geometry, parts):
+            for (start, length), spec in zip(geometry, parts, strict=True):
                 geom = parted.Geometry(device=device, start=start, length=length)
                 fs = parted.FileSystem(type=spec.fs, geometry=geom) if spec.fs else None
                 part = parted.Partition(disk=disk, type=parted.PARTITION_NORMAL, fs=fs, geometry=geom)

@@ -19,7 +19,9 @@ simulator's `--crashed FILE` input.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from zipldump.disk.io import MemoryMap, OutputFile, RangeSource, open_input, pread_bytes
 from zipldump.dump.s390 import DEFAULT_CHUNK, S390Dump
@@ -27,6 +29,7 @@ from zipldump.errors import FormatError, ZiplDumpError
 from zipldump.formats import elfcore as ec
 from zipldump.formats import s390dump as sd
 from zipldump.formats.lowcore import CKC_OFFSET, CpuRegisters
+from zipldump.ui import UI, ByteProgress
 
 MEMORY_ALIGN = 4096
 MAX_NOTES_SIZE = 64 << 20  # sanity bound for reading PT_NOTE segments into memory (all of them together)
@@ -42,7 +45,7 @@ def _output(out: Output, overwrite: bool) -> OutputFile:
     return out if isinstance(out, OutputFile) else OutputFile(out, overwrite=overwrite)
 
 
-def _copy_stream(dump: S390Dump, out: OutputFile, src_start: int, src_end: int, dst: int, progress: object, chunk: int) -> None:
+def _copy_stream(dump: S390Dump, out: OutputFile, src_start: int, src_end: int, dst: int, progress: ByteProgress | None, chunk: int) -> None:
     zero = bytes(chunk)
     pos = dst
     for piece in dump.iter_file(src_start, src_end, chunk=chunk):
@@ -58,7 +61,7 @@ def _copy_stream(dump: S390Dump, out: OutputFile, src_start: int, src_end: int, 
             out.pwrite(piece, pos)
         pos += n
         if progress is not None:
-            progress.advance(n)  # type: ignore[attr-defined]
+            progress.advance(n)
 
 
 @dataclass
@@ -75,7 +78,7 @@ def elf_notes_for(dump: S390Dump) -> bytes:
     the raw u64 at prefix + 0x1330, as zgetdump -f elf copies it."""
     notes = [ec.Note(ec.CORE_NAME, ec.NT_PRPSINFO, ec.build_prpsinfo("vmlinux"))]
     # dump.cpus is empty unless every CPU of lc_vec (dump.info.cpus) has registers.
-    for i, (regs, cpu) in enumerate(zip(dump.cpus, dump.info.cpus)):
+    for i, (regs, cpu) in enumerate(zip(dump.cpus, dump.info.cpus, strict=False)):
         raw = dump.read_memory(cpu.prefix + CKC_OFFSET, 8)
         notes += ec.cpu_notes(regs, i + 1, todcmp_field=int.from_bytes(raw, "big"))
     return ec.build_notes(notes)
@@ -94,7 +97,7 @@ def plan_elf(dump: S390Dump) -> tuple[ElfLayout, bytes]:
     return ElfLayout(notes_off, len(notes), loads, pos, len(dump.cpus)), notes
 
 
-def write_elf(dump: S390Dump, out_path: Output, *, ui: object = None, chunk: int = DEFAULT_CHUNK,
+def write_elf(dump: S390Dump, out_path: Output, *, ui: UI | None = None, chunk: int = DEFAULT_CHUNK,
               allow_incomplete: bool = False, overwrite: bool = True, recheck: bool = True) -> ElfLayout:
     """Convert `dump` to an s390x ELF core at out_path.  An incomplete dump is
     refused (IncompleteDumpError) unless allow_incomplete."""
@@ -123,7 +126,7 @@ def write_elf(dump: S390Dump, out_path: Output, *, ui: object = None, chunk: int
     return layout
 
 
-def write_s390(dump: S390Dump, out_path: Output, *, ui: object = None, chunk: int = DEFAULT_CHUNK,
+def write_s390(dump: S390Dump, out_path: Output, *, ui: UI | None = None, chunk: int = DEFAULT_CHUNK,
                allow_incomplete: bool = False, overwrite: bool = True, recheck: bool = True) -> int:
     """Copy the dump (header, memory, end marker; nothing after it) to out_path.
     With allow_incomplete, copies whatever part of that range exists."""
@@ -151,10 +154,10 @@ class _NullProgress:
         return None
 
 
-def _progress(ui: object, text: str, total: int):  # type: ignore[no-untyped-def]
+def _progress(ui: UI | None, text: str, total: int) -> AbstractContextManager[ByteProgress | None]:
     if ui is None:
         return _NullProgress()
-    return ui.progress(text, total)  # type: ignore[attr-defined]
+    return ui.progress(text, total)
 
 
 # --- reading -----------------------------------------------------------------------
@@ -271,7 +274,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
                     pread_bytes(fd, ph.p_filesz, ph.p_offset, where=p), where=where, base=ph.p_offset, max_notes=ec.MAX_NOTES - len(notes)
                 )
         ordered = sorted(segments, key=lambda s: s.paddr)
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in pairwise(ordered):
             if a.paddr + a.memsz > b.paddr:
                 raise FormatError(f"PT_LOAD segments at 0x{a.paddr:x} and 0x{b.paddr:x} overlap", where=p)
         cpus = ec.cpus_from_notes(notes, ckc_encoding=ckc_encoding, where=p)
@@ -288,7 +291,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
 
 
 # --- ELF -> s390 ---------------------------------------------------------------------
-def write_s390_from_elf(core: ElfCore, out_path: Output, *, ui: object = None, tod: int = 0,
+def write_s390_from_elf(core: ElfCore, out_path: Output, *, ui: UI | None = None, tod: int = 0,
                         chunk: int = DEFAULT_CHUNK, overwrite: bool = True) -> int:
     """Write an s390 standalone dump from an ELF core opened with keep_open=True
     (like `zgetdump -f s390`).

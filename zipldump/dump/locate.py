@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zipldump.disk.image import DiskImage
-from zipldump.disk.io import RunSource, runs_of_blocks
-from zipldump.dump.s390 import ByteSource, FileSource
+from zipldump.disk.io import ByteSource, RunSource, runs_of_blocks
+from zipldump.dump.s390 import FileSource
 from zipldump.errors import (
     DiskError,
     DumpChangedError,

@@ -121,8 +121,8 @@ class S390Dump:
 
     def __init__(self, source: ByteSource | str | os.PathLike[str], *, recheck: Callable[[], None] | None = None) -> None:
         self._also_recheck = recheck  # the container's own proof (partition checksum, dump.N block map)
-        self._owns = not hasattr(source, "readinto_at")
-        self.source: ByteSource = FileSource(source) if self._owns else source  # type: ignore[arg-type, assignment]
+        self._owns = isinstance(source, (str, os.PathLike))  # a path: this object opens and closes it
+        self.source: ByteSource = FileSource(source) if isinstance(source, (str, os.PathLike)) else source
         try:
             self.header = self._read_header()
             self.info = self._check()

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zipldump.disk.io import RunSource
 from zipldump.errors import DiskError, VerifyError
@@ -60,7 +61,15 @@ from zipldump.formats.s390dump import (
 )
 from zipldump.ui import UI
 
+if TYPE_CHECKING:
+    from zipldump.disk.io import ByteSource
+    from zipldump.dump.source import CrashedMemory
+    from zipldump.dump.write_partition import DumpResult
+
 CHUNK = 8 << 20
+
+# add(address or None, what, expected, actual): record one difference.
+AddDifference = Callable[[int | None, str, str, str], None]
 
 # (lowcore offset, element size, count, name) of every register field (§4.1).
 _FIELDS = (
@@ -103,12 +112,14 @@ class ExtentSource(RunSource):
         super().__init__(image, runs, size=size, name=name)
 
 
-def source_for_result(result: Any) -> ExtentSource:
+def source_for_result(result: DumpResult) -> ExtentSource:
     """The bytes a DumpResult (dump.write_partition or dump.write_fs) says it wrote."""
     if result.mode == "partition":
+        assert result.image_offset is not None  # set for every partition-mode result
         return ExtentSource(result.image, [(result.image_offset, result.bytes_written)], result.bytes_written, name=result.location)
     from zipldump.disk.extfs import ExtFs
 
+    assert result.fs_path is not None and result.fs_offset is not None and result.fs_size is not None  # set for every fs-mode result
     fs = ExtFs(result.image, result.fs_offset, result.fs_size)
     size = fs.file_size(result.fs_path)
     return ExtentSource(result.image, fs.byte_runs(fs.block_map(result.fs_path)), size, name=result.location)
@@ -166,7 +177,7 @@ class VerifyReport:
 class _Expected:
     """The dump's expected memory: original bytes plus the store-status and zcore patches."""
 
-    def __init__(self, crashed: Any, mem_size: int) -> None:
+    def __init__(self, crashed: CrashedMemory, mem_size: int) -> None:
         self.crashed = crashed
         boot = crashed.cpus[crashed.boot_cpu]
         # (save-area address, registers, label, is a CPU's own prefix page).  The
@@ -211,19 +222,19 @@ class _Expected:
         return "memory", address, 1
 
 
-def _hex(data: bytes | memoryview) -> str:
+def _hex(data: bytes | bytearray | memoryview) -> str:
     return bytes(data).hex(" ") if data else "(nothing)"
 
 
-def _check_header(report: VerifyReport, header: DumpHeader, crashed: Any, source: Any, add: Any) -> None:
-    mem_end = max(s + n for s, n in crashed.chunks) if getattr(crashed, "chunks", None) else crashed.memory_size
+def _check_header(report: VerifyReport, header: DumpHeader, crashed: CrashedMemory, source: ByteSource, add: AddDifference) -> None:
+    mem_end = max(s + n for s, n in crashed.chunks) if crashed.chunks else crashed.memory_size
     if header.mem_size <= 0 or header.mem_size % PAGE_SIZE:
         add(None, "header mem_size (offset 0x18)", "a positive multiple of 4096", f"0x{header.mem_size:x}")
     if header.mem_size > mem_end:
         add(None, "header mem_size (offset 0x18)", f"at most the memory size 0x{mem_end:x}", f"0x{header.mem_size:x}")
     if header.end != header.mem_size:
         add(None, "header mem_end (offset 0x28)", f"0x{header.mem_size:x} (= mem_size)", f"0x{header.end:x}")
-    holes = sum(n for _, n in getattr(crashed, "chunks", [])) not in (0, mem_end)
+    holes = sum(n for _, n in crashed.chunks) not in (0, mem_end)
     if header.real_mem != crashed.memory_size and not holes:
         add(None, "header mem_size_real (offset 0x54)", f"0x{crashed.memory_size:x}", f"0x{header.real_mem:x}")
     if header.real_cpus != crashed.ncpus:
@@ -243,8 +254,8 @@ def _check_header(report: VerifyReport, header: DumpHeader, crashed: Any, source
 
 
 def verify_source(
-    source: Any,
-    crashed: Any,
+    source: ByteSource,
+    crashed: CrashedMemory,
     ui: UI | None = None,
     *,
     hsa_size: int | None = None,
@@ -316,7 +327,7 @@ def verify_source(
     return _finish(report, start_time, raise_on_mismatch)
 
 
-def _locate(report: VerifyReport, expected: _Expected, addr: int, dbuf: bytearray, ebuf: bytearray, n: int, hsa_size: int | None, add: Any) -> None:
+def _locate(report: VerifyReport, expected: _Expected, addr: int, dbuf: bytearray, ebuf: bytearray, n: int, hsa_size: int | None, add: AddDifference) -> None:
     """Record the first differing byte of every differing page in a chunk."""
     for off in range(0, n, PAGE_SIZE):
         a, b = dbuf[off : off + PAGE_SIZE], ebuf[off : off + PAGE_SIZE]
@@ -349,7 +360,7 @@ def _finish(report: VerifyReport, start_time: float, raise_on_mismatch: bool) ->
     return report
 
 
-def verify_dump(result: Any, crashed: Any, ui: UI | None = None, *, hsa_size: int | None = None, max_differences: int = 10) -> VerifyReport:
+def verify_dump(result: DumpResult, crashed: CrashedMemory, ui: UI | None = None, *, hsa_size: int | None = None, max_differences: int = 10) -> VerifyReport:
     """Verify the dump a writer reported (DumpResult) against the crashed system."""
     with source_for_result(result) as source:
         report = verify_source(source, crashed, ui, hsa_size=hsa_size, max_differences=max_differences)

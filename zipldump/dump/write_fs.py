@@ -39,13 +39,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.image import DiskImage
 from zipldump.disk.io import ExtentWriter
 from zipldump.disk.partitions import read_partition_table
 from zipldump.dump.params import DumpParams
+from zipldump.dump.source import ZcoreFiles
 from zipldump.dump.write_partition import (
     DEFAULT_CHUNK,
     DumpResult,
@@ -161,7 +161,7 @@ def _allocate(
 
 def dump_to_fs(
     image_path: str | os.PathLike[str],
-    zcore: Any,
+    zcore: ZcoreFiles,
     ui: UI,
     params: DumpParams,
     *,

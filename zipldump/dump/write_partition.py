@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO
+from typing import Any, TypedDict, Unpack
 
 from zipldump.disk.image import DiskImage
 from zipldump.disk.io import (
@@ -45,6 +45,7 @@ from zipldump.disk.io import (
     aligned_buffer,
 )
 from zipldump.disk.partitions import read_partition_table
+from zipldump.dump.source import ZcoreFiles, ZcoreMemFile
 from zipldump.errors import (
     DumpError,
     DumpSpaceError,
@@ -71,6 +72,17 @@ WRITES_IN_FLIGHT = 2  # memory writes queued at the disk while the next chunk is
 
 
 # --- result -----------------------------------------------------------------------
+class _ResultExtra(TypedDict, total=False):
+    """The mode-specific fields of DumpResult that DumpResult.of passes through."""
+
+    image_offset: int | None
+    fs_path: str | None
+    fs_offset: int | None
+    fs_size: int | None
+    deleted: list[str]
+    warnings: list[str]
+
+
 @dataclass
 class DumpResult:
     """What a writer did.  `image_offset` is where dump byte 0 lies on the image
@@ -93,7 +105,9 @@ class DumpResult:
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, mode: str, image: str, partition: int | None, location: str, header: DumpHeader, end_tod: int, seconds: float, **extra: Any) -> DumpResult:
+    def of(
+        cls, mode: str, image: str, partition: int | None, location: str, header: DumpHeader, end_tod: int, seconds: float, **extra: Unpack[_ResultExtra]
+    ) -> DumpResult:
         """The result of a complete dump of `header`'s memory (header + memory + end marker)."""
         return cls(
             mode=mode,
@@ -133,7 +147,7 @@ class DumpResult:
 
 
 # --- the zcore side -----------------------------------------------------------------
-def read_zcore_header(mem: BinaryIO) -> tuple[bytes, DumpHeader]:
+def read_zcore_header(mem: ZcoreMemFile) -> tuple[bytes, DumpHeader]:
     """The 4 KiB header at offset 0 of zcore/mem (zcore's header copy is only
     right for reads that start at 0, §5.3, so read it in one piece from 0)."""
     mem.seek(0)
@@ -155,12 +169,12 @@ def read_zcore_header(mem: BinaryIO) -> tuple[bytes, DumpHeader]:
     return raw, header
 
 
-def zcore_hsa_size(zcore: Any) -> int:
+def zcore_hsa_size(zcore: ZcoreFiles) -> int:
     """HSA size as zcore/hsa reports it (0 when not available)."""
     return int(zcore.hsa_size())
 
 
-def zcore_release_hsa(zcore: Any) -> None:
+def zcore_release_hsa(zcore: ZcoreFiles) -> None:
     """zcore/hsa <- '0' (DIAG 308 subcode 2)."""
     zcore.release_hsa()
 
@@ -230,7 +244,7 @@ class _WritePipeline:
 
 
 def copy_memory(
-    mem: BinaryIO,
+    mem: ZcoreMemFile,
     writer: ExtentWriter,
     *,
     mem_size: int,
@@ -307,7 +321,7 @@ def copy_memory(
     return addr
 
 
-def prepare_header(zcore: Any) -> tuple[bytes, DumpHeader, list[tuple[int, int]] | None]:
+def prepare_header(zcore: ZcoreFiles) -> tuple[bytes, DumpHeader, list[tuple[int, int]] | None]:
     """zcore's header as the dump will carry it (holes filled, see below): (bytes, parsed, present ranges)."""
     raw, header = read_zcore_header(zcore.mem)
     filled, ranges = fill_holes_header(zcore, header)
@@ -316,7 +330,7 @@ def prepare_header(zcore: Any) -> tuple[bytes, DumpHeader, list[tuple[int, int]]
     return raw, filled, ranges
 
 
-def fill_holes_header(zcore: Any, header: DumpHeader) -> tuple[DumpHeader, list[tuple[int, int]] | None]:
+def fill_holes_header(zcore: ZcoreFiles, header: DumpHeader) -> tuple[DumpHeader, list[tuple[int, int]] | None]:
     """With memory holes zcore's header says mem_size = present bytes, mem_end =
     end of memory (§2.3); the s390 format has no holes, so the dump carries
     memory up to mem_end with the holes as zeros and mem_size = mem_end.
@@ -331,7 +345,7 @@ def fill_holes_header(zcore: Any, header: DumpHeader) -> tuple[DumpHeader, list[
 def write_dump(
     disk: DiskImage,
     writer: ExtentWriter,
-    zcore: Any,
+    zcore: ZcoreFiles,
     header_raw: bytes,
     header: DumpHeader,
     ui: UI,
@@ -341,8 +355,8 @@ def write_dump(
     commit: str = "header",
     chunk_size: int = DEFAULT_CHUNK,
     clock: Callable[[], int] | None = None,
-    after_busy: Callable[[], None] | None = None,
-    after_header: Callable[[], None] | None = None,
+    after_busy: Callable[[], object] | None = None,
+    after_header: Callable[[], object] | None = None,
     ranges: list[tuple[int, int]] | None = None,
     start: float | None = None,
 ) -> tuple[int, float]:
@@ -355,7 +369,8 @@ def write_dump(
     "not complete".  An fsync sits wherever the next step must not reach the disk
     before the previous one.  `after_busy` / `after_header` run before the fsync
     that ends that step (the superblock checksum updates).  On any failure `failed`
-    is shown as a warning and the exception propagates.
+    is shown as a warning and the exception propagates.  The end-marker TOD is
+    `clock()` when given, else the dump kernel's `zcore.tod()`.
     Returns (end TOD, seconds from `start` -- a time.monotonic() value, default
     now -- to the final fsync)."""
     if commit not in ("header", "end-marker"):
@@ -388,9 +403,7 @@ def write_dump(
                 )
             finally:
                 writer.close()  # the O_DIRECT descriptor; what follows is buffered
-            if clock is None and hasattr(zcore, "machine"):
-                clock = zcore.machine.tod  # STCK in the dump kernel reads the machine's TOD clock
-            end_tod = end_tod_now(header.tod, clock)
+            end_tod = end_tod_now(header.tod, clock if clock is not None else zcore.tod)  # STCK in the dump kernel
             if commit == "header":
                 writer.write(header.end_marker_offset, build_end_marker(end_tod))
                 disk.flush()  # memory and marker are on disk before the header says "dump"
@@ -441,7 +454,7 @@ class DumpTarget:
     def superblock(self, csum: int) -> bytes:
         """The superblock's 72 bytes with a new checksum."""
         fields = {k: v for k, v in self.sb.to_json().items() if k != "offset"}
-        return DumpSuperblock.build({**fields, "csum": csum})
+        return bytes(DumpSuperblock.build({**fields, "csum": csum}))
 
 
 def locate_dump_partition(disk: DiskImage) -> DumpTarget:
@@ -518,7 +531,7 @@ def _update_checksum(disk: DiskImage, target: DumpTarget) -> int:
 
 def dump_to_partition(
     image_path: str | os.PathLike[str],
-    zcore: Any,
+    zcore: ZcoreFiles,
     ui: UI,
     *,
     block_size: int = 512,

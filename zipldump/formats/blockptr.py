@@ -34,7 +34,7 @@ class BlockPtr:
         return self.blockno == 0
 
     def build(self) -> bytes:
-        return BlockPtrStruct.build({"blockno": self.blockno, "size": self.size, "blockct": self.blockct})
+        return bytes(BlockPtrStruct.build({"blockno": self.blockno, "size": self.size, "blockct": self.blockct}))
 
     @classmethod
     def parse(cls, data: bytes) -> BlockPtr:

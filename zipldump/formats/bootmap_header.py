@@ -24,9 +24,9 @@ assert BootmapHeader.sizeof() == BOOTMAP_HEADER_SIZE
 
 
 def build_bootmap_header() -> bytes:
-    return BootmapHeader.build(
+    return bytes(BootmapHeader.build(
         {"text": HEADER_TEXT.ljust(48, b"\0"), "version": BOOTMAP_HEADER_VERSION, "envblk_offset": 0}
-    )
+    ))
 
 
 def is_bootmap_header(block: bytes) -> bool:

@@ -61,13 +61,13 @@ def dump_boot_info(superblock_byte_offset: int) -> dict[str, object]:
 
 
 def build_boot_record(pt_blockno: int, block_size: int, boot_info: dict[str, object] | None = None) -> bytes:
-    return BootRecord.build(
+    return bytes(BootRecord.build(
         {
             "version_id": DISK_LAYOUT_ID,
             "program_table": {"blockno": pt_blockno, "size": block_size, "blockct": 0},
             "boot_info": boot_info or EMPTY_BOOT_INFO,
         }
-    )
+    ))
 
 
 def patch_block0(old_block0: bytes, record: bytes) -> bytes:

@@ -92,7 +92,7 @@ def build_component_table(header_type: int, entries: list[dict[str, object]], bl
     """The whole block, zero padded.  `entries` must end with one EXECUTE entry."""
     if len(entries) > max_entries(block_size):
         raise ValueError(f"{len(entries)} component entries do not fit a {block_size}-byte block")
-    out = ComponentHeader.build({"type": header_type}) + b"".join(ComponentEntry.build(e) for e in entries)
+    out: bytes = ComponentHeader.build({"type": header_type}) + b"".join(ComponentEntry.build(e) for e in entries)
     return out.ljust(block_size, b"\0")
 
 

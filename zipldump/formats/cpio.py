@@ -89,7 +89,7 @@ class CpioEntry:
 def build_header(entry: CpioEntry) -> bytes:
     """Header + name + padding; the caller writes `entry.filesize` data bytes and pad4 after."""
     name = entry.name.encode() + b"\0"
-    hdr = NewcHeader.build(
+    hdr: bytes = NewcHeader.build(
         {
             "ino": entry.ino,
             "mode": entry.mode,
@@ -150,7 +150,11 @@ def iter_archive(stream: BinaryIO, *, with_data: bool = True) -> Iterator[tuple[
             raise _bad(f"name is not UTF-8 (byte {exc.start})", offset) from None
         if name == TRAILER_NAME:
             return
-        data = stream.read(h.filesize) if with_data else (stream.seek(h.filesize, 1) and b"")
+        if with_data:
+            data = stream.read(h.filesize)
+        else:
+            stream.seek(h.filesize, 1)
+            data = b""  # (was `seek(...) and b""`: 0, not b"", for an empty file)
         if with_data and len(data) != h.filesize:
             raise _bad(f"data of {name!r} truncated ({len(data)} of {h.filesize} bytes)", offset)
         stream.read(pad4(h.filesize))

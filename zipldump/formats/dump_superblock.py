@@ -57,7 +57,7 @@ def _fold(total: int) -> int:
 
 
 def build_superblock(part_start: int, part_size: int, dump_size: int, csum: int = SB_SEED) -> bytes:
-    return DumpSuperblock.build(
+    return bytes(DumpSuperblock.build(
         {
             "version": SB_VERSION,
             "part_start": part_start,
@@ -68,4 +68,4 @@ def build_superblock(part_start: int, part_size: int, dump_size: int, csum: int 
             "csum_size": SB_CSUM_SIZE,
             "csum": csum,
         }
-    )
+    ))

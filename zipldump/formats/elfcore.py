@@ -249,7 +249,7 @@ def parse_notes(data: bytes | memoryview, *, where: str = "PT_NOTE", base: int =
 def build_ehdr(phnum: int, *, phoff: int = EHDR_SIZE) -> bytes:
     if phnum > 0xFFFF:
         raise FormatError(f"{phnum} program headers exceed the ELF limit of 65535", where="ELF header e_phnum")
-    return ElfHeader.build(
+    return bytes(ElfHeader.build(
         {
             "magic": ELF_MAGIC,
             "ei_class": ELFCLASS64,
@@ -270,12 +270,12 @@ def build_ehdr(phnum: int, *, phoff: int = EHDR_SIZE) -> bytes:
             "e_shnum": 0,
             "e_shstrndx": 0,
         }
-    )
+    ))
 
 
 def build_phdr(p_type: int, *, offset: int, filesz: int, paddr: int = 0, vaddr: int | None = None, memsz: int | None = None,
                flags: int = 0, align: int = 0) -> bytes:
-    return ProgramHeader.build(
+    return bytes(ProgramHeader.build(
         {
             "p_type": p_type,
             "p_flags": flags,
@@ -286,7 +286,7 @@ def build_phdr(p_type: int, *, offset: int, filesz: int, paddr: int = 0, vaddr: 
             "p_memsz": filesz if memsz is None else memsz,
             "p_align": align,
         }
-    )
+    ))
 
 
 def parse_ehdr(data: bytes | memoryview) -> dict[str, int]:
@@ -315,13 +315,13 @@ def parse_ehdr(data: bytes | memoryview) -> dict[str, int]:
 
 # --- CPU notes -----------------------------------------------------------------
 def build_prpsinfo(fname: str = "vmlinux") -> bytes:
-    return PrPsInfo.build(
+    return bytes(PrPsInfo.build(
         {
             "pr_state": 0, "pr_sname": ord("R"), "pr_zomb": 0, "pr_nice": 0, "pr_flag": 0, "pr_uid": 0, "pr_gid": 0,
             "pr_pid": 0, "pr_ppid": 0, "pr_pgrp": 0, "pr_sid": 0,
             "pr_fname": fname.encode()[:15].ljust(16, b"\0"), "pr_psargs": bytes(80),
         }
-    )
+    ))
 
 
 def cpu_notes(regs: CpuRegisters, pid: int, *, todcmp_field: int | None = None) -> list[Note]:

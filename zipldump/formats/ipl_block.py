@@ -74,7 +74,7 @@ assert IPIB_INFO_SIZE == 12
 def build_fcp_ipib(devno: int, wwpn: int, lun: int, bootprog: int = 0, *, opt: int = IPL_OPT_IPL) -> bytes:
     """A list-directed FCP IPL parameter block (version 1), no SCP data.
     Only the fields zcore and a re-IPL need are meaningful here."""
-    return IplFcpParameterList.build(
+    return bytes(IplFcpParameterList.build(
         {
             "hdr": {"len": IPIB_FCP_LEN, "flags": 0, "version": IPL_PL_VERSION},
             "fcp": {
@@ -91,7 +91,7 @@ def build_fcp_ipib(devno: int, wwpn: int, lun: int, bootprog: int = 0, *, opt: i
                 "scp_data_len": 0,
             },
         }
-    )
+    ))
 
 
 def parse_fcp_block(block: bytes) -> dict[str, int] | None:

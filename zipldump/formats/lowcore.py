@@ -154,7 +154,7 @@ def ckc_from_field(value: int) -> int:
 
 def build_save_area(regs: CpuRegisters) -> bytes:
     """The 512 bytes at lowcore 0x1200-0x13FF (pads zero)."""
-    return SaveAreaStruct.build(
+    return bytes(SaveAreaStruct.build(
         {
             "fprs": list(regs.fprs),
             "gprs": list(regs.gprs),
@@ -167,7 +167,7 @@ def build_save_area(regs: CpuRegisters) -> bytes:
             "acrs": list(regs.acrs),
             "crs": list(regs.crs),
         }
-    )
+    ))
 
 
 def overlay_save_area(old: bytes | bytearray | memoryview, regs: CpuRegisters) -> bytes:

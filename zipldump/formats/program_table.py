@@ -28,4 +28,4 @@ def build_program_table(component_table_blocks: dict[int, int], block_size: int)
     for i in range(PROGRAM_TABLE_ENTRIES):
         lba = component_table_blocks.get(i, 0)
         entries.append({"blockno": lba, "size": block_size if lba else 0, "blockct": 0})
-    return ProgramTable.build({"entries": entries})
+    return bytes(ProgramTable.build({"entries": entries}))

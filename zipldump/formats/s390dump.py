@@ -9,7 +9,7 @@ unaligned: 0x54, 0x5D, 0x5F).  No I/O here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from construct import Array, Bytes, Int8ub, Int16ub, Int32ub, Int64ub, Padding, Struct
 
@@ -90,14 +90,14 @@ def tod_to_unix_us(tod: int) -> int:
 
 def tod_from_datetime(when: datetime) -> int:
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
     return tod_from_unix_us((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
 def tod_to_datetime(tod: int) -> datetime:
     us = tod_to_unix_us(tod)
-    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).replace(microsecond=us % 1_000_000)
+    return datetime.fromtimestamp(us // 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
 
 
 # --- header ----------------------------------------------------------------------
@@ -164,7 +164,7 @@ class DumpHeader:
             lc_vec = list(self.lc_vec_raw)
         else:
             lc_vec = list(self.prefixes) + [0] * (MAX_CPUS - len(self.prefixes))
-        return DumpHeaderStruct.build(
+        return bytes(DumpHeaderStruct.build(
             {
                 "magic": self.magic,
                 "version": self.version,
@@ -190,10 +190,10 @@ class DumpHeader:
                 "mvdump_zipl_time": self.mvdump_zipl_time,
                 "lc_vec": lc_vec,
             }
-        )
+        ))
 
     @classmethod
-    def parse(cls, data: bytes | memoryview) -> DumpHeader:
+    def parse(cls, data: bytes | bytearray | memoryview) -> DumpHeader:
         """Decode 4096 bytes.  Checks only the magic; see dump.s390 for the rest."""
         if len(data) < HEADER_SIZE:
             raise FormatError(f"dump header needs {HEADER_SIZE} bytes, got {len(data)}", where="dump header")
@@ -273,17 +273,17 @@ def parse_header(data: bytes | memoryview) -> DumpHeader:
 
 # --- end marker ------------------------------------------------------------------
 def build_end_marker(tod: int) -> bytes:
-    return EndMarkerStruct.build({"magic": END_MARKER_MAGIC, "tod": tod})
+    return bytes(EndMarkerStruct.build({"magic": END_MARKER_MAGIC, "tod": tod}))
 
 
-def parse_end_marker(data: bytes | memoryview) -> int | None:
+def parse_end_marker(data: bytes | bytearray | memoryview) -> int | None:
     """TOD of a valid end marker, or None (short, or not `DUMP_END`: case-sensitive, 8 bytes)."""
     if len(data) < END_MARKER_SIZE:
         return None
     c = EndMarkerStruct.parse(bytes(data[:END_MARKER_SIZE]))
     if c.magic != END_MARKER_MAGIC:
         return None
-    return c.tod
+    return int(c.tod)
 
 
 def end_marker_ok(header_tod: int, data: bytes | memoryview) -> bool:

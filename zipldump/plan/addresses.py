@@ -10,6 +10,8 @@ parm = 0x10000 + ALIGN(kernel, 0x1000) and ramdisk = ALIGN(parm + 0x10000, 0x100
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
 
 from zipldump.errors import HsaLimitError, LayoutError
 from zipldump.formats.kernel_image import IMAGE_LOAD_ADDRESS
@@ -51,7 +53,7 @@ class AddressPlan:
     reservations: tuple[Reservation, ...]
 
 
-def _request(name: str, size: int, addr: int | None, alignment: int) -> dict[str, object]:
+def _request(name: str, size: int, addr: int | None, alignment: int) -> dict[str, Any]:
     return {"name": name, "reserve": align(size, PAGE_ALIGN), "address": addr, "align": alignment}
 
 
@@ -91,7 +93,7 @@ def assign_addresses(
                 where=f"component '{res.name}' {res.address:#010x}-{res.end - 1:#010x}",
             )
     ordered = sorted(placed, key=lambda r: r.address)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in pairwise(ordered):
         if a.end > b.address:
             raise LayoutError(
                 f"Components '{a.name}' and '{b.name}' overlap",

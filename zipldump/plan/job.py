@@ -109,7 +109,7 @@ class InstallJob:
             if self.partition == 0:
                 raise UsageError("dump device is not a partition: --dumpto needs a partition number >= 1", where="--dumpto")
         else:
-            for pos, prog in self.programs.items():
+            for prog in self.programs.values():
                 if prog.kind == "dump":
                     raise UsageError(f"program {prog.name!r} of kind 'dump' needs --dumpto (raw partition)", where=prog.name)
             positions = sorted(self.programs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +98,7 @@ class Source:
         return cls(data=bytes(data), length=len(data))
 
     @classmethod
-    def of_file(cls, path: Path, offset: int = 0, length: int | None = None, patches=()) -> Source:
+    def of_file(cls, path: Path, offset: int = 0, length: int | None = None, patches: Iterable[tuple[int, bytes]] = ()) -> Source:
         size = os.path.getsize(path)
         if length is None:
             length = size - offset
@@ -452,7 +452,7 @@ class BootmapLayout:
                     yield Write(p.blockno, pc.spec.name, source=src, src_offset=off, length=n)
                     off += n
                 # list blocks: the last one is written first, the first one last (§6.2)
-                for lba, data in reversed(list(zip(pc.list_lbas, pc.list_blocks))):
+                for lba, data in reversed(list(zip(pc.list_lbas, pc.list_blocks, strict=True))):
                     yield Write(lba, f"{pc.spec.name} block list", data=data)
             yield Write(prog.ct_lba, f"component table of {prog.image.name!r}", data=prog.ct_bytes)
         yield Write(self.pt_lba, "program table", data=self._blk(self.pt_bytes))

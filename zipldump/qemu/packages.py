@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from zipldump.errors import ToolMissingError
@@ -109,7 +110,7 @@ def _apt_options(cache: Path) -> list[str]:
 
 def _step_name(cmd: list[str]) -> str:
     """`apt-get update` for `apt-get -o A=B ... -q update`: the program and its first operand."""
-    operands = [w for prev, w in zip(cmd, cmd[1:]) if not w.startswith("-") and prev != "-o"]
+    operands = [w for prev, w in pairwise(cmd) if not w.startswith("-") and prev != "-o"]
     return " ".join(cmd[:1] + operands[:1])
 
 
@@ -181,7 +182,7 @@ def _download(cache: Path, ui: UI | None) -> S390Packages:
     debdir = cache / "debs"
     debdir.mkdir(exist_ok=True)
 
-    def step(msg: str):
+    def step(msg: str) -> contextlib.AbstractContextManager[object]:
         return ui.step(msg) if ui is not None else contextlib.nullcontext()
 
     with step("apt-get update (s390x package lists)"):

@@ -28,6 +28,7 @@ from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from zipldump.disk.io import MemoryMap, RangeSource
 from zipldump.dump.elf import ElfCore, read_elf_core
@@ -132,6 +133,12 @@ def default_prefixes(memory_size: int, ncpus: int, hsa_limit: int = HSA_LIMIT_FO
 
 
 # --- memory sources ------------------------------------------------------------------
+class _Backing(Protocol):
+    """Where a crashed system's original bytes come from (generated, raw file, ELF core)."""
+
+    def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int: ...
+
+
 class _Generated:
     """Generated memory, computed on demand.  The 2 MiB template copy already
     carries every page's constant stamp half (magic, seed), so a read is one
@@ -209,7 +216,7 @@ class CrashedSystem:
     seed: int | None = None
     chunks: list[tuple[int, int]] = field(default_factory=list)
     ipib_addr: int = 0
-    _src: object = field(default=None, repr=False)
+    _src: _Backing | None = field(default=None, repr=False)
     _patches: list[tuple[int, bytes]] = field(default_factory=list, repr=False)
     _patch_starts: list[int] = field(default_factory=list, repr=False)
 
@@ -237,7 +244,8 @@ class CrashedSystem:
             )
         if n == 0:
             return 0
-        self._src.readinto_at(addr, mv)  # type: ignore[attr-defined]
+        assert self._src is not None, "a CrashedSystem is made by generate/from_raw/from_elf"
+        self._src.readinto_at(addr, mv)
         if self._patches:
             end = addr + n
             i = max(bisect_right(self._patch_starts, addr) - 1, 0)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zipldump.errors import (
     BlockListLoopError,
@@ -71,6 +71,11 @@ from zipldump.zipl.bootmap import (
     read_program_table,
     walk_block_list,
 )
+
+if TYPE_CHECKING:
+    from zipldump.disk.image import DiskImage
+    from zipldump.sim.interfaces import MachineView
+    from zipldump.ui import UI
 
 DEFAULT_SUBCHANNEL_ID = 0x0001  # subsystem-id word high half: "subchannel set 0, valid"
 CHUNK = 1 << 20
@@ -164,22 +169,28 @@ def _refuse(msg: str, exc: FormatError | None = None, where: str | None = None) 
     """IplError with the QEMU-style text first, then the reader's detail."""
     text = msg if exc is None else f"{msg}: {exc.message}"
     err = IplError(text, where=where if where is not None else (exc.where if exc else None))
-    err.firmware_message = msg  # type: ignore[attr-defined]
+    err.firmware_message = msg
     return err
 
 
-def _hsa_size(machine: Any) -> int:
-    hsa = getattr(machine, "hsa_size", None)
-    if hsa is None:
-        hsa = machine.hsa.size
-    return int(hsa)
+def _hsa_size(machine: MachineView) -> int:
+    return machine.hsa_size
 
 
-def _memory_size(machine: Any) -> int:
-    return int(machine.storage.size)
+def _memory_size(machine: MachineView) -> int:
+    return machine.storage.size
 
 
-def scsi_load(machine: Any, disk: Any, *, dump: bool, **kw: Any) -> LoadResult:
+def scsi_load(
+    machine: MachineView,
+    disk: DiskImage,
+    *,
+    dump: bool,
+    loadparm: int = 0,
+    allow_above_hsa: bool = False,
+    subchannel_nr: int = 0,
+    ui: UI | None = None,
+) -> LoadResult:
     """Load program `loadparm` of the SCSI disk into `machine` like the machine loader.
 
     For a dump load the caller must have stored status and saved the HSA first
@@ -189,7 +200,7 @@ def scsi_load(machine: Any, disk: Any, *, dump: bool, **kw: Any) -> LoadResult:
     disk never ends an IPL with a bare format error.
     """
     try:
-        return _scsi_load(machine, disk, dump=dump, **kw)
+        return _scsi_load(machine, disk, dump=dump, loadparm=loadparm, allow_above_hsa=allow_above_hsa, subchannel_nr=subchannel_nr, ui=ui)
     except IplError:
         raise
     except FormatError as exc:
@@ -197,18 +208,18 @@ def scsi_load(machine: Any, disk: Any, *, dump: bool, **kw: Any) -> LoadResult:
 
 
 def _scsi_load(
-    machine: Any,
-    disk: Any,
+    machine: MachineView,
+    disk: DiskImage,
     *,
     dump: bool,
     loadparm: int = 0,
     allow_above_hsa: bool = False,
     subchannel_nr: int = 0,
-    ui: Any = None,
+    ui: UI | None = None,
 ) -> LoadResult:
     bs = disk.block_size
     hsa = _hsa_size(machine) if dump else None
-    if dump and getattr(machine, "hsa", "not modelled") is None:
+    if dump and not machine.hsa_saved:
         raise IplError("SCSI dump load before the HSA was saved: crash data would be lost", where="machine")
     if not 0 <= loadparm:
         raise IplError(f"loadparm {loadparm} is negative", where="loadparm")
@@ -230,7 +241,7 @@ def _scsi_load(
         size = int.from_bytes(disk.read_at(0x18, 2), "big")
         if size != bs and size in (512, 1024, 2048, 4096):
             err = IplError(f"{err.message} (the disk's pointers say {size}-byte blocks; is the block size {size}?)", where=err.where)
-            err.firmware_message = "Error reading Program Table"  # type: ignore[attr-defined]
+            err.firmware_message = "Error reading Program Table"
         raise err from exc
     warnings: list[str] = []
     if br.version_id != DISK_LAYOUT_ID:
@@ -285,9 +296,7 @@ def _scsi_load(
 
     # Clear storage for a normal load; a dump load keeps the crashed system's memory.
     if not dump:
-        clear = getattr(machine.storage, "clear", None)
-        if clear is not None:
-            clear()
+        machine.storage.clear()
 
     mem = _memory_size(machine)
     components: list[LoadedComponent] = []

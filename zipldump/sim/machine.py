@@ -216,6 +216,11 @@ class Machine:
         self.diag308(DIAG308_REL_HSA)
 
     @property
+    def hsa_saved(self) -> bool:
+        """The dump IPL saved the HSA (released or not): sim.interfaces.MachineView."""
+        return self.hsa is not None
+
+    @property
     def hsa_available(self) -> bool:
         return self.hsa is not None and self.hsa.available
 

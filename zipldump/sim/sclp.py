@@ -35,6 +35,7 @@ Accepted event buffers get flag 0x80 (checked by newer kernels, §6.2).
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from zipldump.errors import SclpError
 from zipldump.formats.sccb import (
@@ -48,6 +49,9 @@ from zipldump.formats.sccb import (
     SdiasSccb,
 )
 from zipldump.sim.storage import PAGE_SIZE
+
+if TYPE_CHECKING:
+    from zipldump.sim.machine import Machine
 
 EVTYP_SDIAS = 0x1C
 EVTYP_SDIAS_MASK = 0x00000010
@@ -79,7 +83,7 @@ FIRST_DATA_BLOCK = 2  # HSA page 0
 SDIAS_SCCB = struct.Struct(">H B 3x H" " H B B 2x" " B B 8x I" " 2x B B 4x" " I Q 4x I" " 4x I 2x H")
 _PROBE = tuple(range(1, len(SCCB_FIELDS) + 1))
 assert SDIAS_SCCB.size == SCCB_LEN
-assert SDIAS_SCCB.pack(*_PROBE) == SdiasSccb.build(dict(zip(SCCB_FIELDS, _PROBE)))
+assert SDIAS_SCCB.pack(*_PROBE) == SdiasSccb.build(dict(zip(SCCB_FIELDS, _PROBE, strict=True)))
 
 
 def build_sccb(*, event_qual: int, blk_cnt: int = 0, asa: int = 0, fbn: int = 0, asa_size: int = SDIAS_ASA_SIZE_64,
@@ -92,13 +96,13 @@ def build_sccb(*, event_qual: int, blk_cnt: int = 0, asa: int = 0, fbn: int = 0,
 
 
 def parse_sccb(sccb: bytes | bytearray) -> dict[str, int]:
-    return dict(zip(SCCB_FIELDS, SDIAS_SCCB.unpack_from(sccb)))
+    return dict(zip(SCCB_FIELDS, SDIAS_SCCB.unpack_from(sccb), strict=True))
 
 
 class Sdias:
     """The SDIAS event of one machine (`machine.hsa`, `machine.storage`)."""
 
-    def __init__(self, machine: object) -> None:
+    def __init__(self, machine: Machine) -> None:
         self.machine = machine
         self.requests = 0  # service calls answered (for tests and statistics)
 
@@ -121,15 +125,16 @@ class Sdias:
         if ev_type != EVTYP_SDIAS:
             return self._respond(sccb, SCLP_RC_INVALID_FUNCTION)
         sccb[OFF_EV_FLAGS] |= EVBUF_ACCEPTED
-        hsa = getattr(self.machine, "hsa", None)
-        present = hsa is not None and hsa.available
+        hsa = self.machine.hsa
+        if hsa is not None and not hsa.available:
+            hsa = None  # released: as if never saved
         if event_qual == SDIAS_EQ_SIZE:
-            last = hsa.size // PAGE_SIZE + 1 if present else 0
+            last = hsa.size // PAGE_SIZE + 1 if hsa is not None else 0
             return self._respond(sccb, SCLP_RC_NORMAL_COMPLETION, SDIAS_EVSTATE_ALL_STORED, last)
-        if event_qual != SDIAS_EQ_STORE_DATA or data_id != SDIAS_DI_FCP_DUMP or not present:
+        if event_qual != SDIAS_EQ_STORE_DATA or data_id != SDIAS_DI_FCP_DUMP or hsa is None:
             return self._respond(sccb, SCLP_RC_NORMAL_COMPLETION, SDIAS_EVSTATE_NO_DATA, 0)
         last = hsa.size // PAGE_SIZE + 1
-        storage = self.machine.storage  # type: ignore[attr-defined]
+        storage = self.machine.storage
         if blk_cnt == 0 or fbn < 1 or fbn > last or asa % PAGE_SIZE:
             return self._respond(sccb, SCLP_RC_NORMAL_COMPLETION, SDIAS_EVSTATE_NO_DATA, 0)
         nr = min(blk_cnt, last - fbn + 1)
@@ -193,4 +198,4 @@ class Sdias:
 
     def release(self) -> None:
         """Release the HSA (DIAG 308 subcode 2, §6.7)."""
-        self.machine.release_hsa()  # type: ignore[attr-defined]
+        self.machine.release_hsa()

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zipldump.disk.image import DiskImage
 from zipldump.disk.io import open_binary
@@ -40,6 +41,14 @@ from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.sim.firmware import LoadResult, scsi_load
 from zipldump.sim.stage3 import KernelStart, run_stage3
 from zipldump.ui import UI
+
+if TYPE_CHECKING:
+    from zipldump.dump.params import DumpParams
+    from zipldump.dump.verify import VerifyReport
+    from zipldump.dump.write_partition import DumpResult
+    from zipldump.sim.crashed import CrashedSystem
+    from zipldump.sim.machine import Machine
+    from zipldump.sim.zcore import Zcore
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -69,11 +78,11 @@ class IplReport:
     steps: list[dict[str, Any]] = field(default_factory=list)
     load: LoadResult | None = None
     kernel: KernelStart | None = None
-    dump_params: Any = None
+    dump_params: DumpParams | None = None
     mode: str | None = None
-    dump: Any = None
+    dump: DumpResult | None = None
     reipl: dict[str, Any] | None = None
-    verify: Any = None
+    verify: VerifyReport | None = None
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -95,12 +104,12 @@ class IplReport:
         }
 
 
-def _json(obj: Any) -> Any:
-    if obj is None:
-        return None
-    if hasattr(obj, "to_json"):
-        return obj.to_json()
-    return obj
+class _ToJson(Protocol):
+    def to_json(self) -> Mapping[str, object]: ...
+
+
+def _json(obj: _ToJson | None) -> Mapping[str, object] | None:
+    return None if obj is None else obj.to_json()
 
 
 @contextmanager
@@ -111,7 +120,7 @@ def _step(report: IplReport, ui: UI, name: str) -> Iterator[None]:
     report.steps.append({"step": name, "seconds": round(time.monotonic() - start, 3)})
 
 
-def make_crashed(opts: IplOptions, ui: UI | None = None) -> Any:
+def make_crashed(opts: IplOptions, ui: UI | None = None) -> CrashedSystem:
     """The crashed system the options ask for (generated, raw image or ELF core).
 
     A file brings its own memory size (and an ELF core its own CPUs): an option
@@ -154,12 +163,12 @@ def effective_hsa_size(opts: IplOptions, memory_size: int, ui: UI | None = None)
     return DEFAULT_HSA_SIZE
 
 
-def dump_mode(load: LoadResult, params: Any) -> str:
+def dump_mode(load: LoadResult, params: DumpParams) -> str:
     """Which dump tool design the disk asks for: "partition" or "fs"."""
     bi = load.boot_record.boot_info
     if bi.has_magic and bi.bp_type == BP_TYPE_DUMP and bi.dev_type == DEV_TYPE_SCSI:
         return "partition"
-    if "dump_part" in getattr(params, "seen", ()):
+    if "dump_part" in params.seen:
         return "fs"
     raise DumpError(
         "the dump tool finds no dump target: block 0 has no SCSI dump boot_info (zipl --dumpto) and the "
@@ -168,7 +177,7 @@ def dump_mode(load: LoadResult, params: Any) -> str:
     )
 
 
-def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: Any = None) -> IplReport:
+def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: CrashedSystem | None = None) -> IplReport:
     """Simulate one SCSI dump IPL of `opts.image`; see the module docstring."""
     from zipldump.dump.params import parse_dump_cmdline
     from zipldump.sim.machine import Machine
@@ -236,14 +245,14 @@ def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: Any = None) -> IplRepor
     return report
 
 
-def _boot_dump_kernel(machine: Any) -> Any:
+def _boot_dump_kernel(machine: Machine) -> Zcore:
     from zipldump.sim.sclp import Sdias
     from zipldump.sim.zcore import Zcore
 
     return Zcore(machine, Sdias(machine))
 
 
-def _reipl(zcore: Any, machine: Any, ui: UI) -> dict[str, Any]:
+def _reipl(zcore: Zcore, machine: Machine, ui: UI) -> dict[str, Any]:
     """The dump tool's last act: write "1" to zcore/reipl (s390-dump-format.md §5.5).
 
     zcore re-IPLs (DIAG 308 set + load clear) only when the crashed system left a

@@ -23,7 +23,7 @@ initrd range and the entry address.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zipldump.errors import IplError, KernelImageError
 from zipldump.formats.component_table import (
@@ -56,6 +56,10 @@ from zipldump.formats.stage3_params import (
     Stage3ParamsLegacy,
 )
 from zipldump.sim.firmware import LoadResult
+
+if TYPE_CHECKING:
+    from zipldump.sim.interfaces import MachineView
+    from zipldump.sim.storage import Storage
 
 LOAD_PSW = PSW_LOAD | IMAGE_LOAD_ADDRESS  # 0x0008000080010000
 CHUNK = 1 << 20
@@ -96,7 +100,7 @@ class KernelStart:
         }
 
 
-def _u64(storage: Any, addr: int) -> int:
+def _u64(storage: Storage, addr: int) -> int:
     return int.from_bytes(storage.read(addr, 8), "big")
 
 
@@ -108,7 +112,7 @@ def is_stage3_layout(load: LoadResult) -> bool:
     )
 
 
-def run_stage3(machine: Any, load: LoadResult) -> KernelStart:
+def run_stage3(machine: MachineView, load: LoadResult) -> KernelStart:
     """Apply stage 3 (or accept the direct layout), then check the kernel image in storage."""
     storage = machine.storage
     if is_stage3_layout(load):
@@ -128,7 +132,7 @@ def run_stage3(machine: Any, load: LoadResult) -> KernelStart:
     return _direct(machine, storage, load)
 
 
-def _stage3(machine: Any, storage: Any, load: LoadResult) -> KernelStart:
+def _stage3(machine: MachineView, storage: Storage, load: LoadResult) -> KernelStart:
     p = Stage3ParamsLegacy.parse(storage.read(STAGE3_PARAMS_ADDRESS, Stage3ParamsLegacy.sizeof()))
     where = f"stage-3 parameters at {STAGE3_PARAMS_ADDRESS:#x}"
     notes: list[str] = []
@@ -199,7 +203,7 @@ def _stage3(machine: Any, storage: Any, load: LoadResult) -> KernelStart:
     return start
 
 
-def _direct(machine: Any, storage: Any, load: LoadResult) -> KernelStart:
+def _direct(machine: MachineView, storage: Storage, load: LoadResult) -> KernelStart:
     kernel = load.covering(IMAGE_LOAD_ADDRESS, COMMAND_LINE - IMAGE_LOAD_ADDRESS)
     if kernel is None:
         raise KernelImageError(
@@ -213,7 +217,7 @@ def _direct(machine: Any, storage: Any, load: LoadResult) -> KernelStart:
     )
 
 
-def _check_ep(storage: Any) -> None:
+def _check_ep(storage: Storage) -> None:
     got = storage.read(EP_OFFSET, len(EP_STRING))
     if got != EP_STRING:
         raise KernelImageError(
@@ -234,8 +238,8 @@ def _check_limit(limit_raw: int) -> int:
 
 
 def _check_kernel(
-    machine: Any,
-    storage: Any,
+    machine: MachineView,
+    storage: Storage,
     load: LoadResult,
     psw: int,
     image_start: int,
@@ -309,7 +313,7 @@ def _check_kernel(
     )
 
 
-def _version_string(storage: Any, addr: int, lo: int, hi: int) -> str | None:
+def _version_string(storage: Storage, addr: int, lo: int, hi: int) -> str | None:
     if not lo <= addr < hi:
         return None
     raw = _c_string(storage, addr, min(256, hi - addr))
@@ -318,14 +322,14 @@ def _version_string(storage: Any, addr: int, lo: int, hi: int) -> str | None:
     return raw.decode("ascii", "replace")
 
 
-def _c_string(storage: Any, addr: int, limit: int) -> bytes | None:
+def _c_string(storage: Storage, addr: int, limit: int) -> bytes | None:
     """Bytes before the first NUL in [addr, addr+limit), or None without a NUL there."""
     raw = storage.read(addr, limit)
     nul = raw.find(b"\0")
     return None if nul < 0 else raw[:nul]
 
 
-def _memmove(storage: Any, dst: int, src: int, n: int) -> None:
+def _memmove(storage: Storage, dst: int, src: int, n: int) -> None:
     """Copy downwards in 1 MiB chunks; safe for overlap because dst < src."""
     assert dst <= src
     done = 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 import errno as errno_mod
 import io
 from bisect import bisect_right
+from typing import TYPE_CHECKING
 
 from zipldump.errors import DumpError, SclpError, ZiplDumpError
 from zipldump.formats.dump_superblock import cksm
@@ -51,21 +52,27 @@ from zipldump.formats.s390dump import HEADER_SIZE, DumpHeader, build_header
 from zipldump.sim.sclp import FIRST_DATA_BLOCK, Sdias
 from zipldump.sim.storage import PAGE_SIZE
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+    from zipldump.sim.machine import Machine
+
 CHUNK_INFO_SIZE = 34
 DEFAULT_BOUNCE_PAGES = 1  # Linux: one SDIAS block per request
 
 
 def _err(cls: type[ZiplDumpError], err: int, message: str, where: str) -> ZiplDumpError:
     exc = cls(f"{message} ({errno_mod.errorcode[err]})", where=where)
-    exc.errno = err  # type: ignore[attr-defined]
+    exc.errno = err
     return exc
 
 
 class Zcore:
     """zcore after a successful `zcore_init`.  Raises SclpError / DumpError (with
-    `.errno`) and releases the HSA when init fails, as the driver does."""
+    `.errno`) and releases the HSA when init fails, as the driver does.
+    Implements dump.source.ZcoreFiles, the interface the dump writers read."""
 
-    def __init__(self, machine, sdias: Sdias | None = None, *, blocks_per_request: int = DEFAULT_BOUNCE_PAGES,
+    def __init__(self, machine: Machine, sdias: Sdias | None = None, *, blocks_per_request: int = DEFAULT_BOUNCE_PAGES,
                  memmap_style: str = "memblock", tod: int | None = None, cpu_id: int | None = None) -> None:
         if memmap_style not in ("memblock", "chunks"):
             raise ValueError(f"memmap_style {memmap_style!r}")
@@ -114,19 +121,19 @@ class Zcore:
             areas.append(m.sigp_stop_and_store_status(cpu.address))
         self.save_areas = areas
         self.prefixes_all = [int.from_bytes(a[PREFIX_OFFSET - SAVE_AREA_OFFSET : PREFIX_OFFSET - SAVE_AREA_OFFSET + 4], "big") for a in areas]
-        self.tod = m.tod() if tod is None else tod
+        self.header_tod = m.tod() if tod is None else tod
         self.cpu_id = m.cpu_id if cpu_id is None else cpu_id
         lc_vec = [p for p in self.prefixes_all if p]
         if self.mem_size == self.mem_end:
-            self.header = build_header(self.mem_size, prefixes=lc_vec, tod=self.tod, cpu_id=self.cpu_id, real_cpu_cnt=len(areas))
+            self.header = build_header(self.mem_size, prefixes=lc_vec, tod=self.header_tod, cpu_id=self.cpu_id, real_cpu_cnt=len(areas))
         else:  # memory holes: mem_size counts present bytes, mem_end is the file's extent (§2.3, 4.x)
-            self.header = DumpHeader(mem_size=self.mem_size, mem_end=self.mem_end, tod=self.tod, cpu_id=self.cpu_id,
+            self.header = DumpHeader(mem_size=self.mem_size, mem_end=self.mem_end, tod=self.header_tod, cpu_id=self.cpu_id,
                                      prefixes=tuple(lc_vec), real_cpu_cnt=len(areas)).build()
         self.length = HEADER_SIZE + self.mem_end
         # Register overlay: (absolute address, bytes) of each lc_mask range, in
         # save-area order; a prefix of 0 overlays absolute 0x1200 (§4.4).
         segs: list[tuple[int, int, bytes]] = []
-        for idx, (pre, area) in enumerate(zip(self.prefixes_all, areas)):
+        for idx, (pre, area) in enumerate(zip(self.prefixes_all, areas, strict=True)):
             for start, end in REGISTER_RANGES:
                 a = start - SAVE_AREA_OFFSET
                 segs.append((pre + start, idx, bytes(area[a : a + end - start])))
@@ -171,7 +178,7 @@ class Zcore:
             try:
                 stored = self.sdias.copy(self.bounce_addr, page + FIRST_DATA_BLOCK, pages)
             except SclpError as exc:
-                exc.errno = errno_mod.EIO  # type: ignore[attr-defined]  # "Error from SCLP while copying hsa"
+                exc.errno = errno_mod.EIO  # "Error from SCLP while copying hsa"
                 raise
             if stored < 1:
                 raise _err(SclpError, errno_mod.EIO, "SDIAS stored no block", f"SDIAS block {page + FIRST_DATA_BLOCK}")
@@ -208,7 +215,7 @@ class Zcore:
                 mv[s - addr : e - addr] = data[s - a : e - a]
             i += 1
 
-    def pread_into(self, pos: int, buf: bytearray | memoryview) -> int:
+    def pread_into(self, pos: int, buf: WriteableBuffer) -> int:
         """zcore_read at file offset `pos` into `buf`; returns the bytes read (0 at EOF)."""
         mv = memoryview(buf).cast("B")
         if pos < 0 or pos > self.length:
@@ -251,6 +258,10 @@ class Zcore:
         """The HSA size as zcore/hsa reports it: 0 once released."""
         return self.hsa_limit if self.hsa_available and self.machine.hsa_available else 0
 
+    def tod(self) -> int:
+        """STCK in the dump kernel: the machine's TOD clock (not zcore's; the dump tool's end marker uses it)."""
+        return self.machine.tod()
+
     def release_hsa(self) -> None:
         """zcore/hsa <- "0": DIAG 308 subcode 2 (once)."""
         if self.hsa_available:
@@ -277,13 +288,13 @@ class ZcoreMem(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
         self._checkClosed()
         n = self.zcore.pread_into(self._pos, b)
         self._pos += n
         return n
 
-    def pread_into(self, pos: int, buf: bytearray | memoryview) -> int:
+    def pread_into(self, pos: int, buf: WriteableBuffer) -> int:
         self._checkClosed()
         return self.zcore.pread_into(pos, buf)
 

@@ -13,8 +13,9 @@ first error.  Bytes zipl does not define (spec §7.4) are never examined.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from zipldump.disk.image import DiskImage
 from zipldump.errors import (

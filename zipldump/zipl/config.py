@@ -15,6 +15,7 @@ Every error is a UsageError whose `where` is "FILE:LINE".
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -262,7 +263,7 @@ def _inherit_target(spec: SectionSpec, target: int | None) -> SectionSpec:
     return replace(spec, target=target)
 
 
-def _menu_default(block: _Block, entries: dict[int, SectionSpec], where) -> int:
+def _menu_default(block: _Block, entries: dict[int, SectionSpec], where: Callable[[int], str]) -> int:
     if "default" not in block.values:
         return min(entries)
     value, line = block.values["default"]
@@ -271,14 +272,14 @@ def _menu_default(block: _Block, entries: dict[int, SectionSpec], where) -> int:
     return int(value)
 
 
-def _menu_target(block: _Block, where) -> int | None:
+def _menu_target(block: _Block, where: Callable[[int], str]) -> int | None:
     if "target" not in block.values:
         return None
     value, line = block.values["target"]
     return _partition_number("target", value, where(line))
 
 
-def _menu_bool(block: _Block, key: str, where) -> bool | None:
+def _menu_bool(block: _Block, key: str, where: Callable[[int], str]) -> bool | None:
     if key not in block.values:
         return None
     value, line = block.values[key]
@@ -287,7 +288,7 @@ def _menu_bool(block: _Block, key: str, where) -> bool | None:
     return value == "1"
 
 
-def _menu_int(block: _Block, key: str, where) -> int | None:
+def _menu_int(block: _Block, key: str, where: Callable[[int], str]) -> int | None:
     if key not in block.values:
         return None
     value, line = block.values[key]
@@ -465,9 +466,9 @@ def _check_key(block: _Block, key: str, value: str, where: str) -> None:
         raise UsageError(f"keyword '{_clip(key)}' has an empty value", where=where)
 
 
-def _check_defaultboot(block: _Block, where) -> None:
+def _check_defaultboot(block: _Block, where: Callable[[int], str]) -> None:
     v = block.values
-    modes = [k for k in ("default", "defaultmenu", "defaultauto") if k in v]
+    modes: list[str] = [k for k in ("default", "defaultmenu", "defaultauto") if k in v]
     if "defaultauto" in v:
         modes = ["defaultauto"] + (["defaultmenu"] if "defaultmenu" in v else [])
     if not modes:
@@ -480,7 +481,7 @@ def _check_defaultboot(block: _Block, where) -> None:
                 raise UsageError(f"keyword '{_clip(key)}' in [defaultboot] needs defaultauto", where=where(v[key][1]))
 
 
-def _make_section(block: _Block, base: Path, source: str, where) -> SectionSpec:
+def _make_section(block: _Block, base: Path, source: str, where: Callable[[int], str]) -> SectionSpec:
     v = block.values
 
     def get(key: str) -> tuple[str, int] | None:

@@ -19,7 +19,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zipldump.disk.extfs import (
     EXT_MAGIC,
@@ -73,6 +73,9 @@ from zipldump.plan.layout import (
 )
 from zipldump.ui import UI
 from zipldump.zipl import bootmap as reader
+
+if TYPE_CHECKING:
+    from zipldump.disk.extfs import ExtFs
 
 BOOTMAP_NAME = "/bootmap"
 BOOTMAP_TEMP = "/bootmap_temp.zipldump"
@@ -390,7 +393,7 @@ class _FileMap:
         return (self.target.start_bytes + fsb * self.fs_bs) // self.target.block_size + i % self.per
 
 
-def _open_fs(job: InstallJob, target: Target) -> Any:
+def _open_fs(job: InstallJob, target: Target) -> ExtFs:
     from zipldump.disk.extfs import ExtFs
 
     try:
@@ -421,7 +424,7 @@ def _contiguous_guess(job: InstallJob, target: Target, programs: list[ProgramIma
     )
 
 
-def _check_file_space(job: InstallJob, target: Target, programs: list[ProgramImage], fs: Any) -> None:
+def _check_file_space(job: InstallJob, target: Target, programs: list[ProgramImage], fs: ExtFs) -> None:
     size = bootmap_file_size(_contiguous_guess(job, target, programs))
     free = fs.free_bytes()
     if size > free:
@@ -433,9 +436,9 @@ def _check_file_space(job: InstallJob, target: Target, programs: list[ProgramIma
         )
 
 
-def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs: Any, ui: UI) -> BootmapLayout:
+def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs: ExtFs, ui: UI) -> BootmapLayout:
     bs = target.block_size
-    kw = dict(default_position=job.default_position, pad=True, compat=job.compat)
+    kw: dict[str, Any] = dict(default_position=job.default_position, pad=True, compat=job.compat)
     guess = _contiguous_guess(job, target, programs)
     if job.dry_run:
         return guess
@@ -508,7 +511,7 @@ def read_back(disk: DiskImage, pt_lba: int) -> dict[int, list[tuple[int, int, st
 
 
 def _expected_block_hash(
-    source: Source, nblocks: int, bs: int, disk: DiskImage, pointers: list, *, zero_tail: bool = False
+    source: Source, nblocks: int, bs: int, disk: DiskImage, pointers: list[BlockPtr], *, zero_tail: bool = False
 ) -> str:
     """SHA-256 of what the loaded blocks must hold: the data, then the last block's tail
     (zeros for a padded bootmap file, else as it is on disk: a raw partition keeps it)."""
@@ -672,7 +675,7 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
     )
 
 
-def _promote_temp(fs: Any) -> None:
+def _promote_temp(fs: ExtFs) -> None:
     """The new bootmap file becomes /bootmap; the old one's blocks are freed only now,
     after block 0 points at the new one."""
     if fs.exists(BOOTMAP_NAME):
@@ -680,7 +683,7 @@ def _promote_temp(fs: Any) -> None:
     fs.rename(BOOTMAP_TEMP, BOOTMAP_NAME)
 
 
-def _file_holds_lba(fs: Any, path: str, target: Target, lba: int) -> bool:
+def _file_holds_lba(fs: ExtFs, path: str, target: Target, lba: int) -> bool:
     """Does file `path` of the file system own device block `lba`?"""
     off = lba * target.block_size - target.start_bytes
     if off < 0 or off >= target.size_bytes or not fs.exists(path):
@@ -688,7 +691,7 @@ def _file_holds_lba(fs: Any, path: str, target: Target, lba: int) -> bool:
     return off // fs.block_size in set(fs.block_map(path)) - {0}
 
 
-def _keep_or_disarm_block0(disk: DiskImage, target: Target, fs: Any, block0: bytes, ui: UI) -> None:
+def _keep_or_disarm_block0(disk: DiskImage, target: Target, fs: ExtFs, block0: bytes, ui: UI) -> None:
     """Before the first write of a bootmap-file install: make sure the old boot record
     cannot end up pointing at blocks this install reuses.
 
@@ -714,7 +717,7 @@ def _keep_or_disarm_block0(disk: DiskImage, target: Target, fs: Any, block0: byt
         disk.flush()
 
 
-def _discard_temp(fs: Any) -> None:
+def _discard_temp(fs: ExtFs) -> None:
     """Best effort: drop a half-made bootmap file after an error (block 0 still points at the old one)."""
     try:
         if fs.exists(BOOTMAP_TEMP):
