@@ -34,20 +34,17 @@ from zipldump.errors import (
     DumpChangedError,
     DumpError,
     DumpTargetChangedError,
+    Form,
     IncompleteDumpError,
     MagicError,
+    Place,
     PointerError,
     UsageError,
 )
-from zipldump.formats.bootrecord import (
-    BOOT_INFO_OFFSET,
-    BP_TYPE_DUMP,
-    DEV_TYPE_SCSI,
-    BootInfo,
-)
-from zipldump.formats.fields import offset_of
 from zipldump.formats.s390dump import BUSY_MARKER
 from zipldump.zipl import bootmap as reader
+from zipldump.zipl.bootmap import DUMP_SB_OFFSET_AT
+from zipldump.zipl.dumppart import Code, DumpPartition, read_dump_partition
 
 DUMP_NAME = re.compile(r"^dump\.(0|[1-9][0-9]*)$")
 
@@ -126,82 +123,75 @@ def locate_dump(
     return located
 
 
+# No dump partition here: look for dump.N files instead.
+_NOT_A_DUMP_DISK = (Code.BLOCK0_MAGIC, Code.BOOT_INFO_EMPTY, Code.BOOT_INFO_MAGIC, Code.BOOT_INFO_IPL, Code.BOOT_INFO_BP_TYPE)
+
+
 def _locate(disk: DiskImage, path: str, number: int | None, partition: int | None, directory: str, verify: bool) -> LocatedDump:
-    if disk.size < BOOT_INFO_OFFSET + BootInfo.sizeof():
+    dp = read_dump_partition(disk)
+    if dp.has(Code.DISK_TOO_SMALL):
         raise DiskError(f"image has only {disk.size} bytes", where=path)
-    try:
-        bi = reader.read_dump_boot_info(disk)
-    except MagicError:
-        bi = None  # no zipl dump tool in block 0: look for dump.N files
-    if bi is not None and bi.bp_type == BP_TYPE_DUMP:
-        if bi.dev_type != DEV_TYPE_SCSI:
-            at = BOOT_INFO_OFFSET + offset_of(BootInfo, "dev_type")
-            raise DumpError(f"boot_info dev_type {bi.dev_type} is not SCSI (2)", where=f"{path} block 0 offset 0x{at:x} field dev_type")
-        if number is not None:
-            raise UsageError("--number applies to file system dumps; this disk has a dump partition", where="--number")
-        return _locate_partition(disk, path, bi.dump_sb_offset, verify)
-    return _locate_fs(path, disk.block_size, number, partition, directory)
+    if dp.has(*_NOT_A_DUMP_DISK):
+        return _locate_fs(path, disk.block_size, number, partition, directory)
+    if (f := dp.get(Code.BOOT_INFO_DEV_TYPE)) is not None:
+        at = (f.place.offset or 0) + (f.place.field_offset or 0)
+        raise DumpError(
+            f"boot_info dev_type {f.values['dev_type']} is not SCSI (2)",
+            where=Place(disk=path, lba=0, offset=at, fields=f.place.fields, form=Form.BLOCK0),
+        )
+    if number is not None:
+        raise UsageError("--number applies to file system dumps; this disk has a dump partition", where="--number")
+    return _locate_partition(disk, path, dp, verify)
 
 
-def _locate_partition(disk: DiskImage, path: str, sb_off: int, verify: bool) -> LocatedDump:
-    """The superblock chain is zipldump.zipl.bootmap's; here: its errors name the image,
-    and a busy marker or an empty dump area is no dump to read."""
-    where_sb = f"{path} superblock at byte 0x{sb_off:x} (from block 0 offset 0x78)"
-    try:
-        sb = reader.read_superblock(disk, sb_off)
-    except (PointerError, MagicError) as exc:
-        raise type(exc)(exc.message, where=where_sb) from exc
+def _locate_partition(disk: DiskImage, path: str, dp: DumpPartition, verify: bool) -> LocatedDump:
+    """Locate's policy over zipldump.zipl.dumppart's findings: the superblock must be
+    readable and its partition inside the disk, the checksum right unless not
+    verifying (--force); nothing else is judged.  Its errors name the image, and a
+    busy marker or an empty dump area is no dump to read."""
+    assert dp.boot_info is not None
+    sb_off = dp.boot_info.dump_sb_offset
+    where_sb = Place(disk=path, byte=sb_off, structure="dump superblock", via=f"block 0 offset {DUMP_SB_OFFSET_AT:#x}", form=Form.SUPERBLOCK)
+    for code, cls in ((Code.SUPERBLOCK_OUTSIDE_DISK, PointerError), (Code.SUPERBLOCK_MAGIC, MagicError)):
+        if (f := dp.get(code)) is not None:
+            raise cls(f.message, where=where_sb)
+    sb = dp.superblock
+    assert sb is not None
     fields = {k: v for k, v in sb.to_json().items() if k != "offset"}
     dump_start = sb.part_start + sb.dump_offset
-    problems = dict(reader.superblock_geometry_problems(sb, disk.size))
-    if "part_size" in problems or sb.dump_offset >= sb.part_size:
+    if dp.has(Code.PARTITION_OUTSIDE_DISK, Code.DUMP_START_OUTSIDE_PARTITION):
         raise PointerError(
             f"partition 0x{sb.part_start:x}+0x{sb.part_size:x} (dump at 0x{dump_start:x}) lies outside the disk ({disk.size} bytes)",
             where=where_sb,
         )
     csum_at = sb.part_start + sb.csum_offset
-
-    def checksum() -> int:
-        try:
-            return reader.superblock_checksum(disk, sb)
-        except PointerError as exc:
-            raise PointerError(f"checksummed range 0x{csum_at:x}+{sb.csum_size} lies outside the disk", where=where_sb) from exc
-
-    if verify:
-        got = checksum()
-        if got != sb.csum:
-            raise DumpTargetChangedError(
-                f"checksum over {sb.csum_size} bytes at 0x{csum_at:x} is 0x{got:08x}, the superblock says 0x{sb.csum:08x}: "
-                "the partition changed after the dump was written",
-                where=f"{where_sb} field csum",
-            )
+    if verify and dp.has(Code.CHECKSUM_RANGE_OUTSIDE_DISK):
+        raise PointerError(f"checksummed range 0x{csum_at:x}+{sb.csum_size} lies outside the disk", where=where_sb)
+    if verify and dp.has(Code.CHECKSUM_MISMATCH):
+        raise DumpTargetChangedError(
+            f"checksum over {sb.csum_size} bytes at 0x{csum_at:x} is 0x{dp.checksum:08x}, the superblock says 0x{sb.csum:08x}: "
+            "the partition changed after the dump was written",
+            where=where_sb.with_field("csum"),
+        )
 
     def recheck() -> None:
+        # The same superblock has the same checksummed range, which was inside the disk when verified.
         now_sb = reader.read_superblock(disk, sb_off)
-        if now_sb != sb or (verify and checksum() != sb.csum):
+        if now_sb != sb or (verify and reader.superblock_checksum(disk, sb) != sb.csum):
             raise DumpChangedError(
                 "the dump partition's superblock or checksum changed while the dump was read: the copy may mix two dumps",
-                where=f"{where_sb} field csum",
+                where=where_sb.with_field("csum"),
             )
+
     length = min(sb.dump_size, sb.part_size - sb.dump_offset)
     head = disk.read_at(dump_start, min(len(BUSY_MARKER), length))
+    at_start = Place(disk=path, byte=dump_start, form=Form.BYTE)
     if head == BUSY_MARKER[: len(head)] and len(head) == len(BUSY_MARKER):
-        raise IncompleteDumpError("the dump writer did not finish ('zfcpdump busy' at the dump start)", where=f"{path} byte 0x{dump_start:x}")
+        raise IncompleteDumpError("the dump writer did not finish ('zfcpdump busy' at the dump start)", where=at_start)
     if not any(disk.read_at(dump_start, min(4096, length))):
-        raise DumpError("no dump on the dump partition (its first 4 KiB are zero)", where=f"{path} byte 0x{dump_start:x}")
-    part_no = _partition_number(path, disk.block_size, sb)
+        raise DumpError("no dump on the dump partition (its first 4 KiB are zero)", where=at_start)
     src = FileSource(path, dump_start, length, name=f"{path} dump partition at byte 0x{dump_start:x}")
-    return LocatedDump("partition", src, src.name, partition=part_no, superblock=fields, recheck=recheck)
-
-
-def _partition_number(path: str, block_size: int, sb: reader.Superblock) -> int | None:
-    try:
-        from zipldump.disk.partitions import read_partition_table
-
-        table = read_partition_table(path, block_size)
-    except Exception:  # the number is informational only
-        return None
-    return reader.dump_partition_number(table.partitions, sb)
+    return LocatedDump("partition", src, src.name, partition=dp.partition, superblock=fields, recheck=recheck)
 
 
 def _locate_fs(path: str, block_size: int, number: int | None, partition: int | None, directory: str) -> LocatedDump:

@@ -107,6 +107,40 @@ class DumpInfo:
         }
 
 
+@dataclass(frozen=True)
+class Completeness:
+    """zgetdump's verdict on a dump's end (§3): `reason` is None when complete."""
+
+    reason: str | None
+    tod: int | None  # the end marker's TOD, when a DUMP_END marker is there
+    raw: bytes  # what lies where the end marker belongs (up to 16 bytes)
+
+    @property
+    def complete(self) -> bool:
+        return self.reason is None
+
+
+def completeness(header: sd.DumpHeader, source: ByteSource) -> Completeness:
+    """The one completeness rule (zgetdump 1.10+): the 16-byte end marker `DUMP_END` + TOD
+    at file offset 0x1000 + mem_size, its TOD >= the header TOD.  Used by S390Dump and --verify."""
+    size = source.size
+    em_off = header.end_marker_offset
+    buf = bytearray(sd.END_MARKER_SIZE)
+    raw = bytes(buf[: source.readinto_at(em_off, buf)]) if em_off < size else b""
+    if size < em_off:
+        return Completeness(f"truncated: the file ends at 0x{size:x}, memory ends at 0x{em_off:x}", None, raw)
+    if size < em_off + sd.END_MARKER_SIZE:
+        return Completeness(f"no end marker: the file ends at 0x{size:x}, the 16-byte end marker starts at 0x{em_off:x}", None, raw)
+    tod = sd.parse_end_marker(raw)
+    if tod is None:
+        return Completeness(f"no DUMP_END end marker at 0x{em_off:x} (found {raw[:8]!r})", None, raw)
+    if tod < header.tod:
+        return Completeness(
+            f"end marker TOD 0x{tod:016x} at 0x{em_off + 8:x} is earlier than the header TOD 0x{header.tod:016x}", tod, raw
+        )
+    return Completeness(None, tod, raw)
+
+
 def _tod_text(tod: int | None) -> str | None:
     if not tod:
         return None  # 0 = unknown
@@ -210,22 +244,8 @@ class S390Dump:
         )
         warn_if(h.version < sd.HEADER_VERSION, f"header version {h.version} < 5: no CPU information")
 
-        # Completeness.
-        em_off = h.end_marker_offset
-        marker_tod: int | None = None
-        reason: str | None = None
-        if size < em_off:
-            reason = f"truncated: the file ends at 0x{size:x}, memory ends at 0x{em_off:x}"
-        elif size < em_off + sd.END_MARKER_SIZE:
-            reason = f"no end marker: the file ends at 0x{size:x}, the 16-byte end marker starts at 0x{em_off:x}"
-        else:
-            raw = self._read_exact(em_off, sd.END_MARKER_SIZE)
-            marker_tod = sd.parse_end_marker(raw)
-            if marker_tod is None:
-                reason = f"no DUMP_END end marker at 0x{em_off:x} (found {raw[:8]!r})"
-            elif marker_tod < h.tod:
-                reason = f"end marker TOD 0x{marker_tod:016x} at 0x{em_off + 8:x} is earlier than the header TOD 0x{h.tod:016x}"
-        complete = reason is None
+        end = completeness(h, self.source)
+        reason, marker_tod, complete = end.reason, end.tod, end.complete
 
         # CPUs: all-or-nothing (§4.4 rule 5).
         cpus: list[CpuInfo] = []

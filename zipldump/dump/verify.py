@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zipldump.disk.io import RunSource
+from zipldump.dump.s390 import completeness
 from zipldump.errors import DiskError, VerifyError
 from zipldump.formats.lowcore import (
     ACRS_OFFSET,
@@ -53,11 +54,9 @@ from zipldump.formats.lowcore import (
 )
 from zipldump.formats.s390dump import (
     DUMP_MAGIC,
-    END_MARKER_SIZE,
     HEADER_SIZE,
     PAGE_SIZE,
     DumpHeader,
-    parse_end_marker,
 )
 from zipldump.ui import UI
 
@@ -243,14 +242,12 @@ def _check_header(report: VerifyReport, header: DumpHeader, crashed: CrashedMemo
     have = sorted(header.prefixes)
     if want != have:
         add(None, "header CPU list lc_vec (offset 0x800)", ", ".join(f"0x{p:x}" for p in want) or "none", ", ".join(f"0x{p:x}" for p in have) or "none")
-    # Completeness (zgetdump's rule).
-    em = bytearray(END_MARKER_SIZE)
-    got = source.readinto_at(header.end_marker_offset, em)
-    tod = parse_end_marker(em[:got])
-    if tod is None:
-        add(None, f"end marker at dump offset 0x{header.end_marker_offset:x}", "DUMP_END + TOD", _hex(em[:got]))
-    elif tod < header.tod:
-        add(None, "end marker TOD", f">= header TOD 0x{header.tod:016x}", f"0x{tod:016x}")
+    # Completeness: zgetdump's rule, as getdump applies it.
+    end = completeness(header, source)
+    if end.tod is None:
+        add(None, f"end marker at dump offset 0x{header.end_marker_offset:x}", "DUMP_END + TOD", _hex(end.raw))
+    elif not end.complete:
+        add(None, "end marker TOD", f">= header TOD 0x{header.tod:016x}", f"0x{end.tod:016x}")
 
 
 def verify_source(

@@ -44,14 +44,16 @@ from zipldump.disk.io import (
     ExtentWriter,
     aligned_buffer,
 )
-from zipldump.disk.partitions import read_partition_table
 from zipldump.dump.source import ZcoreFiles, ZcoreMemFile
 from zipldump.errors import (
     DumpError,
     DumpSpaceError,
     DumpTargetChangedError,
+    Form,
     FormatError,
     MagicError,
+    PointerError,
+    ZiplDumpError,
 )
 from zipldump.formats.dump_superblock import DumpSuperblock
 from zipldump.formats.s390dump import (
@@ -66,6 +68,7 @@ from zipldump.formats.s390dump import (
 )
 from zipldump.ui import UI, ByteProgress
 from zipldump.zipl import bootmap as reader
+from zipldump.zipl.dumppart import Code, Finding, read_dump_partition, superblock_field
 
 DEFAULT_CHUNK = 4 << 20  # 4 MiB: per-chunk Python work is noise
 WRITES_IN_FLIGHT = 2  # memory writes queued at the disk while the next chunk is read (measured: 1 -> 2 gains ~40 %)
@@ -457,59 +460,87 @@ class DumpTarget:
         return bytes(DumpSuperblock.build({**fields, "csum": csum}))
 
 
+# The writer's policy over zipl/dumppart.py's findings: the first finding listed
+# here refuses the partition (in this order, zfcpdump's), with this class and
+# wording and this form of place (None: the finding's own).  Findings not listed
+# (alignment, versions of the superblock, dump start past the partition, ...)
+# do not stop a dump; docs/dump-writers.md compares the three consumers.
+_BOOT_INFO_MAGIC = "boot_info magic is {magic}, not 'zIPL': no dump tool installed (IPL disk?)"
+_BP_TYPE = "boot_info bp_type is {bp_type}, not 1 (dump)"
+_COVERS = (
+    "the dump area {dump_start:#x}+{dump_size:#x} covers the superblock at {sb_offset:#x}: "
+    "a dump would overwrite the superblock and the dump tool"
+)
+_NO_PARTITION = (
+    "no partition of the {label} table starts at byte {part_start:#x} with {part_size:#x} bytes "
+    "(dump partition not found: the table changed since zipl ran)"
+)
+WRITER_REFUSES: dict[Code, tuple[type[ZiplDumpError], str | None, Form | None, str | None]] = {
+    Code.DISK_TOO_SMALL: (PointerError, None, None, None),
+    Code.BLOCK0_MAGIC: (MagicError, None, None, None),
+    Code.BOOT_INFO_EMPTY: (MagicError, _BOOT_INFO_MAGIC, Form.BLOCK0, None),
+    Code.BOOT_INFO_MAGIC: (MagicError, _BOOT_INFO_MAGIC, Form.BLOCK0, None),
+    Code.BOOT_INFO_DEV_TYPE: (FormatError, "boot_info dev_type is {dev_type}, not 2 (SCSI)", Form.BLOCK0, None),
+    Code.BOOT_INFO_IPL: (FormatError, _BP_TYPE, Form.BLOCK0, None),
+    Code.BOOT_INFO_BP_TYPE: (FormatError, _BP_TYPE, Form.BLOCK0, None),
+    Code.BOOT_INFO_VERSION: (FormatError, "boot_info version is {version}, not 1", Form.BLOCK0, None),
+    Code.SUPERBLOCK_OUTSIDE_DISK: (PointerError, None, None, None),
+    Code.SUPERBLOCK_MAGIC: (DumpTargetChangedError, "{message}: the dump tool's data block was overwritten", Form.SUPERBLOCK, None),
+    Code.PARTITION_OUTSIDE_DISK: (DumpTargetChangedError, None, None, None),
+    Code.DUMP_AREA_OUTSIDE_PARTITION: (DumpTargetChangedError, None, None, None),
+    Code.CHECKSUM_RANGE_BAD: (DumpTargetChangedError, None, None, None),
+    Code.DUMP_AREA_COVERS_SUPERBLOCK: (DumpTargetChangedError, _COVERS, None, None),
+    Code.DUMP_AREA_OVERLAPS_SUPERBLOCK: (DumpTargetChangedError, _COVERS, None, None),
+    Code.CHECKSUM_MISMATCH: (
+        DumpTargetChangedError,
+        "checksum wrong, partition changed: CKSM of {csum_size} bytes at {csum_at:#x} is {computed:#010x}, superblock says {csum:#010x}",
+        None,
+        None,
+    ),
+    Code.PARTITION_TABLE_UNREADABLE: (ZiplDumpError, None, None, None),  # the table reader's own error is raised
+    Code.NO_PARTITION_AT_START: (DumpTargetChangedError, _NO_PARTITION, None, None),
+    Code.PARTITION_SIZE_MISMATCH: (DumpTargetChangedError, _NO_PARTITION, None, "part_start"),
+}
+
+
+def _refusal(f: Finding) -> ZiplDumpError:
+    cls, text, form, fld = WRITER_REFUSES[f.code]
+    if f.cause is not None and cls is ZiplDumpError:
+        return f.cause
+    place = f.place if form is None else replace(f.place, form=form)
+    if fld is not None:
+        place = superblock_field(f.values["sb_offset"], fld)
+    return cls(text.format(**f.values, message=f.message) if text else f.message, where=place)
+
+
 def locate_dump_partition(disk: DiskImage) -> DumpTarget:
     """boot_info -> superblock -> checksum -> partition table, as zfcpdump 3.0 does
-    before writing anything (the chain itself is zipldump.zipl.bootmap's).  Raises
-    MagicError/FormatError for a disk that is not a SCSI dump disk and
+    before writing anything (the chain is read and judged by zipldump.zipl.dumppart).
+    Raises MagicError/FormatError for a disk that is not a SCSI dump disk and
     DumpTargetChangedError for one whose dump partition changed."""
-    info = reader.read_dump_boot_info(disk)
-    reader.check_dump_boot_info(info)
-    sb_offset = info.dump_sb_offset
-    try:
-        sb = reader.read_superblock(disk, sb_offset)
-    except MagicError as exc:
-        raise DumpTargetChangedError(
-            f"{exc.message}: the dump tool's data block was overwritten", where=reader.superblock_where(sb_offset, "magic")
-        ) from exc
-    # Sanity of the geometry before trusting it for reads.
-    for fld, problem in reader.superblock_geometry_problems(sb, disk.size):
-        raise DumpTargetChangedError(problem, where=reader.superblock_where(sb_offset, fld))
-    # zipl's dump_size ends where its bootmap tail (dump tool, superblock) begins.
-    dump_start = sb.part_start + sb.dump_offset
-    if dump_start < sb_offset + DumpSuperblock.sizeof() and sb_offset < dump_start + sb.dump_size:
-        raise DumpTargetChangedError(
-            f"the dump area {dump_start:#x}+{sb.dump_size:#x} covers the superblock at {sb_offset:#x}: "
-            "a dump would overwrite the superblock and the dump tool",
-            where=reader.superblock_where(sb_offset, "dump_size"),
-        )
-    # The checksum first: a file system made on the partition changes these bytes.
-    actual = reader.superblock_checksum(disk, sb)
+    dp = read_dump_partition(disk)
     note = None
-    own = None
-    if actual != sb.csum and sb.csum_offset == sb.dump_offset:
-        own = _own_artefact(disk.read_at(sb.part_start + sb.csum_offset, min(sb.csum_size, HEADER_SIZE)))
-    if own is not None:
-        # Only a dump writer puts these bytes there: a run stopped between writing
-        # them and updating the checksum.  The partition was not repurposed.
-        note = (
-            f"checksum {actual:#010x} differs from the superblock's {sb.csum:#010x}, but the checksummed bytes are {own}; "
-            "the partition is taken as unchanged"
-        )
-    elif actual != sb.csum:
-        raise DumpTargetChangedError(
-            f"checksum wrong, partition changed: CKSM of {sb.csum_size} bytes at {sb.part_start + sb.csum_offset:#x} "
-            f"is {actual:#010x}, superblock says {sb.csum:#010x}",
-            where=reader.superblock_where(sb_offset, "csum"),
-        )
-    table = read_partition_table(disk)
-    number = reader.dump_partition_number(table.partitions, sb)
-    if number is None:
-        raise DumpTargetChangedError(
-            f"no partition of the {table.label} table starts at byte {sb.part_start:#x} with {sb.part_size:#x} bytes "
-            "(dump partition not found: the table changed since zipl ran)",
-            where=reader.superblock_where(sb_offset, "part_start"),
-        )
-    return DumpTarget(sb, number, note)
+    for code in WRITER_REFUSES:
+        f = dp.get(code)
+        if f is None:
+            continue
+        if code is Code.CHECKSUM_MISMATCH:
+            sb = dp.superblock
+            assert sb is not None
+            own = None
+            if sb.csum_offset == sb.dump_offset:
+                own = _own_artefact(disk.read_at(sb.part_start + sb.csum_offset, min(sb.csum_size, HEADER_SIZE)))
+            if own is not None:
+                # Only a dump writer puts these bytes there: a run stopped between writing
+                # them and updating the checksum.  The partition was not repurposed.
+                note = (
+                    f"checksum {dp.checksum:#010x} differs from the superblock's {sb.csum:#010x}, but the checksummed bytes are {own}; "
+                    "the partition is taken as unchanged"
+                )
+                continue
+        raise _refusal(f)
+    assert dp.superblock is not None
+    return DumpTarget(dp.superblock, dp.partition, note)
 
 
 def _own_artefact(data: bytes) -> str | None:
@@ -553,7 +584,7 @@ def dump_to_partition(
                 raise DumpSpaceError(
                     f"disk too small: dump={to_mib(total)}MB ({total} bytes: header, {header.mem_size} bytes of memory, end marker), "
                     f"diskspace={to_mib(target.dump_size)}MB ({target.dump_size} bytes)",
-                    where=reader.superblock_where(target.sb_offset, "dump_size"),
+                    where=superblock_field(target.sb_offset, "dump_size"),
                 )
         warnings = []
         if target.note:

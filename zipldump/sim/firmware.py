@@ -6,6 +6,8 @@ every LOAD component into machine storage and returns the EXECUTE PSW.  The
 reader parses; this module adds firmware policy and turns every refusal into an
 IplError whose message starts with the QEMU s390-ccw text for the same
 condition (spec §12.2) and whose `where` is the reader's block/offset/field.
+The QEMU text is chosen by the reader's `reason` code through one table,
+`FIRMWARE_TEXT`, never by matching the reader's wording.
 
 Policy choices where the real firmware is not documented (spec §11, §14):
 
@@ -33,16 +35,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zipldump.errors import (
-    BlockListLoopError,
     ComponentError,
     FormatError,
     IplError,
-    MagicError,
-    PointerError,
+    Reason,
 )
-from zipldump.formats.blockptr import BlockPtr
+from zipldump.formats.blockptr import BlockPtrStruct
 from zipldump.formats.bootrecord import DISK_LAYOUT_ID
 from zipldump.formats.component_table import (
+    COMPONENT_HEADER_SIZE,
     FILE_SIGNATURE_SIZE,
     HEADER_DUMP,
     HEADER_IPL,
@@ -51,21 +52,21 @@ from zipldump.formats.component_table import (
     TYPE_SIGNATURE,
     psw_address,
 )
+from zipldump.formats.fields import offset_of
 from zipldump.formats.lowcore import (
     LC_IPL_PSW,
     LC_IPLDEV,
     LC_SUBCHANNEL_ID,
     LC_SUBCHANNEL_NR,
 )
-from zipldump.formats.program_table import (
-    PROGRAM_TABLE_ENTRIES,
-    PROGRAM_TABLE_SIZE,
-    ProgramTable,
-)
+from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES
 from zipldump.zipl.bootmap import (
+    HEADER_TYPE_AT,
+    PROGRAM_TABLE_AT,
     BootRecord,
     iter_component_data,
     place,
+    program_table_entry,
     read_boot_record,
     read_component_table,
     read_program_table,
@@ -79,6 +80,33 @@ if TYPE_CHECKING:
 
 DEFAULT_SUBCHANNEL_ID = 0x0001  # subsystem-id word high half: "subchannel set 0, valid"
 CHUNK = 1 << 20
+
+# What s390-ccw prints for each reader refusal (spec §12.2).  {lba} is the block
+# the reader names (the list block holding a bad chain slot), {entry} the
+# component entry being loaded.  A reason not listed gets DEFAULT_TEXT.
+FIRMWARE_TEXT: dict[Reason, str] = {
+    Reason.DISK_TOO_SMALL: "Error reading Program Table",
+    Reason.BOOT_RECORD_MAGIC: "No zIPL magic in block 0 (not a zipl SCSI disk)",
+    Reason.NO_PROGRAM_TABLE: "No Program Table",
+    Reason.BAD_PROGRAM_TABLE_POINTER: "Error reading Program Table",
+    Reason.PROGRAM_TABLE_MAGIC: "No zIPL magic in Program Table",
+    Reason.BAD_PROGRAM_TABLE_ENTRY: "Error reading Program Table",
+    Reason.EMPTY_PROGRAM_TABLE: "Empty Program Table",
+    Reason.COMPONENT_TABLE_OUTSIDE_DISK: "zIPL failed to read BPRS",
+    Reason.COMPONENT_TABLE_MAGIC: "No zIPL magic in header",
+    Reason.NO_BLOCK_LIST: "zIPL failed to read BPRS",
+    Reason.BAD_BLOCK_LIST_POINTER: "zIPL failed to read BPRS",
+    # a bad data pointer fails the segment load; a bad chain or list pointer fails reading the next list block
+    Reason.BAD_DATA_SLOT: "zIPL load segment failed",
+    Reason.COMPONENT_TOO_LONG: "zIPL load segment failed",
+    Reason.BAD_CHAIN_SLOT: "zIPL failed to read BPRS at 0x{lba:016x}",
+    Reason.LIST_BLOCK_OUTSIDE_DISK: "zIPL failed to read BPRS at 0x{lba:016x}",
+    Reason.BLOCK_LIST_LOOP: "block list of component entry {entry} loops",
+    Reason.TOO_MANY_LIST_BLOCKS: "block list of component entry {entry} loops",
+}
+DEFAULT_TEXT = "zIPL failed to read the boot program"
+# Block-0 refusals after which the program-table pointer's size field may reveal a wrong --block-size.
+_BLOCK_SIZE_HINT = {Reason.DISK_TOO_SMALL, Reason.BAD_PROGRAM_TABLE_POINTER}
 
 
 @dataclass(frozen=True)
@@ -165,12 +193,12 @@ class LoadResult:
         }
 
 
-def _refuse(msg: str, exc: FormatError | None = None, where: str | None = None) -> IplError:
-    """IplError with the QEMU-style text first, then the reader's detail."""
-    text = msg if exc is None else f"{msg}: {exc.message}"
-    err = IplError(text, where=where if where is not None else (exc.where if exc else None))
-    err.firmware_message = msg
-    return err
+def _refuse(exc: FormatError, *, entry: int | None = None, hint: str = "") -> IplError:
+    """IplError with the firmware's text for the reader's reason first, then the reader's detail, at the reader's place."""
+    lba = exc.place.lba if exc.place is not None and exc.place.lba is not None else 0
+    msg = FIRMWARE_TEXT.get(exc.reason, DEFAULT_TEXT) if exc.reason is not None else DEFAULT_TEXT
+    msg = msg.format(lba=lba, entry=entry)
+    return IplError(f"{msg}: {exc.message}{hint}", where=exc.place or exc.where, firmware_message=msg, reason=exc.reason)
 
 
 def _hsa_size(machine: MachineView) -> int:
@@ -204,7 +232,7 @@ def scsi_load(
     except IplError:
         raise
     except FormatError as exc:
-        raise _refuse("zIPL failed to read the boot program", exc) from exc
+        raise _refuse(exc) from exc
 
 
 def _scsi_load(
@@ -232,17 +260,14 @@ def _scsi_load(
     # Block 0.
     try:
         br = read_boot_record(disk)
-    except MagicError as exc:
-        raise _refuse("No zIPL magic in block 0 (not a zipl SCSI disk)", exc) from exc
-    except PointerError as exc:
-        if "no program table" in exc.message:
-            raise _refuse("No Program Table", exc) from exc
-        err = _refuse("Error reading Program Table", exc)
-        size = int.from_bytes(disk.read_at(0x18, 2), "big")
-        if size != bs and size in (512, 1024, 2048, 4096):
-            err = IplError(f"{err.message} (the disk's pointers say {size}-byte blocks; is the block size {size}?)", where=err.where)
-            err.firmware_message = "Error reading Program Table"
-        raise err from exc
+    except FormatError as exc:
+        hint = ""
+        if exc.reason in _BLOCK_SIZE_HINT:
+            size_at = PROGRAM_TABLE_AT + offset_of(BlockPtrStruct, "size")
+            size = int.from_bytes(disk.read_at(size_at, 2), "big")
+            if size != bs and size in (512, 1024, 2048, 4096):
+                hint = f" (the disk's pointers say {size}-byte blocks; is the block size {size}?)"
+        raise _refuse(exc, hint=hint) from exc
     warnings: list[str] = []
     if br.version_id != DISK_LAYOUT_ID:
         warnings.append(f"Unknown MBR layout version, assuming version 1 (version_id {br.version_id})")
@@ -250,29 +275,22 @@ def _scsi_load(
     # Program table and the selected entry.
     try:
         pt = read_program_table(disk, br.program_table)
-    except MagicError as exc:
-        raise _refuse("No zIPL magic in Program Table", exc) from exc
-    except PointerError as exc:
-        raw = disk.read_block(br.program_table.blockno)[:PROGRAM_TABLE_SIZE]
-        if all(e.blockno == 0 for e in ProgramTable.parse(raw).entries):
-            raise _refuse("Empty Program Table", exc) from exc
-        raise _refuse("Error reading Program Table", exc) from exc
+    except FormatError as exc:
+        raise _refuse(exc) from exc
     entry_ptr = pt.entries[loadparm]
     if entry_ptr.is_null:
         valid = ", ".join(str(i) for i, _ in pt.valid())
         raise IplError(
             f"The requested boot entry ({loadparm}) is invalid: program table entry {loadparm} is empty "
             f"(valid entries: {valid})",
-            where=place(pt.lba, 0x10 + 16 * loadparm, f"program table entry {loadparm}", "blockno"),
+            where=program_table_entry(pt.lba, loadparm).with_field("blockno"),
         )
 
     # Component table.
     try:
         ct = read_component_table(disk, entry_ptr, require_execute=False)
-    except MagicError as exc:
-        raise _refuse("No zIPL magic in header", exc) from exc
-    except PointerError as exc:
-        raise _refuse("zIPL failed to read BPRS", exc) from exc
+    except FormatError as exc:
+        raise _refuse(exc) from exc
     want = HEADER_DUMP if dump else HEADER_IPL
     if ct.header_type != want:
         kind = "SCSI dump" if dump else "SCSI"
@@ -280,12 +298,12 @@ def _scsi_load(
         raise IplError(
             f"Bad header type: load type {kind} needs component header type {names[want]}, "
             f"the program has {names.get(ct.header_type, f'{ct.header_type:#04x}')}",
-            where=place(ct.lba, 4, "component table", "type"),
+            where=place(ct.lba, HEADER_TYPE_AT, "component table", "type"),
         )
     execute = ct.execute
     if execute is None:
         last = ct.entries[-1] if ct.entries else None
-        where = ct.where(last, "type") if last else place(ct.lba, 0x20, "component table", "type")
+        where = ct.where(last, "type") if last else place(ct.lba, COMPONENT_HEADER_SIZE, "component table", "type")
         raise IplError("No EXEC entry: the component table has no EXECUTE entry", where=where)
     psw = int(execute.psw or 0)
     if not psw & PSW_BIT12:
@@ -309,14 +327,8 @@ def _scsi_load(
             continue
         try:
             bl = walk_block_list(disk, e.blocklist)
-        except BlockListLoopError as exc:
-            raise _refuse(f"block list of component entry {e.index} loops", exc) from exc
-        except PointerError as exc:
-            # A bad data pointer fails the segment load; a bad chain or list
-            # pointer fails reading the next list block ("BPRS").
-            if "(block list slot" in (exc.where or ""):
-                raise _refuse("zIPL load segment failed", exc) from exc
-            raise _refuse(f"zIPL failed to read BPRS at 0x{_lba_of(exc, e.blocklist):016x}", exc) from exc
+        except FormatError as exc:
+            raise _refuse(exc, entry=e.index) from exc
         address = int(e.address or 0)
         length = bl.nblocks * bs
         if not bl.pointers:
@@ -388,15 +400,4 @@ def _scsi_load(
     )
 
 
-def _lba_of(exc: FormatError, fallback: BlockPtr) -> int:
-    """The LBA a reader error names ("block 0x7fb ..."), for the BPRS message."""
-    where = exc.where or ""
-    if where.startswith("block "):
-        try:
-            return int(where.split()[1], 16)
-        except (IndexError, ValueError):
-            pass
-    return fallback.blockno
-
-
-__all__ = ["LoadResult", "LoadedComponent", "scsi_load", "ComponentError"]
+__all__ = ["ComponentError", "LoadResult", "LoadedComponent", "scsi_load"]

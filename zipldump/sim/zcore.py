@@ -20,7 +20,7 @@ header (§2, §4.4) and looks up the re-IPL block (§5.5).  Then:
 * `.hsa` - zcore/hsa: read "%lx\\n" of the HSA size ("0\\n" once released);
   write "0" at offset 0 releases the HSA.
 
-Errors carry the errno the kernel would return in `.errno` (EINVAL, EIO,
+Errors carry the errno the kernel would return in their `errno` field (EINVAL, EIO,
 EFAULT, ENODATA, ENODEV, EPIPE); lseek(SEEK_END) is refused with EINVAL as in
 the kernel.  Deliberate difference: the header is read correctly at any offset
 (the kernel copies from `&header + pos` with struct pointer arithmetic for
@@ -62,9 +62,7 @@ DEFAULT_BOUNCE_PAGES = 1  # Linux: one SDIAS block per request
 
 
 def _err(cls: type[ZiplDumpError], err: int, message: str, where: str) -> ZiplDumpError:
-    exc = cls(f"{message} ({errno_mod.errorcode[err]})", where=where)
-    exc.errno = err
-    return exc
+    return cls(f"{message} ({errno_mod.errorcode[err]})", where=where, errno=err)
 
 
 class Zcore:
@@ -152,7 +150,7 @@ class Zcore:
         try:
             page = self._read_memory(addr, PAGE_SIZE)
         except DumpError as exc:
-            if getattr(exc, "errno", None) == errno_mod.EFAULT:  # block in a memory hole: no re-IPL
+            if exc.errno == errno_mod.EFAULT:  # block in a memory hole: no re-IPL
                 return
             raise
         length = int.from_bytes(page[:4], "big")
@@ -178,7 +176,7 @@ class Zcore:
             try:
                 stored = self.sdias.copy(self.bounce_addr, page + FIRST_DATA_BLOCK, pages)
             except SclpError as exc:
-                exc.errno = errno_mod.EIO  # "Error from SCLP while copying hsa"
+                exc.errno = errno_mod.EIO  # the driver's return code: "Error from SCLP while copying hsa"
                 raise
             if stored < 1:
                 raise _err(SclpError, errno_mod.EIO, "SDIAS stored no block", f"SDIAS block {page + FIRST_DATA_BLOCK}")

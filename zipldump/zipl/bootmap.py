@@ -4,16 +4,15 @@ Boot record (block 0) -> program table -> component tables -> block lists ->
 component data.  Shared by `inspect` and the simulator's firmware model, so it
 holds no policy: it parses, checks what makes a structure unreadable or
 ambiguous (magic, pointers outside the disk, size fields, chain loops, missing
-EXECUTE), and raises a FormatError subclass whose `where` names the block,
-byte offset and field.  Judgements about the content (version numbers, HSA,
-overlaps, superblock) belong to the callers.
+EXECUTE), and raises a FormatError subclass whose `place` (errors.Place)
+names the block, byte offset and field and whose `reason` (errors.Reason) names
+the rule, so callers never read meaning back from the text.  Offsets in places
+come from the formats/ declarations.  Judgements about the content (version
+numbers, HSA, overlaps, superblock) belong to the callers.
 
-The dump partition chain (block 0 boot_info -> ZFCPDUMP superblock -> CKSM ->
-partition table) lives here once, for every consumer: `read_dump_boot_info`,
-`check_dump_boot_info`, `read_superblock`, `superblock_geometry_problems`,
-`superblock_checksum`, `dump_partition_number`.  The dump writer
-(dump/write_partition.py) and the dump locator (dump/locate.py) call them and
-choose their own error classes; `inspect` uses the superblock readers.
+The dump superblock is read here too (`read_superblock`, `superblock_checksum`);
+judging a dump partition (boot_info -> superblock -> disk and partition table)
+is zipl/dumppart.py's, once for inspect, the dump writer and the dump locator.
 
 Strictness limits (spec Appendix B, reader item 8): nothing here reads the
 bytes zipl leaves unwritten: program-table block after byte 511, the tail of
@@ -27,7 +26,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from zipldump.errors import BlockListLoopError, ComponentError, MagicError, PointerError
+from zipldump.errors import (
+    BlockListLoopError,
+    ComponentError,
+    Form,
+    MagicError,
+    Place,
+    PointerError,
+    Reason,
+)
 from zipldump.formats.blocklist import data_slots_per_block, parse_list_block
 from zipldump.formats.blockptr import BLOCKPTR_SIZE, BlockPtr
 from zipldump.formats.bootrecord import (
@@ -46,15 +53,31 @@ from zipldump.formats.component_table import (
     TYPE_LOAD,
     TYPE_NAMES,
     TYPE_SIGNATURE,
+    ComponentHeader,
 )
 from zipldump.formats.component_table import (
     ComponentEntry as ComponentEntryStruct,
 )
-from zipldump.formats.dump_superblock import SB_MAGIC, SUPERBLOCK_SIZE, DumpSuperblock
+from zipldump.formats.dump_superblock import (
+    SB_MAGIC,
+    SB_SEED,
+    SUPERBLOCK_SIZE,
+    DumpSuperblock,
+    cksm,
+)
+from zipldump.formats.fields import offset_of
 from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, PROGRAM_TABLE_SIZE
 from zipldump.formats.program_table import ProgramTable as ProgramTableStruct
 
 CHUNK = 1 << 20  # streaming unit for component data
+
+# Offsets inside the structures, from their declarations.
+PROGRAM_TABLE_AT = offset_of(BootRecordStruct, "program_table")
+ENTRIES_AT = offset_of(ProgramTableStruct, "entries")
+HEADER_TYPE_AT = offset_of(ComponentHeader, "type")
+ENTRY_TYPE_AT = offset_of(ComponentEntryStruct, "type")
+DUMP_SB_OFFSET_AT = BOOT_INFO_OFFSET + offset_of(BootInfo, "dump_sb_offset")
+assert BOOT_INFO_OFFSET == offset_of(BootRecordStruct, "boot_info")
 
 
 class Disk(Protocol):
@@ -69,20 +92,21 @@ class Disk(Protocol):
     def readinto_at(self, offset: int, buf: bytearray | memoryview) -> int: ...
 
 
-def place(lba: int, offset: int | None = None, what: str | None = None, fld: str | None = None) -> str:
-    """'block 0x7fb offset 0x20 (component entry 0) field type'."""
-    out = f"block {lba:#x}"
-    if offset is not None:
-        out += f" offset {offset:#x}"
-    if what:
-        out += f" ({what})"
-    if fld:
-        out += f" field {fld}"
-    return out
+def place(lba: int, offset: int | None = None, what: str | None = None, fld: str | None = None, *, index: int | None = None) -> Place:
+    """Place(...) rendered 'block 0x7fb offset 0x20 (component entry 0) field type'."""
+    return Place(lba=lba, offset=offset, structure=what, index=index, fields=(fld,) if fld else ())
+
+
+def program_table_entry(lba: int, index: int) -> Place:
+    return place(lba, ENTRIES_AT + BLOCKPTR_SIZE * index, "program table entry", index=index)
+
+
+def list_slot(lba: int, slot: int) -> Place:
+    return place(lba, slot * BLOCKPTR_SIZE, "block list slot", index=slot)
 
 
 # --- pointers -------------------------------------------------------------------
-def check_pointer(disk: Disk, ptr: BlockPtr, where: str, *, metadata: bool) -> None:
+def check_pointer(disk: Disk, ptr: BlockPtr, where: Place, *, metadata: bool, reason: Reason) -> None:
     """A non-null pointer must lie inside the disk and carry the device block size.
 
     Metadata pointers (program table, component table, list blocks, chain slots)
@@ -91,23 +115,30 @@ def check_pointer(disk: Disk, ptr: BlockPtr, where: str, *, metadata: bool) -> N
     """
     bs = disk.block_size
     if ptr.size != bs:
-        raise PointerError(f"pointer size field is {ptr.size}, the device block size is {bs}", where=f"{where} field size")
+        raise PointerError(
+            f"pointer size field is {ptr.size}, the device block size is {bs}", where=where.with_field("size"), reason=reason
+        )
     if metadata and ptr.blockct != 0:
         raise PointerError(
-            f"pointer to a single metadata block has blockct {ptr.blockct} (zipl writes 0)", where=f"{where} field blockct"
+            f"pointer to a single metadata block has blockct {ptr.blockct} (zipl writes 0)",
+            where=where.with_field("blockct"),
+            reason=reason,
         )
     last = ptr.blockno + ptr.blockct
     if ptr.blockno >= disk.nblocks or last >= disk.nblocks:
         raise PointerError(
             f"pointer to blocks {ptr.blockno:#x}..{last:#x} is past the end of the disk "
             f"({disk.nblocks:#x} blocks of {bs} bytes)",
-            where=f"{where} field blockno",
+            where=where.with_field("blockno"),
+            reason=reason,
         )
 
 
-def _read_meta_block(disk: Disk, lba: int, what: str) -> bytes:
+def _read_meta_block(disk: Disk, lba: int, what: str, reason: Reason) -> bytes:
     if lba >= disk.nblocks:
-        raise PointerError(f"{what} at block {lba:#x} is past the end of the disk ({disk.nblocks:#x} blocks)", where=place(lba))
+        raise PointerError(
+            f"{what} at block {lba:#x} is past the end of the disk ({disk.nblocks:#x} blocks)", where=place(lba), reason=reason
+        )
     return disk.read_block(lba)
 
 
@@ -143,23 +174,37 @@ class BootRecord:
 def read_boot_record(disk: Disk) -> BootRecord:
     """Block 0: magic and program-table pointer.  version_id and boot_info are returned, not judged."""
     if disk.nblocks < 1:
-        raise PointerError(f"the disk is {disk.size} bytes, smaller than one {disk.block_size}-byte block", where=place(0))
+        raise PointerError(
+            f"the disk is {disk.size} bytes, smaller than one {disk.block_size}-byte block", where=place(0), reason=Reason.DISK_TOO_SMALL
+        )
     block = disk.read_block(0)
     if block[:4] != ZIPL_MAGIC:
         raise MagicError(
             f"boot record magic is {block[:4].hex()}, expected 7a49504c ('zIPL'): not a zipl SCSI disk",
-            where=place(0, 0, "boot record", "magic"),
+            where=place(0, offset_of(BootRecordStruct, "magic"), "boot record", "magic"),
+            reason=Reason.BOOT_RECORD_MAGIC,
         )
     rec = BootRecordStruct.parse(block[:BOOT_RECORD_SIZE])
     pt = BlockPtr(rec.program_table.blockno, rec.program_table.size, rec.program_table.blockct)
     if pt.is_null:
-        raise PointerError("no program table (pointer is zero)", where=place(0, 0x10, "boot record", "program_table.blockno"))
-    check_pointer(disk, pt, place(0, 0x10, "boot record", "program_table"), metadata=True)
-    bi_raw = block[BOOT_INFO_OFFSET:BOOT_RECORD_SIZE]
-    bi = BootInfo.parse(bi_raw)
-    info = BootInfoData(bytes(bi.magic), bi.version, bi.bp_type, bi.dev_type, bi.flags, bi.dump_sb_offset, bytes(bi_raw))
+        raise PointerError(
+            "no program table (pointer is zero)",
+            where=place(0, PROGRAM_TABLE_AT, "boot record", "program_table.blockno"),
+            reason=Reason.NO_PROGRAM_TABLE,
+        )
+    check_pointer(
+        disk, pt, place(0, PROGRAM_TABLE_AT, "boot record", "program_table"), metadata=True, reason=Reason.BAD_PROGRAM_TABLE_POINTER
+    )
+    info = parse_boot_info(block)
     pc = disk.block_size >= 512 and block[510:512] == b"\x55\xaa"
     return BootRecord(rec.version_id, pt, info, pc)
+
+
+def parse_boot_info(block0: bytes) -> BootInfoData:
+    """boot_info (bytes 0x70-0x97 of block 0), not judged."""
+    raw = bytes(block0[BOOT_INFO_OFFSET:BOOT_RECORD_SIZE])
+    bi = BootInfo.parse(raw)
+    return BootInfoData(bytes(bi.magic), bi.version, bi.bp_type, bi.dev_type, bi.flags, bi.dump_sb_offset, raw)
 
 
 # --- program table -------------------------------------------------------------------
@@ -176,18 +221,24 @@ class ProgramTable:
 def read_program_table(disk: Disk, ptr: BlockPtr) -> ProgramTable:
     """Magic and the 31 entries (only bytes 0..511 are zipl's, spec §4)."""
     lba = ptr.blockno
-    block = _read_meta_block(disk, lba, "program table")
+    block = _read_meta_block(disk, lba, "program table", Reason.BAD_PROGRAM_TABLE_POINTER)
     if block[:4] != ZIPL_MAGIC:
         raise MagicError(
-            f"program table magic is {block[:4].hex()}, expected 7a49504c ('zIPL')", where=place(lba, 0, "program table", "magic")
+            f"program table magic is {block[:4].hex()}, expected 7a49504c ('zIPL')",
+            where=place(lba, 0, "program table", "magic"),
+            reason=Reason.PROGRAM_TABLE_MAGIC,
         )
     pt = ProgramTableStruct.parse(block[:PROGRAM_TABLE_SIZE])
     entries = tuple(BlockPtr(e.blockno, e.size, e.blockct) for e in pt.entries)
     for i, e in enumerate(entries):
         if not e.is_null:
-            check_pointer(disk, e, place(lba, 0x10 + BLOCKPTR_SIZE * i, f"program table entry {i}"), metadata=True)
+            check_pointer(disk, e, program_table_entry(lba, i), metadata=True, reason=Reason.BAD_PROGRAM_TABLE_ENTRY)
     if not any(not e.is_null for e in entries):
-        raise PointerError("empty program table: no entry points at a component table", where=place(lba, 0x10, "program table"))
+        raise PointerError(
+            "empty program table: no entry points at a component table",
+            where=place(lba, ENTRIES_AT, "program table"),
+            reason=Reason.EMPTY_PROGRAM_TABLE,
+        )
     assert len(entries) == PROGRAM_TABLE_ENTRIES
     return ProgramTable(lba, entries)
 
@@ -219,8 +270,8 @@ class ComponentTable:
     def execute(self) -> ComponentEntry | None:
         return self.entries[-1] if self.entries and self.entries[-1].type == TYPE_EXECUTE else None
 
-    def where(self, entry: ComponentEntry, fld: str | None = None) -> str:
-        return place(self.lba, entry.offset, f"component entry {entry.index}", fld)
+    def where(self, entry: ComponentEntry, fld: str | None = None) -> Place:
+        return place(self.lba, entry.offset, "component entry", fld, index=entry.index)
 
 
 def read_component_table(disk: Disk, ptr: BlockPtr, *, require_execute: bool = True) -> ComponentTable:
@@ -230,11 +281,12 @@ def read_component_table(disk: Disk, ptr: BlockPtr, *, require_execute: bool = T
     entry is then not EXECUTE) so a caller can keep going and report it.
     """
     lba = ptr.blockno
-    block = _read_meta_block(disk, lba, "component table")
+    block = _read_meta_block(disk, lba, "component table", Reason.COMPONENT_TABLE_OUTSIDE_DISK)
     if block[:4] != ZIPL_MAGIC:
         raise MagicError(
             f"component table magic is {block[:4].hex()}, expected 7a49504c ('zIPL')",
             where=place(lba, 0, "component table", "magic"),
+            reason=Reason.COMPONENT_TABLE_MAGIC,
         )
     header_type = block[4]
     entries: list[ComponentEntry] = []
@@ -256,16 +308,20 @@ def read_component_table(disk: Disk, ptr: BlockPtr, *, require_execute: bool = T
             if require_execute:
                 raise ComponentError(
                     f"no EXECUTE entry: entry {k} has type {e.type:#04x} (expected 1 EXECUTE, 2 LOAD or 3 SIGNATURE)",
-                    where=place(lba, off + 0x17, f"component entry {k}", "type"),
+                    where=place(lba, off + ENTRY_TYPE_AT, "component entry", "type", index=k),
+                    reason=Reason.NO_EXECUTE,
                 )
             entries.append(ComponentEntry(k, off, e.type, bl))
             return ComponentTable(lba, header_type, tuple(entries))
         if not bl.is_null:
-            check_pointer(disk, bl, place(lba, off, f"component entry {k}", "blocklist"), metadata=True)
+            check_pointer(
+                disk, bl, place(lba, off, "component entry", "blocklist", index=k), metadata=True, reason=Reason.BAD_BLOCK_LIST_POINTER
+            )
         else:
             raise PointerError(
                 f"{TYPE_NAMES[e.type].upper()} entry has no block list (pointer is zero)",
-                where=place(lba, off, f"component entry {k}", "blocklist.blockno"),
+                where=place(lba, off, "component entry", "blocklist.blockno", index=k),
+                reason=Reason.NO_BLOCK_LIST,
             )
         off += COMPONENT_ENTRY_SIZE
         k += 1
@@ -273,6 +329,7 @@ def read_component_table(disk: Disk, ptr: BlockPtr, *, require_execute: bool = T
         raise ComponentError(
             f"no EXECUTE entry: {k} LOAD/SIGNATURE entries fill the {len(block)}-byte block",
             where=place(lba, off, "component table", "type"),
+            reason=Reason.NO_EXECUTE,
         )
     return ComponentTable(lba, header_type, tuple(entries))
 
@@ -336,15 +393,17 @@ def walk_block_list(
                 f"block list loops: chain slot points back to list block {lb:#x}, already read "
                 f"as list block {out.list_blocks.index(lb)} of this component",
                 where=place(src[0], src[1], "block list chain slot", "blockno"),
+                reason=Reason.BLOCK_LIST_LOOP,
             )
         if len(out.list_blocks) >= max_list_blocks:
             raise BlockListLoopError(
                 f"block list has more than {max_list_blocks} list blocks, more than the disk can hold",
                 where=place(lb, None, "block list"),
+                reason=Reason.TOO_MANY_LIST_BLOCKS,
             )
         seen[lb] = came_from or (0, 0)
         out.list_blocks.append(lb)
-        block = _read_meta_block(disk, lb, "block list")
+        block = _read_meta_block(disk, lb, "block list", Reason.LIST_BLOCK_OUTSIDE_DISK)
         slots = parse_list_block(block)
         nxt = 0
         for i in range(nslots):
@@ -352,20 +411,23 @@ def walk_block_list(
             if p.is_null:
                 rest = block[i * BLOCKPTR_SIZE :]
                 if any(rest):
-                    out.stray_after_end.append(place(lb, i * BLOCKPTR_SIZE, f"block list slot {i}"))
+                    out.stray_after_end.append(str(list_slot(lb, i)))
                 break
-            check_pointer(disk, p, place(lb, i * BLOCKPTR_SIZE, f"block list slot {i}"), metadata=False)
+            check_pointer(disk, p, list_slot(lb, i), metadata=False, reason=Reason.BAD_DATA_SLOT)
             total += p.nblocks
             if total > max_total_blocks:
                 raise PointerError(
                     f"component is longer than {max_total_blocks} blocks, more than the disk holds",
-                    where=place(lb, i * BLOCKPTR_SIZE, f"block list slot {i}", "blockct"),
+                    where=list_slot(lb, i).with_field("blockct"),
+                    reason=Reason.COMPONENT_TOO_LONG,
                 )
             out.pointers.append(p)
         else:
             chain = slots[nslots]
             if not chain.is_null:
-                check_pointer(disk, chain, place(lb, nslots * BLOCKPTR_SIZE, "block list chain slot"), metadata=True)
+                check_pointer(
+                    disk, chain, place(lb, nslots * BLOCKPTR_SIZE, "block list chain slot"), metadata=True, reason=Reason.BAD_CHAIN_SLOT
+                )
                 nxt = chain.blockno
                 came_from = (lb, nslots * BLOCKPTR_SIZE)
         lb = nxt
@@ -396,6 +458,7 @@ def iter_component_data(disk: Disk, pointers: Iterable[BlockPtr], length: int | 
                 raise PointerError(
                     f"data blocks {p.blockno:#x}..{p.blockno + p.blockct:#x} are past the end of the disk",
                     where=place(p.blockno),
+                    reason=Reason.DATA_OUTSIDE_DISK,
                 )
             disk.readinto_at(off, view)
             yield bytes(view)
@@ -412,51 +475,7 @@ def component_sha256(disk: Disk, pointers: Iterable[BlockPtr], length: int | Non
     return h.hexdigest()
 
 
-# --- dump partition: block 0 boot_info -> superblock -> checksum ---------------------------
-# One place for the chain every consumer follows (inspect, the dump writer
-# dump/write_partition.py, the dump locator dump/locate.py); the judgement --
-# which failure is fatal, which error class -- stays with the caller.
-def read_dump_boot_info(disk: Disk) -> BootInfoData:
-    """Block 0's boot_info as a dump tool reads it: only 'zIPL' at byte 0 and a
-    boot_info carrying 'zIPL' (the bootmap chain is not the dump tool's business).
-    MagicError when either magic is missing; the fields are judged by
-    `check_dump_boot_info`."""
-    if disk.size < BOOT_RECORD_SIZE:
-        raise PointerError(f"the disk is {disk.size} bytes, smaller than its boot record", where=place(0))
-    block0 = disk.read_at(0, BOOT_RECORD_SIZE)
-    if block0[:4] != ZIPL_MAGIC:
-        raise MagicError(f"block 0 starts with {block0[:4].hex()}, not 'zIPL': not a zipl disk", where="block 0 offset 0x0 field magic")
-    raw = block0[BOOT_INFO_OFFSET:BOOT_RECORD_SIZE]
-    bi = BootInfo.parse(raw)
-    info = BootInfoData(bytes(bi.magic), bi.version, bi.bp_type, bi.dev_type, bi.flags, bi.dump_sb_offset, bytes(raw))
-    if not info.has_magic:
-        raise MagicError(
-            f"boot_info magic is {info.magic.hex()}, not 'zIPL': no dump tool installed (IPL disk?)", where=f"{BOOT_INFO_WHERE} field magic"
-        )
-    return info
-
-
-BOOT_INFO_WHERE = f"block 0 offset {BOOT_INFO_OFFSET:#x} boot_info"
-
-
-def check_dump_boot_info(info: BootInfoData) -> None:
-    """A SCSI dump boot_info: dev_type SCSI, bp_type dump, version 1 (FormatError otherwise)."""
-    from zipldump.errors import FormatError
-    from zipldump.formats.bootrecord import (
-        BOOT_INFO_VERSION,
-        BP_TYPE_DUMP,
-        DEV_TYPE_SCSI,
-    )
-
-    if info.dev_type != DEV_TYPE_SCSI:
-        raise FormatError(f"boot_info dev_type is {info.dev_type}, not {DEV_TYPE_SCSI} (SCSI)", where=f"{BOOT_INFO_WHERE} field dev_type (offset 0x76)")
-    if info.bp_type != BP_TYPE_DUMP:
-        raise FormatError(f"boot_info bp_type is {info.bp_type}, not {BP_TYPE_DUMP} (dump)", where=f"{BOOT_INFO_WHERE} field bp_type (offset 0x75)")
-    if info.version != BOOT_INFO_VERSION:
-        raise FormatError(f"boot_info version is {info.version}, not {BOOT_INFO_VERSION}", where=f"{BOOT_INFO_WHERE} field version (offset 0x74)")
-
-
-# --- dump superblock -------------------------------------------------------------------
+# --- dump superblock (judged by zipl/dumppart.py) ---------------------------------------
 @dataclass(frozen=True)
 class Superblock:
     offset: int  # byte offset on the whole disk
@@ -473,67 +492,43 @@ class Superblock:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def superblock_place(byte_offset: int, block_size: int) -> Place:
+    """'byte offset 0xf8400 (block 0x7c2 offset 0x0, dump superblock)'."""
+    return Place(
+        byte=byte_offset, lba=byte_offset // block_size, offset=byte_offset % block_size, structure="dump superblock", form=Form.BYTE
+    )
+
+
 def read_superblock(disk: Disk, byte_offset: int) -> Superblock:
     """The 72-byte ZFCPDUMP superblock at a byte offset (from boot_info; never found by position)."""
-    bs = disk.block_size
-    where = f"byte offset {byte_offset:#x} (block {byte_offset // bs:#x} offset {byte_offset % bs:#x}, dump superblock)"
     if byte_offset <= 0 or byte_offset + SUPERBLOCK_SIZE > disk.size:
         raise PointerError(
             f"dump superblock at byte offset {byte_offset:#x} is outside the disk ({disk.size:#x} bytes)",
-            where=place(0, 0x78, "boot_info", "dump_sb_offset"),
+            where=place(0, DUMP_SB_OFFSET_AT, "boot_info", "dump_sb_offset"),
+            reason=Reason.SUPERBLOCK_OUTSIDE_DISK,
         )
     raw = disk.read_at(byte_offset, SUPERBLOCK_SIZE)
     if raw[:8] != SB_MAGIC:
-        raise MagicError(f"dump superblock magic is {raw[:8].hex()}, expected 5a46435044554d50 ('ZFCPDUMP')", where=f"{where} field magic")
+        raise MagicError(
+            f"dump superblock magic is {raw[:8].hex()}, expected 5a46435044554d50 ('ZFCPDUMP')",
+            where=superblock_place(byte_offset, disk.block_size).with_field("magic", DumpSuperblock),
+            reason=Reason.SUPERBLOCK_MAGIC,
+        )
     sb = DumpSuperblock.parse(raw)
     return Superblock(
         byte_offset, sb.version, sb.part_start, sb.part_size, sb.dump_offset, sb.dump_size, sb.csum_offset, sb.csum_size, sb.csum
     )
 
 
-SB_FIELD_OFFSETS = {"magic": 0, "version": 8, "part_start": 0x10, "part_size": 0x18, "dump_offset": 0x20, "dump_size": 0x28,
-                    "csum_offset": 0x30, "csum_size": 0x38, "csum": 0x40}
-
-
-def superblock_geometry_problems(sb: Superblock, disk_size: int) -> list[tuple[str, str]]:
-    """What makes the superblock's geometry unusable, as (field, message) pairs:
-    partition not inside the disk (then nothing else is judged), dump area or
-    checksummed range not inside the partition, empty checksummed range."""
-    if sb.part_size == 0 or sb.part_start + sb.part_size > disk_size:
-        return [("part_size", f"partition {sb.part_start:#x}+{sb.part_size:#x} is not inside the disk ({disk_size:#x} bytes)")]
-    out = []
-    if sb.dump_offset + sb.dump_size > sb.part_size:
-        out.append(("dump_size", f"dump area {sb.dump_offset:#x}+{sb.dump_size:#x} does not fit the partition size {sb.part_size:#x}"))
-    if sb.csum_offset + sb.csum_size > sb.part_size or sb.csum_size == 0:
-        out.append(("csum_size", f"checksummed range {sb.csum_offset:#x}+{sb.csum_size:#x} is empty or does not fit the partition size {sb.part_size:#x}"))
-    return out
-
-
-def superblock_where(sb_offset: int, fld: str | None = None) -> str:
-    """'superblock at byte 0x... offset 0x40 field csum' (the dump tools' wording)."""
-    out = f"superblock at byte {sb_offset:#x}"
-    if fld is not None:
-        out += f" offset {SB_FIELD_OFFSETS[fld]:#x} field {fld}"
-    return out
-
-
-def dump_partition_number(partitions: Iterable[Any], sb: Superblock) -> int | None:
-    """Number of the partition (of a read partition table) the superblock describes: same start and size."""
-    for part in partitions:
-        if part.start_bytes == sb.part_start and part.size_bytes == sb.part_size:
-            return int(part.number)
-    return None
-
-
 def superblock_checksum(disk: Disk, sb: Superblock, seed: int | None = None) -> int:
     """CKSM over csum_size bytes at part_start + csum_offset, streamed (ones'-complement sums compose)."""
-    from zipldump.formats.dump_superblock import SB_SEED, cksm
-
     start = sb.part_start + sb.csum_offset
     if sb.csum_size < 0 or start + sb.csum_size > disk.size:
+        at = sb.offset + offset_of(DumpSuperblock, "csum_size")
         raise PointerError(
             f"checksummed range {start:#x}+{sb.csum_size:#x} is outside the disk ({disk.size:#x} bytes)",
-            where=f"byte offset {sb.offset + 0x38:#x} (dump superblock) field csum_size",
+            where=Place(byte=at, structure="dump superblock", fields=("csum_size",), form=Form.BYTE),
+            reason=Reason.CHECKSUM_RANGE_OUTSIDE_DISK,
         )
     total = SB_SEED if seed is None else seed
     off, left = start, sb.csum_size

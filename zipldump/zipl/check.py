@@ -13,27 +13,27 @@ first error.  Bytes zipl does not define (spec §7.4) are never examined.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from zipldump.disk.image import DiskImage
 from zipldump.errors import (
+    ChecksumError,
     ComponentError,
     FormatError,
     HsaLimitError,
+    MagicError,
+    Place,
     PointerError,
     SuperblockError,
     ZiplDumpError,
 )
 from zipldump.formats.blockptr import BlockPtr
 from zipldump.formats.bootrecord import (
-    BOOT_INFO_VERSION,
-    BP_TYPE_DUMP,
-    BP_TYPE_IPL,
-    DEV_TYPE_SCSI,
     DISK_LAYOUT_ID,
 )
+from zipldump.formats.bootrecord import BootRecord as BootRecordStruct
 from zipldump.formats.component_table import (
     FILE_SIGNATURE_SIZE,
     HEADER_DUMP,
@@ -45,7 +45,7 @@ from zipldump.formats.component_table import (
     TYPE_SIGNATURE,
     psw_address,
 )
-from zipldump.formats.dump_superblock import SB_VERSION
+from zipldump.formats.fields import offset_of
 from zipldump.formats.kernel_image import KERNEL_HEADER_SIZE
 from zipldump.formats.s390dump import BUSY_MARKER
 from zipldump.formats.stage3_params import (
@@ -58,6 +58,25 @@ from zipldump.formats.stage3_params import (
 from zipldump.plan.addresses import ADDRESS_LIMIT, MAXIMUM_PARMLINE_SIZE
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.zipl import bootmap as reader
+from zipldump.zipl.dumppart import (
+    BOOT_INFO_CODES,
+    PARTITION_TABLE_CODES,
+    SUPERBLOCK_READ_CODES,
+    Code,
+    Finding,
+    boot_info_place,
+    read_dump_partition,
+    superblock_field,
+)
+
+# Inspect's error class per dumppart finding (SuperblockError when not listed).
+INSPECT_CLASS: dict[Code, type[FormatError]] = {
+    Code.BOOT_INFO_MAGIC: MagicError,
+    Code.SUPERBLOCK_OUTSIDE_DISK: PointerError,
+    Code.SUPERBLOCK_MAGIC: MagicError,
+    Code.PARTITION_OUTSIDE_DISK: PointerError,
+    Code.CHECKSUM_MISMATCH: ChecksumError,
+}
 
 PSW_WAIT = 1 << 49
 PSW_EA = 1 << 32
@@ -102,8 +121,8 @@ class Report:
     def error(self, exc: ZiplDumpError) -> None:
         self.problems.append(Problem("error", exc.where or "", exc.message, exc.kind, exc.exit_code))
 
-    def warning(self, where: str, message: str, cls: type[ZiplDumpError] = FormatError) -> None:
-        self.problems.append(Problem("warning", where, message, cls.kind, cls.exit_code))
+    def warning(self, where: Place | str, message: str, cls: type[ZiplDumpError] = FormatError) -> None:
+        self.problems.append(Problem("warning", str(where), message, cls.kind, cls.exit_code))
 
     # -- results -----------------------------------------------------------
     @property
@@ -158,7 +177,7 @@ class _Inspector:
         self.pt_lba: int | None = None
         self.pointers: dict[tuple[int, int], list[BlockPtr]] = {}  # (component table, entry) -> data pointers
 
-    def _role(self, lba: int, role: str, where: str) -> bool:
+    def _role(self, lba: int, role: str, where: Place | str) -> bool:
         """Record a metadata block's role; a block with two roles is a bad pointer."""
         have = self.roles.get(lba)
         if have is not None and have != role:
@@ -216,7 +235,7 @@ class _Inspector:
         self.pt_lba = pt.lba if pt is not None else None
         if pt is not None:
             self._zeros(pt.lba, [(4, 16, "version/reserved")], "program table")
-            self._role(pt.lba, "the program table", reader.place(0, 0x10, "boot record", "program_table"))
+            self._role(pt.lba, "the program table", reader.place(0, reader.PROGRAM_TABLE_AT, "boot record", "program_table"))
             self._programs(pt)
         self._dump(br)
         self._data_over_metadata()
@@ -245,7 +264,7 @@ class _Inspector:
         self._zeros(0, zero, "boot record")
         if br.version_id != DISK_LAYOUT_ID:
             self.r.warning(
-                reader.place(0, 4, "boot record", "version_id"),
+                reader.place(0, offset_of(BootRecordStruct, "version_id"), "boot record", "version_id"),
                 f"unknown boot record layout version {br.version_id}, read as version 1",
             )
 
@@ -267,7 +286,7 @@ class _Inspector:
             self.r.programs.append(prog)
         if 0 not in by_index:
             self.r.warning(
-                reader.place(pt.lba, 0x10, "program table entry 0"),
+                reader.program_table_entry(pt.lba, 0),
                 "entry 0 (the default program) is empty; only a boot program selector > 0 can load this disk",
             )
 
@@ -286,10 +305,10 @@ class _Inspector:
             return prog
         ext = self.extents.setdefault(index, [])
         ext.append((ct.lba, 1, f"program {index} component table"))
-        pt_where = reader.place(pt_lba, 0x10 + 16 * index, f"program table entry {index}")
+        pt_where = reader.program_table_entry(pt_lba, index)
         if not self._role(ct.lba, "a component table", pt_where):
             return prog
-        hdr_where = reader.place(ct.lba, 4, "component table", "type")
+        hdr_where = reader.place(ct.lba, reader.HEADER_TYPE_AT, "component table", "type")
         zero = [(5, 32, "header reserved")]
         for e in ct.entries:
             if e.type == TYPE_EXECUTE:
@@ -410,9 +429,8 @@ class _Inspector:
         prog["stage3"] = dict(fields, parmline=None)
         blk = ptrs[0].blockno
 
-        def where(fld: str) -> str:
-            off = [f.name for f in Stage3ParamsLegacy.subcons].index(fld) * 8
-            return reader.place(blk, off, f"stage-3 parameters, program {prog['index']}", fld)
+        def where(fld: str) -> Place:
+            return reader.place(blk, offset_of(Stage3ParamsLegacy, fld), f"stage-3 parameters, program {prog['index']}", fld)
 
         # A signed file's LOAD holds the file without its signature trailer (the PKCS#7
         # data of the SIGNATURE entry right before it, plus the 40-byte file_signature),
@@ -512,30 +530,18 @@ class _Inspector:
 
     # -- dump superblock -----------------------------------------------------------
     def _dump(self, br: reader.BootRecord) -> None:
-        bi = br.boot_info
-        bi_where = reader.place(0, 0x70, "boot_info")
-        if bi.is_empty:
-            self.r.notes.append("boot_info is empty: an IPL disk, no dump superblock")
+        """Report every finding of zipldump.zipl.dumppart, with inspect's own checks
+        (the DUMP program, block roles, the dump tool's blocks) at their place in the chain."""
+        dp = read_dump_partition(self.disk, br.boot_info)
+        findings = dp.findings
+        self._report(f for f in findings if f.code in BOOT_INFO_CODES)
+        if dp.has(Code.BOOT_INFO_EMPTY):
             if any(p["type"] == "dump" and p["duplicate_of"] is None for p in self.r.programs):
                 # zipl's --dumptofs (<= 1.23) and kdump sections write DUMP programs without boot_info
                 self.r.notes.append("DUMP program without boot_info: a file-system dump (--dumptofs) or kdump program")
             return
-        if not bi.has_magic:
-            from zipldump.errors import MagicError
-
-            self.r.error(MagicError(f"boot_info magic is {bi.magic.hex()}, expected 7a49504c ('zIPL')", where=f"{bi_where} field magic"))
-            return
-        if bi.version != BOOT_INFO_VERSION:
-            self.r.warning(f"{bi_where} field version", f"boot_info version {bi.version}, expected 1")
-        if bi.dev_type != DEV_TYPE_SCSI:
-            self.r.error(SuperblockError(f"boot_info dev_type is {bi.dev_type}, expected 2 (SCSI)", where=f"{bi_where} field dev_type"))
-            return
-        if bi.bp_type == BP_TYPE_IPL:
-            self.r.notes.append("boot_info says IPL (bp_type 0): no dump superblock")
-            return
-        if bi.bp_type != BP_TYPE_DUMP:
-            self.r.error(SuperblockError(f"boot_info bp_type is {bi.bp_type}, expected 1 (DUMP)", where=f"{bi_where} field bp_type"))
-            return
+        if dp.superblock is None and not dp.has(*SUPERBLOCK_READ_CODES):
+            return  # no SCSI dump boot_info: the chain ends there
         if not any(p["type"] == "dump" for p in self.r.programs) and self.r.programs:
             self.r.error(
                 ComponentError(
@@ -543,71 +549,44 @@ class _Inspector:
                     where=reader.place(br.program_table.blockno, None, "program table"),
                 )
             )
-        try:
-            sb = reader.read_superblock(self.disk, bi.dump_sb_offset)
-        except FormatError as exc:
-            self.r.error(exc)
+        self._report(f for f in findings if f.code in SUPERBLOCK_READ_CODES)
+        sb = dp.superblock
+        if sb is None:
             return
-        self._role(sb.offset // self.bs, "the dump superblock", f"{bi_where} field dump_sb_offset")
+        self._role(sb.offset // self.bs, "the dump superblock", boot_info_place("dump_sb_offset"))
         dump: dict[str, Any] = sb.to_json()
         dump["checksum_ok"] = None
         dump["partition"] = None
         dump["present"] = None
         dump["layout"] = self._layout(sb)
         self.r.dump = dump
-
-        def sbw(fld: str | None = None) -> str:
-            return reader.superblock_where(sb.offset, fld)
-
-        if sb.offset % self.bs:
-            self.r.warning(f"{bi_where} field dump_sb_offset", f"superblock offset {sb.offset:#x} is not block aligned")
-        if sb.version != SB_VERSION:
-            self.r.warning(sbw("version"), f"dump superblock version {sb.version}, expected 1")
-        if sb.part_start % self.bs or sb.part_size % self.bs:
-            self.r.error(
-                SuperblockError(
-                    f"part_start {sb.part_start:#x} / part_size {sb.part_size:#x} are not multiples of the block size {self.bs}",
-                    where=sbw("part_start"),
-                )
-            )
-        problems = dict(reader.superblock_geometry_problems(sb, self.disk.size))
-        if "part_size" in problems:
-            self.r.error(PointerError(problems["part_size"], where=sbw("part_size")))
+        # The checksum is judged only over a valid checksummed range.
+        skip = {Code.CHECKSUM_MISMATCH, Code.CHECKSUM_RANGE_OUTSIDE_DISK} if dp.has(Code.CHECKSUM_RANGE_BAD) else set()
+        rest = SUPERBLOCK_READ_CODES | PARTITION_TABLE_CODES | BOOT_INFO_CODES | skip
+        self._report(f for f in findings if f.code not in rest)
+        if dp.has(Code.PARTITION_OUTSIDE_DISK):
             return
-        if "dump_size" in problems:
-            self.r.error(SuperblockError(problems["dump_size"], where=sbw("dump_size")))
-        if "csum_size" in problems:
-            self.r.error(SuperblockError(problems["csum_size"], where=sbw("csum_size")))
-        else:
-            computed = reader.superblock_checksum(self.disk, sb)
-            dump["checksum_computed"] = computed
-            dump["checksum_ok"] = computed == sb.csum
-            if computed != sb.csum:
-                from zipldump.errors import ChecksumError
-
-                self.r.error(
-                    ChecksumError(
-                        f"stored checksum {sb.csum:#x} != CKSM of the {sb.csum_size} bytes at {sb.part_start + sb.csum_offset:#x} "
-                        f"({computed:#x}): the partition start changed since zipl ran",
-                        where=sbw("csum"),
-                    )
-                )
+        if not dp.has(Code.CHECKSUM_RANGE_BAD) and dp.checksum is not None:
+            dump["checksum_computed"] = dp.checksum
+            dump["checksum_ok"] = dp.checksum == sb.csum
         part_end = sb.part_start + sb.part_size
         dump_start = sb.part_start + sb.dump_offset
         dump_end = dump_start + sb.dump_size
-        if not sb.part_start <= sb.offset < part_end:
-            self.r.warning(f"{bi_where} field dump_sb_offset", f"superblock at {sb.offset:#x} lies outside its partition")
-        if dump_start <= sb.offset < dump_end:
-            self.r.error(
-                SuperblockError(
-                    f"the dump area {dump_start:#x}-{dump_end - 1:#x} covers the superblock itself at {sb.offset:#x}",
-                    where=sbw("dump_size"),
-                )
-            )
-        self._dump_area_overlaps(dump_start, dump_end, part_end, sbw)
-        self._partition_table(sb, dump, sbw)
-        if "dump_size" not in problems:  # else reported above; nothing sensible to read
+        self._dump_area_overlaps(dump_start, dump_end, part_end, sb.offset)
+        self._report(f for f in findings if f.code in PARTITION_TABLE_CODES)
+        dump["partition"] = dp.partition_at_start
+        if not dp.has(Code.DUMP_AREA_OUTSIDE_PARTITION):  # else reported above; nothing sensible to read
             dump["present"] = self._dump_present(dump_start, dump_end)
+
+    def _report(self, findings: Iterable[Finding]) -> None:
+        """Inspect's policy: every finding, an error with its class, a warning, or a note."""
+        for f in findings:
+            if f.severity == "note":
+                self.r.notes.append(f.message)
+            elif f.severity == "warning":
+                self.r.warning(f.place, f.message)
+            else:
+                self.r.error(INSPECT_CLASS.get(f.code, SuperblockError)(f.message, where=f.place))
 
     def _layout(self, sb: reader.Superblock) -> str:
         """Which zipl write order put the superblock where it is (spec §7.2); informational."""
@@ -620,7 +599,7 @@ class _Inspector:
             return "superblock after the program table (zipl 1.24-2.24)"
         return "other"
 
-    def _dump_area_overlaps(self, dump_start: int, dump_end: int, part_end: int, sbw: Callable[..., str]) -> None:
+    def _dump_area_overlaps(self, dump_start: int, dump_end: int, part_end: int, sb_offset: int) -> None:
         bs = self.bs
         for index, exts in self.extents.items():
             prog = next((p for p in self.r.programs if p["index"] == index), None)
@@ -634,51 +613,13 @@ class _Inspector:
                         SuperblockError(
                             f"the dump area {dump_start:#x}-{dump_end - 1:#x} covers blocks {lba:#x}..{lba + n - 1:#x} of {what}: "
                             "a dump would overwrite the dump tool",
-                            where=sbw("dump_size"),
+                            where=superblock_field(sb_offset, "dump_size"),
                         )
                     )
                     return
                 if not reported_outside and not (dump_start <= a and b <= part_end):
                     reported_outside = True
                     self.r.warning(reader.place(lba, None, what), "dump tool block lies outside the dump partition")
-
-    def _partition_table(self, sb: reader.Superblock, dump: dict[str, Any], sbw: Callable[..., str]) -> None:
-        try:
-            from zipldump.disk.partitions import read_partition_table
-        except ImportError:  # pragma: no cover - the module ships with zipldump
-            self.r.warning(sbw(), "partition table not checked (zipldump.disk.partitions is missing)")
-            return
-        try:
-            table = read_partition_table(self.disk)
-        except ZiplDumpError as exc:
-            self.r.error(
-                SuperblockError(
-                    f"cannot compare part_start {sb.part_start:#x}/part_size {sb.part_size:#x} with the partition table: {exc}",
-                    where=sbw("part_start"),
-                )
-            )
-            return
-        parts = table.partitions
-        match = next((p for p in parts if p.start_bytes == sb.part_start), None)
-        if match is None:
-            have = ", ".join(f"{p.number} at {p.start_bytes:#x} size {p.size_bytes:#x}" for p in parts) or "none"
-            self.r.error(
-                SuperblockError(
-                    f"superblock part_start {sb.part_start:#x} is not the start of any partition "
-                    f"(partition table {table.label}: {have})",
-                    where=sbw("part_start"),
-                )
-            )
-            return
-        dump["partition"] = match.number
-        if match.size_bytes != sb.part_size:
-            self.r.error(
-                SuperblockError(
-                    f"superblock part_size {sb.part_size:#x} != partition {match.number} size {match.size_bytes:#x} "
-                    f"in the {table.label} table",
-                    where=sbw("part_size"),
-                )
-            )
 
     def _dump_present(self, start: int, end: int) -> str:
         """What the dump area starts with (informational only)."""
