@@ -164,6 +164,7 @@ class Machine:
     def __init__(self) -> None:
         self.storage = Storage(None, 64 << 20)
         self.hsa_size = 32 << 20
+        self.hsa_saved = True  # the HSA was saved before the dump load (sim.interfaces.MachineView)
 
 
 @pytest.mark.parametrize("name", list(DAMAGES))
