@@ -220,7 +220,7 @@ def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
 def test_s390pkgs_cache_is_reused_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from zipldump.qemu.boot import packages as s390pkgs
+    from zipldump.qemu import packages as s390pkgs
     root = tmp_path / "root"
     for rel in ("boot/vmlinuz-6.1.0-99-s390x", "bin/busybox", "lib/s390-tools/stage3.bin"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +255,7 @@ def test_s390pkgs_cache_is_reused_without_network(tmp_path: Path, monkeypatch: p
 
 
 def test_s390pkgs_download_failure_is_tool_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zipldump.qemu.boot import packages as s390pkgs
+    from zipldump.qemu import packages as s390pkgs
     monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get at all
     with pytest.raises(ToolMissingError, match="apt-get not found"):
         s390pkgs.ensure_packages(tmp_path / "cache")
@@ -380,7 +380,7 @@ def test_utf8_split_across_reads_still_matches(tmp_path: Path) -> None:
 
 def test_s390pkgs_failure_names_the_apt_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The message names `apt-get update`, not the first option (`apt-get -o`)."""
-    from zipldump.qemu.boot import packages as s390pkgs
+    from zipldump.qemu import packages as s390pkgs
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for tool in ("apt-get", "apt-cache", "dpkg-deb"):
@@ -401,7 +401,7 @@ def test_qemu_that_cannot_start_is_one_error(tmp_path: Path) -> None:
 
 
 def test_s390pkgs_tool_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zipldump.qemu.boot import packages as s390pkgs
+    from zipldump.qemu import packages as s390pkgs
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for tool in ("apt-get", "apt-cache", "dpkg-deb"):
