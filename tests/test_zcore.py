@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders.tools import have_tool
 
 from zipldump.errors import DumpError, SclpError
 from zipldump.formats import elfcore
@@ -409,8 +410,6 @@ def test_sclp_failure_during_read_is_eio():
 
 # --- a real QEMU 7.x dump-guest-memory core ----------------------------------------------
 def test_real_qemu_core_through_zcore(tmp_path: Path):
-    from conftest import have_tool
-
     if not have_tool("qemu-system-s390x"):
         pytest.skip("qemu-system-s390x not installed")
     core = tmp_path / "guest.elf"
