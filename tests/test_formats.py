@@ -16,6 +16,7 @@ import pytest
 import zipldump.formats as formats_pkg
 from zipldump.formats import (
     blocklist,
+    blockptr,
     bootmap_header,
     bootrecord,
     component_table,
