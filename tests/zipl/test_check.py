@@ -721,7 +721,7 @@ def test_done_when_failures_on_an_installed_disk(tmp_path: Path, capsys: pytest.
     from zipldump.errors import all_error_classes
     from zipldump.sim.payloads import write_demo_payloads
 
-    table = (Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md").read_text()
+    table = (Path(__file__).resolve().parents[2] / "docs" / "exit-codes.md").read_text()
     documented = {m.group(2): int(m.group(1)) for m in re.finditer(r"^\| (\d+) \| `(\w+)` \|", table, re.M)}
     codes = {cls.__name__: cls.exit_code for cls in all_error_classes()}
     pl = write_demo_payloads(tmp_path / "payloads")

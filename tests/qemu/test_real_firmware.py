@@ -42,7 +42,7 @@ from zipldump.zipl.bootmap import (
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 MARKER = "ZIPLDUMP-REAL-FIRMWARE-OK"
 BOOT_TIMEOUT = 150  # seconds; a boot takes about 5 s under TCG on a laptop

@@ -222,7 +222,7 @@ def test_empty_loadparm_entry_refused(tmp_path: Path) -> None:
 
 
 def _run_real_firmware_file(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[str]:
-    """tests/test_real_firmware.py with a "QEMU" present but no apt-get: the package download fails."""
+    """tests/qemu/test_real_firmware.py with a "QEMU" present but no apt-get: the package download fails."""
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "ZIPLDUMP_CACHE", "ZIPLDUMP_QEMU")}
@@ -232,7 +232,7 @@ def _run_real_firmware_file(tmp_path: Path, ci: str | None) -> subprocess.Comple
     test = Path(__file__).resolve().parent / "test_real_firmware.py"
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{test}::test_hand_built_direct_layout_boots"],
-        capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[2],
     )
 
 

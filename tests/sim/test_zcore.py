@@ -387,7 +387,7 @@ print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")
 
 def test_4gib_system_streams_with_low_rss():
     out = subprocess.run([sys.executable, "-c", STREAM_SCRIPT], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     hwm_kib = int(out.stdout.split()[-1])
     assert hwm_kib < 160 * 1024, f"peak RSS {hwm_kib} KiB"
