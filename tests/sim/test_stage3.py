@@ -23,11 +23,8 @@ from zipldump.formats.stage3_params import Stage3Params
 from zipldump.sim.firmware import scsi_load
 from zipldump.sim.payloads import kernel_image, stage3_image
 from zipldump.sim.stage3 import run_stage3
-from zipldump.ui import UI
 
-MiB = 1 << 20
 DIRECT_PSW = 0x0008000080010000
-QUIET = UI(quiet=True, interactive=False)
 
 
 def boot(img: Path, bs: int = 512, machine=None, **kw):
