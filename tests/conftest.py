@@ -2,12 +2,11 @@
 
 `tmp_image(size, *, name="disk.img", fill=None)` makes a sparse image file under
 tmp_path (zero-filled, or filled with a repeating byte pattern when `fill` is
-given) and returns its Path.
+given) and returns its Path.  Helpers that are not fixtures live in tests/builders/.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,10 +31,3 @@ def tmp_image(tmp_path: Path) -> Callable[..., Path]:
 
     return make
 
-
-def have_tool(name: str) -> bool:
-    """True when an external program is on PATH (e2fsprogs live in /sbin on Debian)."""
-    for d in os.environ.get("PATH", "").split(os.pathsep) + ["/sbin", "/usr/sbin"]:
-        if os.access(os.path.join(d, name), os.X_OK):
-            return True
-    return False

@@ -6,16 +6,10 @@ import io
 import json
 
 import pytest
+from builders.fakes import FakeTty
 
 from zipldump.errors import AbortedError
 from zipldump.ui import UI
-
-
-class FakeTty(io.StringIO):
-    """A stdin that claims to be a terminal and holds the operator's typing."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 class NoInput(io.StringIO):

@@ -1,15 +1,19 @@
-"""s390 dumps and zipl dump disks built from the formats' own declarations."""
+"""s390 dumps, zcore/mem contents and disks holding a dump, built from the formats' own declarations."""
 
 from __future__ import annotations
 
+import hashlib
+import random
 from pathlib import Path
 
+from builders.registers import sample_regs
 from zipldump.formats import s390dump as sd
 from zipldump.formats.bootrecord import build_boot_record, dump_boot_info
 from zipldump.formats.dump_superblock import build_superblock, cksm
+from zipldump.formats.lowcore import build_save_area
 
 MIB = 1 << 20
-TOD = 0xC0BFF9D0D7A00000
+TOD = 0xC0BFF9D0D7A00000  # s390-dump-format.md §9
 END_TOD = 0xC0BFF9F8E5880000
 PART_START = 1 * MIB
 
@@ -31,8 +35,11 @@ def s390_dump(path: Path, mem_size: int = 2 * MIB, *, tod: int = TOD, end_tod: i
     return path
 
 
-def dump_disk(path: Path, dump: Path | None, *, part_size: int = 8 * MIB, block_size: int = 512) -> Path:
-    """zipl's dump boot_info in block 0, the superblock in the partition tail (checksum right), `dump` at the partition start."""
+def dump_disk(path: Path, dump: Path | None, *, part_size: int = 8 * MIB, block_size: int = 512, fix_csum: bool = True) -> Path:
+    """zipl's dump boot_info in block 0, the superblock in the partition tail, `dump` at the partition start.
+
+    No partition table.  The superblock checksum covers
+    the dump's first 4 KiB, or is wrong on purpose with fix_csum=False."""
     sb_off = PART_START + part_size - 4096
     dump_size = part_size - 64 * 1024
     data = dump.read_bytes() if dump else b""
@@ -43,5 +50,42 @@ def dump_disk(path: Path, dump: Path | None, *, part_size: int = 8 * MIB, block_
         fh.seek(PART_START)
         fh.write(data)
         fh.seek(sb_off)
-        fh.write(build_superblock(PART_START, part_size, dump_size, cksm(data[:4096].ljust(4096, b"\0"))))
+        csum = cksm(data[:4096].ljust(4096, b"\0")) if fix_csum else 0x12345678
+        fh.write(build_superblock(PART_START, part_size, dump_size, csum))
     return path
+
+
+# --- a small valid dump for the hostile suites ------------------------------------------------
+SMALL_DUMP_MEM = 0x10000  # 64 KiB: 16 pages
+SMALL_DUMP_PREFIXES = (0x0, 0x6000)
+SMALL_DUMP_END_TOD = TOD + 0x1000000
+
+
+def valid_dump() -> bytes:
+    """A 64 KiB dump with two CPUs (save areas at their prefixes), page stamps and an end marker."""
+    regs = [sample_regs(1).with_(prefix=SMALL_DUMP_PREFIXES[0]), sample_regs(2).with_(prefix=SMALL_DUMP_PREFIXES[1])]
+    out = bytearray(sd.build_header(SMALL_DUMP_MEM, prefixes=SMALL_DUMP_PREFIXES, tod=TOD, real_cpu_cnt=2))
+    mem = bytearray(SMALL_DUMP_MEM)
+    for addr in range(0, SMALL_DUMP_MEM, 0x1000):
+        mem[addr : addr + 8] = b"PG%06x" % addr
+    for r in regs:
+        mem[r.prefix + 0x1200 : r.prefix + 0x1400] = build_save_area(r)
+    out += mem + sd.build_end_marker(SMALL_DUMP_END_TOD)
+    return bytes(out)
+
+
+# --- zcore/mem, as the dump kernel serves it ---------------------------------------------------
+def make_zcore_file(path: Path, mem_size: int, *, prefixes=(0x10000, 0x12000), seed: int = 1) -> tuple[bytes, str]:
+    """zcore/mem content: header + pseudo-random memory.  Returns (header, sha256 of memory)."""
+    header = sd.build_header(mem_size, prefixes=prefixes, tod=TOD, cpu_id=0x0001234520978000)
+    rng = random.Random(seed)
+    h = hashlib.sha256()
+    with open(path, "wb") as fh:
+        fh.write(header)
+        left = mem_size
+        while left:
+            chunk = rng.randbytes(min(left, 4 * MIB))
+            h.update(chunk)
+            fh.write(chunk)
+            left -= len(chunk)
+    return header, h.hexdigest()

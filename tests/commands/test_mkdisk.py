@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import have_tool
+from builders.tools import have_tool
 
 from zipldump.cli import main
 from zipldump.disk.extfs import ExtFs

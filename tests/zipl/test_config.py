@@ -180,7 +180,7 @@ def test_menu_position_given_twice() -> None:
 
 def test_the_documented_example_parses_as_described(tmp_path: Path) -> None:
     """docs/zipl-conf.md's example, as a user would copy it."""
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "zipl-conf.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "zipl-conf.md").read_text()
     block = doc.split("## Example", 1)[1].split("## Syntax", 1)[0]
     text = "\n".join(line[4:] for line in block.splitlines() if line.startswith("    "))
     cfg = parse_config(write(tmp_path, text))

@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_lowcore import sample_regs
+from builders.dumps import PART_START, dump_disk
+from builders.registers import sample_regs
+from builders.tools import have_tool
 
 from zipldump.dump.elf import read_elf_core, write_elf, write_s390
 from zipldump.dump.s390 import FileSource, S390Dump
@@ -285,34 +287,11 @@ def test_read_elf_truncated(tmp_path: Path) -> None:
 from zipldump.cli import main as cli_main  # noqa: E402
 from zipldump.dump.locate import locate_dump  # noqa: E402
 from zipldump.errors import DumpTargetChangedError  # noqa: E402
-from zipldump.formats.bootrecord import build_boot_record, dump_boot_info  # noqa: E402
-from zipldump.formats.dump_superblock import build_superblock, cksm  # noqa: E402
-
-PART_START = 1 * MIB
-
-
-def make_dump_disk(tmp_path: Path, dump: Path | None, *, part_size: int = 8 * MIB, fix_csum: bool = True,
-                   block_size: int = 512) -> Path:
-    """A disk with zipl's dump boot_info and superblock (in the partition tail) and `dump` at the partition start."""
-    img = tmp_path / "disk.img"
-    sb_off = PART_START + part_size - 4096
-    dump_size = part_size - 64 * 1024
-    data = dump.read_bytes() if dump else b""
-    assert len(data) <= dump_size
-    with open(img, "wb") as fh:
-        fh.truncate(PART_START + part_size)
-        fh.write(build_boot_record(10, block_size, dump_boot_info(sb_off)))
-        fh.seek(PART_START)
-        fh.write(data)
-        csum = cksm(data[:4096].ljust(4096, b"\0")) if fix_csum else 0x12345678
-        fh.seek(sb_off)
-        fh.write(build_superblock(PART_START, part_size, dump_size, csum))
-    return img
 
 
 def test_locate_partition(tmp_path: Path) -> None:
     d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[sample_regs(1).with_(prefix=0x10000)])
-    img = make_dump_disk(tmp_path, d)
+    img = dump_disk(tmp_path / "disk.img", d)
     with locate_dump(img) as loc:
         assert loc.kind == "partition" and loc.superblock["part_start"] == PART_START
         with S390Dump(loc.source) as dump:
@@ -321,13 +300,13 @@ def test_locate_partition(tmp_path: Path) -> None:
 
 def test_locate_partition_checksum_and_empty(tmp_path: Path) -> None:
     d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[])
-    img = make_dump_disk(tmp_path, d, fix_csum=False)
+    img = dump_disk(tmp_path / "disk.img", d, fix_csum=False)
     with pytest.raises(DumpTargetChangedError) as exc:
         locate_dump(img)
     assert "csum" in str(exc.value)
     locate_dump(img, verify_checksum=False).close()
     (tmp_path / "disk.img").unlink()
-    img = make_dump_disk(tmp_path, None)
+    img = dump_disk(tmp_path / "disk.img", None)
     with pytest.raises(DumpError) as exc2:
         locate_dump(img)
     assert "no dump" in str(exc2.value)
@@ -335,7 +314,7 @@ def test_locate_partition_checksum_and_empty(tmp_path: Path) -> None:
 
 def test_getdump_partition_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[sample_regs(1).with_(prefix=0x10000)])
-    img = make_dump_disk(tmp_path, d)
+    img = dump_disk(tmp_path / "disk.img", d)
     out = tmp_path / "out.s390"
     assert cli_main(["-q", "getdump", str(img), str(out)]) == 0
     assert out.read_bytes() == d.read_bytes()
@@ -348,7 +327,7 @@ def test_getdump_partition_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_getdump_refuses_incomplete(tmp_path: Path) -> None:
     d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[], end_tod=TOD - 1)
-    img = make_dump_disk(tmp_path, d)
+    img = dump_disk(tmp_path / "disk.img", d)
     out = tmp_path / "out"
     assert cli_main(["-q", "getdump", str(img), str(out)]) == IncompleteDumpError.exit_code
     assert not out.exists() and not Path(str(out) + ".part").exists()
@@ -357,8 +336,6 @@ def test_getdump_refuses_incomplete(tmp_path: Path) -> None:
 
 
 def _have_e2fs() -> bool:
-    from conftest import have_tool
-
     return have_tool("mke2fs") and have_tool("debugfs")
 
 
@@ -516,7 +493,7 @@ def test_dumpinfo_on_dump_disk_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     import json
 
     d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[sample_regs(1).with_(prefix=0x10000)])
-    img = make_dump_disk(tmp_path, d)
+    img = dump_disk(tmp_path / "disk.img", d)
     assert cli_main(["-q", "dumpinfo", "--json", str(img)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["complete"] and data["located"]["kind"] == "partition"

@@ -6,10 +6,10 @@ import struct
 from pathlib import Path
 
 import pytest
-from test_firmware import FakeMachine, build_disk, build_spec_example
+from builders.bootmaps import build_disk, hand_built_spec_example, installed_disk
+from builders.fakes import FakeMachine
 
 from zipldump.disk.image import DiskImage
-from zipldump.disk.partitions import PartSpec, make_disk
 from zipldump.errors import IplError, KernelImageError
 from zipldump.formats.component_table import (
     FILE_SIGNATURE_SIZE,
@@ -20,38 +20,11 @@ from zipldump.formats.component_table import (
     signature_entry,
 )
 from zipldump.formats.stage3_params import Stage3Params
-from zipldump.plan.job import InstallJob, ProgramSpec
 from zipldump.sim.firmware import scsi_load
 from zipldump.sim.payloads import kernel_image, stage3_image
 from zipldump.sim.stage3 import run_stage3
-from zipldump.ui import UI
-from zipldump.zipl.installer import install
 
-MiB = 1 << 20
 DIRECT_PSW = 0x0008000080010000
-QUIET = UI(quiet=True, interactive=False)
-
-
-def installed_disk(tmp_path: Path, *, bs: int = 512, stage3: bool = True, params: str | None = "dump_debug=3"):
-    kernel = kernel_image()
-    initrd = bytes(range(256)) * 700  # 175 KiB, not block aligned
-    (tmp_path / "k").write_bytes(kernel)
-    (tmp_path / "r").write_bytes(initrd[:-77])
-    (tmp_path / "s3").write_bytes(stage3_image())
-    img = tmp_path / "disk.img"
-    size = 64 * MiB if bs == 512 else 320 * MiB  # §7.3 reserves 0x10000 blocks
-    make_disk(img, size, block_size=bs, parts=[PartSpec(None)])
-    job = InstallJob(
-        image_path=img,
-        mode="dumpto",
-        partition=1,
-        block_size=bs,
-        programs={0: ProgramSpec("dump", "dump", tmp_path / "k", tmp_path / "r", parameters=params)},
-        stage3=(tmp_path / "s3") if stage3 else None,
-        assume_yes=True,
-    )
-    res = install(job, QUIET)
-    return img, res, kernel, initrd[:-77]
 
 
 def boot(img: Path, bs: int = 512, machine=None, **kw):
@@ -236,7 +209,7 @@ def test_signature_trailer_needs_signature_entry(tmp_path: Path) -> None:
 def test_spec_example_image_too_short(tmp_path: Path) -> None:
     """§13.4: stage 3 emulation must report the 1536-byte 'kernel' as invalid."""
     p = tmp_path / "ex.img"
-    build_spec_example(p)
+    hand_built_spec_example(p)
     with pytest.raises(KernelImageError, match="image_len 0x600 is too short") as ei:
         boot(p)
     assert ei.value.where == "stage-3 parameters at 0x9000 field image_len"

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_reader import PARMLINE, Layout, build_4k, build_dump_disk, default_components
+from builders.bootmaps import (
+    PARMLINE,
+    Layout,
+    build_4k,
+    build_dump_disk,
+    default_components,
+    fragmented_layout,
+)
+from builders.tools import have_tool
 
 from zipldump.cli import main
 from zipldump.errors import (
@@ -504,8 +512,6 @@ def test_installed_ipl_and_gpt_disks_are_valid(tmp_path: Path, capsys: pytest.Ca
     """The installer's other targets: a GPT dump disk without stage 3, and an IPL bootmap file in ext2."""
     import importlib.util
 
-    from conftest import have_tool
-
     from zipldump.disk.partitions import PartSpec, make_disk
     from zipldump.sim.payloads import write_demo_payloads
 
@@ -562,9 +568,7 @@ def test_legacy_execute_psw_is_accepted(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_chained_block_list_through_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from test_reader import _fragmented
-
-    lay = _fragmented(512, 40)
+    lay = fragmented_layout(512, 40)
     rc, doc, _ = run_json(capsys, write(lay, tmp_path))
     assert rc == 0, doc["problems"]
     kern = next(c for c in doc["programs"][0]["components"] if c.get("address") == 0x10000)
@@ -607,8 +611,6 @@ def test_install_json_equals_inspect_json(tmp_path: Path, capsys: pytest.Capture
     lists) equals inspect's sha256 for each.  The dry run and --no-verify predict the same hashes.
     The dump partition is filled with a pattern first, so a raw-partition component's last block
     keeps old bytes after its data: the hashes must include them as the firmware loads them."""
-    from conftest import have_tool
-
     from zipldump.disk.partitions import PartSpec, make_disk
     from zipldump.sim.payloads import write_demo_payloads
 
@@ -684,8 +686,6 @@ def assert_inspect_matches_install(img: Path, bs: int, inst: dict[str, Any], doc
 
 def test_menu_install_json_equals_inspect_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A zipl.conf menu: entry 0 (the default) and the numbered entries, some sharing a table."""
-    from conftest import have_tool
-
     from zipldump.disk.partitions import PartSpec, make_disk
     from zipldump.sim.payloads import write_demo_payloads
 
@@ -721,7 +721,7 @@ def test_done_when_failures_on_an_installed_disk(tmp_path: Path, capsys: pytest.
     from zipldump.errors import all_error_classes
     from zipldump.sim.payloads import write_demo_payloads
 
-    table = (Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md").read_text()
+    table = (Path(__file__).resolve().parents[2] / "docs" / "exit-codes.md").read_text()
     documented = {m.group(2): int(m.group(1)) for m in re.finditer(r"^\| (\d+) \| `(\w+)` \|", table, re.M)}
     codes = {cls.__name__: cls.exit_code for cls in all_error_classes()}
     pl = write_demo_payloads(tmp_path / "payloads")

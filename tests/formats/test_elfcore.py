@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_lowcore import sample_regs
+from builders.registers import sample_regs
 
 from zipldump.errors import FormatError, MagicError
 from zipldump.formats import elfcore as ec

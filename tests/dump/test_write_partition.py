@@ -1,23 +1,24 @@
 """Partition-mode dump writer (zfcpdump 3.0 design) against a zipl-style dump disk
-built here from the spec's structures, and a stand-in for zcore/mem.
+built from the spec's structures, and a stand-in for zcore/mem (both in tests/builders/).
 
 The stand-in (`FakeZcore`) serves a header built with formats/s390dump plus
 pseudo-random memory from a file, refuses HSA reads after the HSA was released,
 and can raise after N bytes (an interrupted dump).  The real zcore is used in
-tests/test_verify.py.
+tests/dump/test_verify.py.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import os
-import random
 import shutil
-import time
 from pathlib import Path
 
 import pytest
+from builders.disks import dumpto_disk
+from builders.dumps import TOD as HEADER_TOD
+from builders.dumps import make_zcore_file
+from builders.fakes import FakeZcore, Interrupted, quiet_ui
 
 from zipldump.disk.image import DiskImage
 from zipldump.disk.partitions import PartSpec, make_disk
@@ -36,7 +37,7 @@ from zipldump.errors import (
     IncompleteDumpError,
     MagicError,
 )
-from zipldump.formats.bootrecord import build_boot_record, dump_boot_info, patch_block0
+from zipldump.formats.bootrecord import build_boot_record, patch_block0
 from zipldump.formats.dump_superblock import (
     SB_SEED,
     DumpSuperblock,
@@ -46,110 +47,10 @@ from zipldump.formats.dump_superblock import (
 from zipldump.formats.s390dump import (
     END_MARKER_SIZE,
     HEADER_SIZE,
-    build_header,
     parse_end_marker,
-    tod_from_unix_us,
 )
-from zipldump.ui import UI
 
 MiB = 1 << 20
-HEADER_TOD = 0xC0BFF9D0D7A00000  # s390-dump-format.md §9
-
-
-# --- stand-in for zcore ---------------------------------------------------------------
-class Interrupted(RuntimeError):
-    """Simulated power loss / kill in the middle of the dump."""
-
-
-class FakeMem:
-    """zcore/mem: header + memory from a file; HSA part unreadable after release."""
-
-    def __init__(self, zc: FakeZcore, path: Path, fail_after: int | None) -> None:
-        self.zc = zc
-        self.fh = open(path, "rb", buffering=0)
-        self.size = os.path.getsize(path)
-        self.pos = 0
-        self.fail_after = fail_after
-        self.served = 0
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        assert whence == 0
-        self.pos = pos
-        self.fh.seek(pos)
-        return pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def readinto(self, buf: memoryview) -> int:
-        if self.zc.released and self.pos < HEADER_SIZE + self.zc.hsa and self.pos >= HEADER_SIZE:
-            raise OSError(61, "ENODATA: HSA already released")
-        n = min(len(buf), self.size - self.pos)
-        if self.fail_after is not None and self.served + n > self.fail_after:
-            raise Interrupted(f"interrupted after {self.served} bytes")
-        got = self.fh.readinto(memoryview(buf)[:n])
-        self.pos += got
-        self.served += got
-        return got
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-class FakeZcore:
-    def __init__(self, path: Path, hsa: int, fail_after: int | None = None) -> None:
-        self.hsa = hsa
-        self.released = False
-        self.release_positions: list[int] = []
-        self.mem = FakeMem(self, path, fail_after)
-
-    def hsa_size(self) -> int:
-        return 0 if self.released else self.hsa
-
-    def release_hsa(self) -> None:
-        self.release_positions.append(self.mem.pos)
-        self.released = True
-
-    def tod(self) -> int:
-        return tod_from_unix_us(time.time_ns() // 1000)  # the host clock, as the dump kernel's STCK
-
-
-def make_zcore_file(path: Path, mem_size: int, *, prefixes=(0x10000, 0x12000), seed: int = 1) -> tuple[bytes, str]:
-    """zcore/mem content: header + pseudo-random memory.  Returns (header, sha256 of memory)."""
-    header = build_header(mem_size, prefixes=prefixes, tod=HEADER_TOD, cpu_id=0x0001234520978000)
-    rng = random.Random(seed)
-    h = hashlib.sha256()
-    with open(path, "wb") as fh:
-        fh.write(header)
-        left = mem_size
-        while left:
-            chunk = rng.randbytes(min(left, 4 * MiB))
-            h.update(chunk)
-            fh.write(chunk)
-            left -= len(chunk)
-    return header, h.hexdigest()
-
-
-# --- a zipl --dumpto disk, built from the spec structures -------------------------------
-RESERVE = 256 * 1024  # stands in for zipl's dump-tool tail (§7.3); only the superblock is put there
-
-
-def make_dump_disk(tmp_path: Path, block_size: int, part_size: int, *, dump_size: int | None = None, name: str = "disk.img") -> tuple[Path, int, int]:
-    """Disk with one partition prepared like `zipl --dumpto`: block 0 boot_info ->
-    superblock in the partition tail, first 64 KiB zero, csum = seed.
-    Returns (path, superblock byte offset, dump_size)."""
-    path = tmp_path / name
-    table = make_disk(path, part_size + 4 * MiB, block_size=block_size, parts=[PartSpec(part_size)])
-    part = table.get(1)
-    if dump_size is None:
-        dump_size = part.size_bytes - RESERVE
-    sb_offset = part.start_bytes + part.size_bytes - RESERVE + 2 * block_size
-    with DiskImage(path, block_size, writable=True) as disk:
-        disk.write_at(sb_offset, build_superblock(part.start_bytes, part.size_bytes, dump_size, csum=cksm(bytes(4096))))
-        old = disk.read_block(0)
-        disk.write_block(0, patch_block0(old, build_boot_record(sb_offset // block_size - 1, block_size, dump_boot_info(sb_offset))))
-        disk.flush()
-    return path, sb_offset, dump_size
 
 
 def sha(path: Path) -> str:
@@ -172,17 +73,13 @@ def file_range_sha(path: Path, offset: int, length: int) -> str:
     return h.hexdigest()
 
 
-def quiet_ui() -> UI:
-    return UI(quiet=True, interactive=False)
-
-
 # --- tests -------------------------------------------------------------------------------
 @pytest.mark.parametrize("block_size", [512, 4096])
 def test_dump_to_partition_complete(tmp_path, block_size):
     mem_size, hsa = 32 * MiB, 8 * MiB
     zfile = tmp_path / "zcore.mem"
     header, mem_sha = make_zcore_file(zfile, mem_size)
-    disk, sb_offset, dump_size = make_dump_disk(tmp_path, block_size, 48 * MiB)
+    disk, sb_offset, dump_size = dumpto_disk(tmp_path, block_size, 48 * MiB)
     zc = FakeZcore(zfile, hsa)
 
     result = dump_to_partition(disk, zc, quiet_ui(), block_size=block_size, chunk_size=4 * MiB)
@@ -226,7 +123,7 @@ def _expect_untouched(disk: Path, func, exc_type, match: str):
 def test_changed_checksum_refused_nothing_written(tmp_path):
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 8 * MiB)
-    disk, sb_offset, _ = make_dump_disk(tmp_path, 512, 24 * MiB)
+    disk, sb_offset, _ = dumpto_disk(tmp_path, 512, 24 * MiB)
     with open(disk, "r+b") as fh:  # someone wrote to the partition (e.g. mkfs)
         fh.seek(1 * MiB + 1024)
         fh.write(b"\x53\xef")
@@ -237,7 +134,7 @@ def test_changed_checksum_refused_nothing_written(tmp_path):
 def test_changed_checksum_refused_on_4k_disk(tmp_path):
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 8 * MiB)
-    disk, _, _ = make_dump_disk(tmp_path, 4096, 24 * MiB)
+    disk, _, _ = dumpto_disk(tmp_path, 4096, 24 * MiB)
     with open(disk, "r+b") as fh:
         fh.seek(1 * MiB + 4095)
         fh.write(b"\x01")
@@ -247,7 +144,7 @@ def test_changed_checksum_refused_on_4k_disk(tmp_path):
 def test_superblock_magic_overwritten_refused(tmp_path):
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 8 * MiB)
-    disk, sb_offset, _ = make_dump_disk(tmp_path, 512, 24 * MiB)
+    disk, sb_offset, _ = dumpto_disk(tmp_path, 512, 24 * MiB)
     with open(disk, "r+b") as fh:
         fh.seek(sb_offset)
         fh.write(b"XFCPDUMP")
@@ -259,7 +156,7 @@ def test_partition_table_changed_refused(tmp_path):
     """Superblock and checksum fine, but no partition with that start/size any more."""
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 8 * MiB)
-    disk, sb_offset, _ = make_dump_disk(tmp_path, 512, 24 * MiB)
+    disk, sb_offset, _ = dumpto_disk(tmp_path, 512, 24 * MiB)
     with DiskImage(disk, 512, writable=True) as d:
         raw = DumpSuperblock.parse(d.read_at(sb_offset, 72))
         d.write_at(sb_offset, build_superblock(raw.part_start, raw.part_size - 512, raw.dump_size, csum=raw.csum))
@@ -272,7 +169,7 @@ def test_dump_area_covering_the_superblock_refused(tmp_path):
     a dump written there would overwrite both."""
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 8 * MiB)
-    disk, sb_offset, _ = make_dump_disk(tmp_path, 512, 24 * MiB, dump_size=24 * MiB)
+    disk, sb_offset, _ = dumpto_disk(tmp_path, 512, 24 * MiB, dump_size=24 * MiB)
     err = _expect_untouched(disk, lambda: dump_to_partition(disk, FakeZcore(zfile, 4 * MiB), quiet_ui()), DumpTargetChangedError, "covers the superblock")
     assert "field dump_size" in err.where
 
@@ -296,13 +193,13 @@ def test_dump_too_big_refused_exact_fit_accepted(tmp_path, block_size):
     make_zcore_file(zfile, mem_size)
     need = HEADER_SIZE + mem_size + END_MARKER_SIZE
     # One byte short: refused, nothing written.
-    disk, _, _ = make_dump_disk(tmp_path, block_size, 24 * MiB, dump_size=need - 1, name="small.img")
+    disk, _, _ = dumpto_disk(tmp_path, block_size, 24 * MiB, dump_size=need - 1, name="small.img")
     err = _expect_untouched(
         disk, lambda: dump_to_partition(disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), block_size=block_size), DumpSpaceError, "disk too small"
     )
     assert "field dump_size" in err.where
     # Exactly enough: accepted.
-    disk2, _, _ = make_dump_disk(tmp_path, block_size, 24 * MiB, dump_size=need, name="exact.img")
+    disk2, _, _ = dumpto_disk(tmp_path, block_size, 24 * MiB, dump_size=need, name="exact.img")
     result = dump_to_partition(disk2, FakeZcore(zfile, 4 * MiB), quiet_ui(), block_size=block_size)
     with open_dump(FileSource(disk2, result.image_offset, need)) as dump:
         assert dump.complete
@@ -313,7 +210,7 @@ def test_interrupted_dump_is_not_complete_and_partition_stays_usable(tmp_path, f
     mem_size = 16 * MiB
     zfile = tmp_path / "zcore.mem"
     header, _ = make_zcore_file(zfile, mem_size)
-    disk, sb_offset, dump_size = make_dump_disk(tmp_path, 512, 24 * MiB)
+    disk, sb_offset, dump_size = dumpto_disk(tmp_path, 512, 24 * MiB)
     # A complete older dump of the same size is on the partition: its end marker
     # sits exactly where the new one goes, so only the header protects us.
     dump_to_partition(disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), clock=lambda: HEADER_TOD + 1)
@@ -386,7 +283,7 @@ def test_memory_hole_written_as_zeros(tmp_path):
     holey = DumpHeader(mem_size=12 * MiB, mem_end=mem_end, tod=HEADER_TOD, prefixes=(0x10000,), real_cpu_cnt=1).build()
     with open(zfile, "r+b") as fh:
         fh.write(holey)
-    disk, _, dump_size = make_dump_disk(tmp_path, 512, 24 * MiB)
+    disk, _, dump_size = dumpto_disk(tmp_path, 512, 24 * MiB)
     result = dump_to_partition(disk, HoleyZcore(zfile, 4 * MiB, ranges), quiet_ui(), chunk_size=1 * MiB)
     assert result.mem_size == mem_end and result.bytes_written == HEADER_SIZE + mem_end + END_MARKER_SIZE
     with open_dump(FileSource(disk, result.image_offset, dump_size)) as dump:
@@ -417,7 +314,7 @@ def test_zcore_shorter_than_header_says(tmp_path):
     make_zcore_file(zfile, 8 * MiB)
     with open(zfile, "r+b") as fh:
         fh.truncate(HEADER_SIZE + 3 * MiB)
-    disk, _, dump_size = make_dump_disk(tmp_path, 512, 24 * MiB)
+    disk, _, dump_size = dumpto_disk(tmp_path, 512, 24 * MiB)
     with pytest.raises(DumpError, match="zcore/mem ended at absolute address 0x300000"):
         dump_to_partition(disk, FakeZcore(zfile, 1 * MiB), quiet_ui())
     with open(disk, "rb") as fh:
@@ -428,7 +325,7 @@ def test_zcore_shorter_than_header_says(tmp_path):
 def test_end_tod_never_before_header_tod(tmp_path):
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 4 * MiB)
-    disk, _, _ = make_dump_disk(tmp_path, 512, 24 * MiB)
+    disk, _, _ = dumpto_disk(tmp_path, 512, 24 * MiB)
     result = dump_to_partition(disk, FakeZcore(zfile, 1 * MiB), quiet_ui(), clock=lambda: HEADER_TOD - 0x800)
     assert result.end_tod == HEADER_TOD  # equality is what zgetdump accepts
 
@@ -447,7 +344,7 @@ def test_write_error_at_every_write_never_looks_complete(tmp_path, monkeypatch):
     old_header, old_sha = make_zcore_file(old_file, mem_size, seed=1, prefixes=(0x20000,))
     new_header, new_sha = make_zcore_file(new_file, mem_size, seed=2)
     assert old_header != new_header
-    template, _, dump_size = make_dump_disk(tmp_path, 512, 16 * MiB, name="template.img")
+    template, _, dump_size = dumpto_disk(tmp_path, 512, 16 * MiB, name="template.img")
     dump_to_partition(template, FakeZcore(old_file, 1 * MiB), quiet_ui(), clock=lambda: HEADER_TOD + 10**9)
 
     count = {"n": 0, "fail": None}
@@ -513,7 +410,7 @@ def test_checksum_relaxation_only_for_writer_artefacts(tmp_path):
     """A busy page followed by foreign bytes is not one of our own states: refused."""
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, 4 * MiB)
-    disk, _, _ = make_dump_disk(tmp_path, 512, 16 * MiB)
+    disk, _, _ = dumpto_disk(tmp_path, 512, 16 * MiB)
     with open(disk, "r+b") as fh:
         fh.seek(1 * MiB)
         fh.write(BUSY_MARKER)
@@ -539,7 +436,7 @@ def test_memory_goes_direct_where_possible_and_buffered_otherwise(tmp_path, monk
 
     zfile = tmp_path / "zcore.mem"
     make_zcore_file(zfile, mem_size)
-    direct_disk, _, _ = make_dump_disk(tmp_path, 512, 24 * MiB, name="direct.img")
+    direct_disk, _, _ = dumpto_disk(tmp_path, 512, 24 * MiB, name="direct.img")
     direct_writes = []
     real_direct = DirectFile.write_at
 
@@ -557,7 +454,7 @@ def test_memory_goes_direct_where_possible_and_buffered_otherwise(tmp_path, monk
         assert all(off % 4096 == 0 and n % 4096 == 0 for off, n in direct_writes)
     # No O_DIRECT at all.
     monkeypatch.setattr(DirectFile, "open", classmethod(lambda cls, path: None))
-    plain_disk, _, _ = make_dump_disk(tmp_path, 512, 24 * MiB, name="plain.img")
+    plain_disk, _, _ = dumpto_disk(tmp_path, 512, 24 * MiB, name="plain.img")
     dump_to_partition(plain_disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), chunk_size=1 * MiB, clock=lambda: HEADER_TOD + 7)
     assert after_mbr(plain_disk) == after_mbr(direct_disk)
 
@@ -569,6 +466,6 @@ def test_memory_goes_direct_where_possible_and_buffered_otherwise(tmp_path, monk
     monkeypatch.setattr(DirectFile, "open", classmethod(lambda cls, path: cls(path, -1)))
     monkeypatch.setattr(DirectFile, "close", lambda self: None)
     monkeypatch.setattr(DirectFile, "write_at", einval)
-    einval_disk, _, _ = make_dump_disk(tmp_path, 512, 24 * MiB, name="einval.img")
+    einval_disk, _, _ = dumpto_disk(tmp_path, 512, 24 * MiB, name="einval.img")
     dump_to_partition(einval_disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), chunk_size=1 * MiB, clock=lambda: HEADER_TOD + 7)
     assert after_mbr(einval_disk) == after_mbr(direct_disk)

@@ -12,7 +12,11 @@ import random
 from pathlib import Path
 
 import pytest
-from test_lowcore import sample_regs
+from builders.checks import check_error
+from builders.dumps import SMALL_DUMP_MEM as MEM
+from builders.dumps import SMALL_DUMP_PREFIXES as PREFIXES
+from builders.dumps import valid_dump
+from builders.fakes import CountingSource
 
 from zipldump.cli import main as cli_main
 from zipldump.commands.dumpinfo import render_text
@@ -20,48 +24,8 @@ from zipldump.dump.elf import read_elf_core, write_elf, write_s390
 from zipldump.dump.s390 import S390Dump
 from zipldump.errors import DumpError, IncompleteDumpError, MagicError, ZiplDumpError
 from zipldump.formats import s390dump as sd
-from zipldump.formats.lowcore import build_save_area
 
-MEM = 0x10000  # 64 KiB: 16 pages
-PREFIXES = (0x0, 0x6000)
-TOD = 0xC0BFF9D0D7A00000
-END_TOD = TOD + 0x1000000
 READ_BOUND = 8 << 20  # no single read may ask for more than this
-
-
-class CountingSource:
-    """In-memory ByteSource that records the largest read it was asked for."""
-
-    def __init__(self, data: bytes, name: str = "mutant") -> None:
-        self.data = bytes(data)
-        self.size = len(self.data)
-        self.name = name
-        self.largest = 0
-        self.reads = 0
-
-    def readinto_at(self, offset: int, buf) -> int:
-        mv = memoryview(buf).cast("B")
-        self.largest = max(self.largest, len(mv))
-        self.reads += 1
-        assert self.reads < 100_000, "unbounded read loop"
-        n = max(0, min(len(mv), self.size - offset))
-        mv[:n] = self.data[offset : offset + n]
-        return n
-
-    def close(self) -> None:
-        pass
-
-
-def valid_dump() -> bytes:
-    regs = [sample_regs(1).with_(prefix=PREFIXES[0]), sample_regs(2).with_(prefix=PREFIXES[1])]
-    out = bytearray(sd.build_header(MEM, prefixes=PREFIXES, tod=TOD, real_cpu_cnt=2))
-    mem = bytearray(MEM)
-    for addr in range(0, MEM, 0x1000):
-        mem[addr : addr + 8] = b"PG%06x" % addr
-    for r in regs:
-        mem[r.prefix + 0x1200 : r.prefix + 0x1400] = build_save_area(r)
-    out += mem + sd.build_end_marker(END_TOD)
-    return bytes(out)
 
 
 # Header fields (offset, size) and the boundary values they get.
@@ -77,13 +41,6 @@ def boundary_values(size: int) -> list[int]:
     top = (1 << (8 * size)) - 1
     vals = {0, 1, 2, 4, 5, 0x200, 0x1000, 0x2000, MEM - 1, MEM, MEM + 0x1000, MEM * 2, 0x7FFFFFFF, top, top - 1, top >> 1, 0x80 << (8 * size - 8)}
     return sorted(v for v in vals if v <= top)
-
-
-def check_error(exc: BaseException) -> None:
-    assert isinstance(exc, ZiplDumpError), f"{type(exc).__name__}: {exc}"
-    text = str(exc)
-    assert "\n" not in text and text.strip(), repr(text)
-    assert exc.where, f"no place named: {text}"
 
 
 def exercise(data: bytes) -> str:

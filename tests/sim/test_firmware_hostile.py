@@ -17,9 +17,9 @@ import random
 from pathlib import Path
 
 import pytest
-from test_firmware import FakeMachine
-from test_hostile_dumps import check_error
-from test_stage3 import installed_disk
+from builders.bootmaps import installed_disk
+from builders.checks import check_error
+from builders.fakes import FakeMachine
 
 from zipldump.disk.image import DiskImage
 from zipldump.errors import IplError, ZiplDumpError

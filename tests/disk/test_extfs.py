@@ -8,7 +8,7 @@ import random
 import subprocess
 
 import pytest
-from conftest import have_tool
+from builders.tools import have_tool
 
 from zipldump.disk import extfs as extfs_mod
 from zipldump.disk.extfs import ExtFs, find_tool, read_superblock

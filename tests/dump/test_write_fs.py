@@ -9,18 +9,15 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import have_tool
-from test_dumper_part import (
-    HEADER_TOD,
-    FakeZcore,
-    Interrupted,
-    make_zcore_file,
-    quiet_ui,
-)
+from builders.disks import make_fs_disk
+from builders.dumps import TOD as HEADER_TOD
+from builders.dumps import make_zcore_file
+from builders.fakes import FakeZcore, Interrupted, quiet_ui
+from builders.tools import have_tool
 
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.image import DiskImage
-from zipldump.disk.partitions import PartSpec, make_disk, read_partition_table
+from zipldump.disk.partitions import read_partition_table
 from zipldump.dump.params import DumpParams, parse_c_integer, parse_dump_cmdline
 from zipldump.dump.s390 import open_dump
 from zipldump.dump.write_fs import dump_numbers, dump_to_fs, limit_header
@@ -44,15 +41,6 @@ from zipldump.ui import UI
 pytestmark = pytest.mark.skipif(not have_tool("debugfs") or not have_tool("e2fsck"), reason="e2fsprogs not installed")
 
 MiB = 1 << 20
-
-
-def make_fs_disk(tmp_path: Path, block_size: int, fs_size: int, fstype: str = "ext2", fs_block: int | None = None, name: str = "fs.img") -> tuple[Path, ExtFs]:
-    """Disk with partition 1 (8 MiB, unused) and partition 2 holding the file system, like a --dumptofs disk."""
-    path = tmp_path / name
-    opts = {"block_size": fs_block} if fs_block else None
-    table = make_disk(path, fs_size + 16 * MiB, block_size=block_size, parts=[PartSpec(8 * MiB), PartSpec(fs_size, fstype)], fs_options=opts)
-    part = table.get(2)
-    return path, ExtFs(path, part.start_bytes, part.size_bytes)
 
 
 def copy_out_sha(fs: ExtFs, fs_path: str, tmp_path: Path) -> tuple[Path, str]:

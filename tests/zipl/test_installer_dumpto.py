@@ -14,6 +14,10 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from builders.checks import assert_block0_last
+from builders.fakes import FakeTty
+from builders.harness import kill_at, load_shas, record_events
+from builders.tools import have_tool
 
 from zipldump.cli import main
 from zipldump.disk.image import DiskImage
@@ -38,7 +42,8 @@ MIB = 1 << 20
 PATTERN = bytes(range(256))
 
 
-def make_kernel(path: Path, size: int = 0x20000, max_cl: int = 4096) -> Path:
+def make_kernel_no_cmdline(path: Path, size: int = 0x20000, max_cl: int = 4096) -> Path:
+    """Synthetic s390 kernel: S390EP, a zeroed parm area with the command-line limit, no built-in command line."""
     data = bytearray((i * 7 + 3) & 0xFF for i in range(size))
     data[0x10008:0x1000E] = b"S390EP"
     data[0x10400:0x10480] = bytes(0x80)
@@ -124,7 +129,7 @@ def inside(r: tuple[int, int], rngs: list[tuple[int, int]]) -> bool:
 
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
-    k = make_kernel(tmp_path / "zfcpdump-image")
+    k = make_kernel_no_cmdline(tmp_path / "zfcpdump-image")
     r = tmp_path / "zfcpdump-initrd"
     r.write_bytes(bytes((i * 13) & 0xFF for i in range(300_000)))
     s = tmp_path / "stage3.bin"
@@ -132,7 +137,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return {"kernel": k, "ramdisk": r, "stage3": s}
 
 
-def dump_disk(tmp_path: Path, bs: int, part: int | None = None) -> Path:
+def two_partition_disk(tmp_path: Path, bs: int, part: int | None = None) -> Path:
+    """A blank disk to install into: partition 1 (`part` bytes) and partition 2 (the rest), no file systems."""
     img = tmp_path / f"disk{bs}.img"
     part = part or (40 * MIB if bs == 512 else 264 * MIB)
     make_disk(img, part + 6 * MIB, block_size=bs, parts=[PartSpec(part), PartSpec(None)])
@@ -147,7 +153,7 @@ def job(img: Path, files: dict[str, Path], bs: int, **kw) -> InstallJob:
 @pytest.mark.parametrize("bs", [512, 4096])
 @pytest.mark.parametrize("with_stage3", [True, False])
 def test_dumpto_writes_only_its_own_bytes(tmp_path: Path, files, bs: int, with_stage3: bool) -> None:
-    img = dump_disk(tmp_path, bs)
+    img = two_partition_disk(tmp_path, bs)
     with DiskImage(img, bs) as d:
         from zipldump.disk.partitions import read_partition_table
 
@@ -202,7 +208,7 @@ def test_dumpto_writes_only_its_own_bytes(tmp_path: Path, files, bs: int, with_s
 
 
 def test_dumpto_reinstall_and_cli_json(tmp_path: Path, files) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     install(job(img, files, 512, stage3=files["stage3"]), quiet())
     first = sha(img)
     out = io.StringIO()
@@ -218,7 +224,7 @@ def test_dumpto_reinstall_and_cli_json(tmp_path: Path, files) -> None:
 
 
 def test_hsa_refusal_writes_nothing(tmp_path: Path, files) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     big = tmp_path / "big-initrd"
     with open(big, "wb") as fh:
         fh.truncate(33 * MIB)
@@ -235,7 +241,7 @@ def test_hsa_refusal_writes_nothing(tmp_path: Path, files) -> None:
 
 
 def test_dry_run_changes_nothing(tmp_path: Path, files) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     fill(img, 1 * MIB, 128 * 1024)  # data at the partition start: a loss
     before, mtime = sha(img), img.stat().st_mtime_ns
     res = install(job(img, files, 512, dry_run=True), quiet())
@@ -256,7 +262,7 @@ def test_dry_run_changes_nothing(tmp_path: Path, files) -> None:
     ],
 )
 def test_confirmation_refuses_without_terminal(tmp_path: Path, files, offset: int, data: bytes, loss: str) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     with open(img, "r+b") as fh:
         fh.seek(MIB + offset)
         fh.write(data)
@@ -267,7 +273,7 @@ def test_confirmation_refuses_without_terminal(tmp_path: Path, files, offset: in
 
 
 def test_lock_contention(tmp_path: Path, files) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     before = sha(img)
     with DiskImage(img, 512, writable=True):
         with pytest.raises(LockError):
@@ -276,7 +282,7 @@ def test_lock_contention(tmp_path: Path, files) -> None:
 
 
 def test_refusals(tmp_path: Path, files) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     with pytest.raises(UsageError, match="not a partition"):
         install(job(img, files, 512, partition=0), quiet())
     with pytest.raises(DiskError, match="no partition 3"):
@@ -309,7 +315,7 @@ def test_refusals(tmp_path: Path, files) -> None:
 
 def test_second_install_fails_fast_while_first_runs(tmp_path: Path, files) -> None:
     """Two installs at once: the second gets LockError instead of interleaving writes."""
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     entered, release = threading.Event(), threading.Event()
 
     class SlowUI(UI):
@@ -338,7 +344,7 @@ def test_second_install_fails_fast_while_first_runs(tmp_path: Path, files) -> No
 
 
 def test_dumpto_from_zipl_conf(tmp_path: Path, files) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     conf = tmp_path / "zipl.conf"
     conf.write_text(f"[dump]\ndumpto=1\nimage={files['kernel']}\nramdisk={files['ramdisk']}\nparameters=dump_debug=3\n")
     out = io.StringIO()
@@ -354,13 +360,8 @@ def test_dumpto_from_zipl_conf(tmp_path: Path, files) -> None:
     assert main(["-q", "install", str(img), "-c", str(conf), "--menu", "m", "-n"]) == 2
 
 
-class FakeTty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 def test_interactive_confirmation(tmp_path: Path, files) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     fill(img, MIB, 4096)
     before = sha(img)
     no = UI(interactive=True, stderr=io.StringIO(), stdin=FakeTty("n\n"))
@@ -374,7 +375,7 @@ def test_interactive_confirmation(tmp_path: Path, files) -> None:
 
 
 def test_failed_reinstall_leaves_block0_disarmed(tmp_path: Path, files, monkeypatch) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     install(job(img, files, 512), quiet())
     import zipldump.zipl.installer as inst
 
@@ -395,7 +396,7 @@ def test_failed_reinstall_leaves_block0_disarmed(tmp_path: Path, files, monkeypa
 
 
 def test_replacing_an_ipl_record_asks(tmp_path: Path, files) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     with open(img, "r+b") as fh:  # a zipl IPL boot record (boot_info zero)
         fh.write(b"zIPL\0\0\0\1" + bytes(8) + struct.pack(">QH", 5000, 512))
     with pytest.raises(AbortedError, match="zipl IPL boot record in block 0"):
@@ -415,8 +416,8 @@ def test_dumpto_on_gpt_disk(tmp_path: Path, files) -> None:
 
 def test_multi_chunk_components_4096(tmp_path: Path, files) -> None:
     """Components larger than the 1 MiB I/O chunk, sizes not block multiples."""
-    img = dump_disk(tmp_path, 4096, 300 * MIB)
-    k = make_kernel(tmp_path / "bigkernel", size=3 * MIB + 4321)
+    img = two_partition_disk(tmp_path, 4096, 300 * MIB)
+    k = make_kernel_no_cmdline(tmp_path / "bigkernel", size=3 * MIB + 4321)
     r = tmp_path / "bigrd"
     r.write_bytes(os.urandom(5 * MIB + 777))
     res = install(job(img, dict(files, kernel=k, ramdisk=r), 4096, parameters="x=1"), quiet())
@@ -435,7 +436,7 @@ def test_multi_chunk_components_4096(tmp_path: Path, files) -> None:
 
 def test_compat_216_on_pattern_filled_4096_disk(tmp_path: Path, files) -> None:
     """zipl 2.16 rules: 38-byte header, superblock after the program table, 64-byte parameters."""
-    img = dump_disk(tmp_path, 4096)
+    img = two_partition_disk(tmp_path, 4096)
     p1 = read_table(img, 4096).get(1)
     fill(img, p1.start_bytes + p1.size_bytes - 4 * MIB, 4 * MIB)
     before = tmp_path / "before.img"
@@ -461,42 +462,8 @@ def test_compat_216_on_pattern_filled_4096_disk(tmp_path: Path, files) -> None:
 
 
 # --- write order and crash safety ---------------------------------------------------------------
-def record_events(monkeypatch) -> list[tuple[str, int, bytes]]:
-    """Log every write, flush and question of an install: (what, byte offset, first bytes)."""
-    events: list[tuple[str, int, bytes]] = []
-    real_write, real_flush, real_confirm = DiskImage.write_at, DiskImage.flush, UI.confirm
-
-    def write_at(self, offset, data):
-        events.append(("write", offset, bytes(memoryview(data)[:8])))
-        return real_write(self, offset, data)
-
-    def flush(self):
-        events.append(("flush", -1, b""))
-        return real_flush(self)
-
-    def confirm(self, question, losses, **kw):
-        events.append(("confirm", -1, b""))
-        return real_confirm(self, question, losses, **kw)
-
-    monkeypatch.setattr(DiskImage, "write_at", write_at)
-    monkeypatch.setattr(DiskImage, "flush", flush)
-    monkeypatch.setattr(UI, "confirm", confirm)
-    return events
-
-
-def assert_block0_last(events: list[tuple[str, int, bytes]]) -> None:
-    """No write before the question; the new boot record is the last write, alone between two flushes."""
-    kinds = [e[0] for e in events]
-    assert kinds.index("confirm") < kinds.index("write"), "a write happened before every check and the question"
-    writes = [i for i, e in enumerate(events) if e[0] == "write"]
-    last = writes[-1]
-    assert events[last][1] == 0 and events[last][2][:4] == b"zIPL", "block 0 is written last"
-    assert events[last - 1][0] == "flush" and events[last + 1][0] == "flush", "flushed before and after block 0"
-    assert all(events[i][1] != 0 or events[i][2] == bytes(8) for i in writes[:-1]), "no boot record before the data"
-
-
 def test_write_order_checks_then_data_then_block0(tmp_path: Path, files, monkeypatch) -> None:
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     events = record_events(monkeypatch)
     install(job(img, files, 512), quiet())
     assert_block0_last(events)
@@ -509,51 +476,6 @@ def test_write_order_checks_then_data_then_block0(tmp_path: Path, files, monkeyp
     assert events[first][1:] == (0, bytes(8)) and events[first + 1][0] == "flush"
 
 
-def _loads(img: Path, bs: int) -> list[str] | None:
-    """SHA-256 of every LOAD as the firmware would load it; None when block 0 has no zipl record."""
-    from zipldump.zipl.check import inspect_disk
-
-    with open(img, "rb") as fh:
-        head = fh.read(0x98)
-    if head[:4] != b"zIPL":
-        return None
-    rep = inspect_disk(img, bs)
-    assert rep.valid, rep.problems
-    return [c["sha256"] for p in rep.programs for c in p["components"] if c["kind"] == "load"]
-
-
-def kill_at(event: int, run, hooks: list[tuple[type, str]]) -> bool:
-    """Run `run()` in a forked child that SIGKILLs itself just before its `event`-th hooked
-    call (0-based): a `kill -9` at that point, with no cleanup.  True when the child
-    finished without reaching `event` (there was no such call)."""
-    import signal
-
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            count = [0]
-            for cls, name in hooks:
-                real = getattr(cls, name)
-
-                def hooked(*a, _real=real, **k):
-                    if count[0] == event:
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    count[0] += 1
-                    return _real(*a, **k)
-
-                setattr(cls, name, hooked)
-            run()
-            os._exit(0)
-        except BaseException:
-            os._exit(3)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        assert os.WTERMSIG(status) == signal.SIGKILL
-        return False
-    assert os.WEXITSTATUS(status) == 0, "the install failed instead of being killed"
-    return True
-
-
 DISK_HOOKS = [(DiskImage, "write_at"), (DiskImage, "flush")]
 
 
@@ -563,21 +485,21 @@ def test_kill_9_at_every_write_leaves_old_or_no_boot_record(tmp_path: Path, file
     half-written blocks); the next install works and the lock is free."""
     import shutil
 
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     install(job(img, files, 512, parameters="old=1"), quiet())
-    old = _loads(img, 512)
+    old = load_shas(img, 512)
     base = tmp_path / "base.img"
     shutil.copy(img, base)
     new_files = dict(files, ramdisk=tmp_path / "initrd2")
     new_files["ramdisk"].write_bytes(bytes((i * 31) & 0xFF for i in range(123_457)))
     install(job(img, new_files, 512, parameters="new=1"), quiet())
-    new = _loads(img, 512)
+    new = load_shas(img, 512)
     assert old and new and old != new
     seen_none = seen_old = seen_new = False
     for k in range(100):
         shutil.copy(base, img)
         done = kill_at(k, lambda: install(job(img, new_files, 512, parameters="new=1"), quiet()), DISK_HOOKS)
-        state = _loads(img, 512)
+        state = load_shas(img, 512)
         assert state in (None, old, new), f"kill before event {k}: block 0 points at a mix"
         if state is None:
             with open(img, "rb") as fh:
@@ -586,7 +508,7 @@ def test_kill_9_at_every_write_leaves_old_or_no_boot_record(tmp_path: Path, file
         seen_old |= state == old
         seen_new |= state == new
         install(job(img, new_files, 512, parameters="new=1"), quiet())  # lock free, disk usable
-        assert _loads(img, 512) == new
+        assert load_shas(img, 512) == new
         if done:
             break
     else:
@@ -597,8 +519,6 @@ def test_kill_9_at_every_write_leaves_old_or_no_boot_record(tmp_path: Path, file
 def test_gpt_4096_dumpto_then_target_change_only_their_own_bytes(tmp_path: Path, files) -> None:
     """On a 4Kn GPT disk, --dumpto on partition 1 and then --target on partition 2 leave
     both GPT headers and entry arrays, the other partition and all gaps byte-identical."""
-    from conftest import have_tool
-
     if not have_tool("mke2fs"):
         pytest.skip("mke2fs missing")
     from zipldump.disk.extfs import ExtFs
@@ -667,7 +587,7 @@ def test_block0_layout_in_zipls_order(tmp_path: Path, files, offset: int, label:
     """zipl's get_scsi_layout tests 55 AA first: a DOS MBR whose bytes 508/509 (the 4th
     entry's size) read DA BE, or whose boot code starts like an SGI label, is PC-BIOS and
     accepted; the same bytes without 55 AA are a Sun/SGI label and refused."""
-    img = dump_disk(tmp_path, 512)
+    img = two_partition_disk(tmp_path, 512)
     with open(img, "r+b") as fh:
         fh.seek(offset)
         fh.write(label)
@@ -692,7 +612,7 @@ def test_block0_layout_in_zipls_order(tmp_path: Path, files, offset: int, label:
 def test_hsa_limit_counts_the_whole_last_block(tmp_path: Path, files) -> None:
     """An explicit ramdisk address 512 bytes below the HSA end: on a 4096-byte disk the
     firmware loads a whole 4 KiB block there, past the HSA, so the install is refused."""
-    img = dump_disk(tmp_path, 4096)
+    img = two_partition_disk(tmp_path, 4096)
     small = tmp_path / "small-initrd"
     small.write_bytes(b"R" * 0x100)
     prog = ProgramSpec("dump", "dump", files["kernel"], small, ramdisk_address=0x1FFFE00)

@@ -103,7 +103,8 @@ def cli(*args: str) -> None:
     assert r.returncode == 0, r.stderr
 
 
-def dump_disk(tmp_path: Path, mode: str, *, params: str | None = None, part: str = "48M") -> Path:
+def demo_installed_disk(tmp_path: Path, mode: str, *, params: str | None = None, part: str = "48M") -> Path:
+    """The demo payloads installed by the CLI (`mkdisk`, `install --MODE 1`) on a fresh disk."""
     from zipldump.sim.payloads import write_demo_payloads
 
     p = write_demo_payloads(tmp_path / "payloads")
@@ -124,7 +125,7 @@ def dumps_on(img: Path) -> set[str]:
 
 # --- on a terminal ------------------------------------------------------------------------------
 def test_terminal_shows_steps_progress_with_throughput_and_eta_and_the_reipl(tmp_path: Path) -> None:
-    img = dump_disk(tmp_path, "dumpto", part="64M")
+    img = demo_installed_disk(tmp_path, "dumpto", part="64M")
     rc, raw, prompts = run_on_pty(["ipl", str(img), "--memory", "24M", "--verify"])
     text = plain(raw)
     assert rc == 0, text[-3000:]
@@ -152,7 +153,7 @@ def test_terminal_shows_steps_progress_with_throughput_and_eta_and_the_reipl(tmp
 
 def _fill_interactive_fs(tmp_path: Path) -> Path:
     """A dumptofs disk with dump_mode=interactive whose file system holds two 24 MiB dumps, not three."""
-    img = dump_disk(tmp_path, "dumptofs", params="dump_mode=interactive", part="64M:ext2")
+    img = demo_installed_disk(tmp_path, "dumptofs", params="dump_mode=interactive", part="64M:ext2")
     for _ in range(2):
         r = run_without_terminal(["ipl", str(img), "--memory", "24M"])
         assert r.returncode == 0, r.stderr
@@ -182,7 +183,7 @@ def test_terminal_interactive_mode_operator_says_yes(tmp_path: Path) -> None:
 
 # --- without a terminal -----------------------------------------------------------------------------
 def test_no_terminal_plain_lines(tmp_path: Path) -> None:
-    img = dump_disk(tmp_path, "dumpto", part="64M")
+    img = demo_installed_disk(tmp_path, "dumpto", part="64M")
     r = run_without_terminal(["ipl", str(img), "--memory", "24M", "--verify"])
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stderr and "\x1b" not in r.stdout and "\r" not in r.stderr

@@ -1,206 +1,35 @@
 """Strict bootmap reader (zipldump.zipl.bootmap) against the spec's worked example and corruptions of it.
 
-`build_dump_disk` is a tiny test-only writer that follows spec §13 (zipl >= 2.26
-SCSI dump layout, bootmap start chosen by hand) using zipldump.formats; its
-output for the §13 inputs must hash to the SHA-256 given in §13.4, which checks
-the builder itself.  tests/test_inspect.py imports it.
+`build_dump_disk` (tests/builders/bootmaps.py) is a tiny test-only writer that
+follows spec §13 (zipl >= 2.26 SCSI dump layout, bootmap start chosen by hand)
+using zipldump.formats; its output for the §13 inputs must hash to the SHA-256
+given in §13.4, which checks the builder itself.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from builders.bootmaps import (
+    PARMLINE,
+    Layout,
+    build_4k,
+    build_dump_disk,
+    fragmented_layout,
+)
 
 from zipldump.disk.image import DiskImage
 from zipldump.errors import BlockListLoopError, ComponentError, MagicError, PointerError
 from zipldump.formats.blocklist import (
-    build_list_block,
-    chain_layout,
-    compact,
     data_slots_per_block,
 )
 from zipldump.formats.blockptr import BlockPtr
-from zipldump.formats.bootmap_header import HEADER_TEXT, build_bootmap_header
-from zipldump.formats.bootrecord import build_boot_record, dump_boot_info
-from zipldump.formats.component_table import (
-    HEADER_DUMP,
-    STAGE3_PSW,
-    build_component_table,
-    execute_entry,
-    load_entry,
-)
-from zipldump.formats.dump_superblock import PARTITION_WIPE_SIZE, build_superblock
-from zipldump.formats.program_table import build_program_table
-from zipldump.formats.stage3_params import (
-    DEFAULT_PSW_LOAD,
-    FLAG_SCSI,
-    NO_PARMLINE,
-    Stage3Params,
-    Stage3ParamsLegacy,
-)
 from zipldump.zipl import bootmap as reader
 
 WORKED_EXAMPLE_SHA256 = "78353e546c6e7464a1a9cd37ed63179bdf88de6b76a6d315bafb6782908383c8"
 ZIPL216_EXAMPLE_SHA256 = "0250687942371e796589b7862c32853daf8150c84b3b2fde0064bc004b9fbcb9"
-PARMLINE = b"root=/dev/ram0 possible_cpus=1 cgroup_disable=memory\0"
-PARMLINE_216 = b"root=/dev/ram0 dump_mem=1 possible_cpus=1 cgroup_disable=memory \0"
-
-
-# --- test-only writer ------------------------------------------------------------------
-@dataclass
-class Comp:
-    name: str
-    address: int
-    data: bytes  # the bytes zipl writes; the tail of the last block is left alone
-    fragment: bool = False  # place every data block apart, one extent per block
-    # filled in by the builder
-    data_lbas: list[int] = field(default_factory=list)
-    list_lbas: list[int] = field(default_factory=list)  # in reading order (entry points at [0])
-
-
-@dataclass
-class Layout:
-    bs: int
-    image: bytearray
-    part_start: int
-    part_blocks: int
-    header: int
-    superblock: int
-    comps: list[Comp]
-    component_table: int
-    program_table: int
-
-    def comp(self, name: str) -> Comp:
-        return next(c for c in self.comps if c.name == name)
-
-    def write(self, path: Path) -> Path:
-        path.write_bytes(bytes(self.image))
-        return path
-
-    def poke(self, offset: int, data: bytes) -> None:
-        self.image[offset : offset + len(data)] = data
-
-    def u64(self, offset: int, value: int) -> None:
-        self.poke(offset, value.to_bytes(8, "big"))
-
-
-def stage3_params(comps: list[Comp], *, legacy: bool = False) -> bytes:
-    """Stage-3 parameters (§8.3) describing the kernel, parmline and initrd components of `comps`."""
-    by = {c.name: c for c in comps}
-    kern, parm, initrd = by["kernel"], by.get("parmline"), by.get("initrd")
-    fields = {
-        "parm_addr": parm.address if parm else NO_PARMLINE,
-        "initrd_addr": initrd.address if initrd else 0,
-        "initrd_len": len(initrd.data) if initrd else 0,
-        "load_psw": DEFAULT_PSW_LOAD,
-        "extra_parm": 0,
-        "flags": FLAG_SCSI,
-        "image_len": len(kern.data),
-        "image_addr": kern.address,
-    }
-    return Stage3ParamsLegacy.build(fields) if legacy else Stage3Params.build(dict(fields, envblk_addr=0, envblk_len=0))
-
-
-def default_components(bs: int = 512, *, legacy: bool = False) -> list[Comp]:
-    """§13.1 inputs (or §13.6 for zipl 2.16 with legacy=True).  build_dump_disk refreshes 'params'."""
-    return [
-        Comp("heap", 0x2000, bytes(0x4000)),
-        Comp("stack", 0xF000, bytes(0x1000)),
-        Comp("stage3", 0xA000, b"S" * 1024),
-        Comp("params", 0x9000, b""),
-        Comp("kernel", 0x10000, b"K" * 1536),
-        Comp("parmline", 0x11000, PARMLINE_216 if legacy else PARMLINE),
-        Comp("initrd", 0x20000 if legacy else 0x30000, b"R" * 1024),
-    ]
-
-
-def build_dump_disk(
-    *,
-    bs: int = 512,
-    disk_blocks: int = 2048,
-    part_start: int = 64,
-    part_blocks: int = 1984,
-    bootmap_start: int = 1920,
-    comps: list[Comp] | None = None,
-    psw: int = STAGE3_PSW,
-    legacy: bool = False,
-    fill: bytes | None = None,
-    auto_params: bool = True,
-) -> Layout:
-    """A SCSI dump disk laid out as zipl does (spec §7.2, §13): >= 2.26 rules, or 2.16 rules with legacy=True.
-
-    `fill` pre-fills the whole disk with a pattern first, so every byte zipl
-    does not write (spec §7.4) holds it; the partition's first 64 KiB are then
-    wiped as zipl does.
-    """
-    comps = comps if comps is not None else default_components(bs, legacy=legacy)
-    for c in comps:
-        if c.name == "params" and auto_params:
-            c.data = stage3_params(comps, legacy=legacy)
-    size = disk_blocks * bs
-    img = bytearray((fill * (size // len(fill) + 1))[:size]) if fill else bytearray(size)
-    nxt = part_start + bootmap_start
-
-    def put(lba: int, data: bytes) -> None:
-        img[lba * bs : lba * bs + len(data)] = data
-
-    def alloc() -> int:
-        nonlocal nxt
-        nxt += 1
-        return nxt - 1
-
-    header = alloc()
-    put(header, (HEADER_TEXT + b"\0") if legacy else build_bootmap_header())
-    put(alloc(), bytes(bs))  # empty block (written whole)
-    sb_bytes = build_superblock(part_start * bs, part_blocks * bs, bootmap_start * bs)
-    superblock = 0
-    if not legacy:
-        superblock = alloc()
-        put(superblock, sb_bytes)
-    entries = []
-    for c in comps:
-        nblocks = -(-len(c.data) // bs)
-        for k in range(nblocks):
-            lba = alloc()
-            if c.fragment:
-                alloc()  # a gap keeps neighbouring blocks from merging
-            c.data_lbas.append(lba)
-            put(lba, c.data[k * bs : (k + 1) * bs])
-        groups = chain_layout(compact(c.data_lbas, bs), bs)
-        chain = 0
-        lbas = []
-        for g in reversed(groups):  # last list block is written first (spec §6.2)
-            lba = alloc()
-            put(lba, build_list_block(g, chain, bs))
-            chain = lba
-            lbas.append(lba)
-        c.list_lbas = lbas[::-1]
-        entries.append(load_entry(chain, bs, c.address))
-    entries.append(execute_entry(psw))
-    ct = alloc()
-    put(ct, build_component_table(HEADER_DUMP, entries, bs))
-    pt = alloc()
-    put(pt, build_program_table({0: ct}, bs))
-    if legacy:
-        superblock = alloc()
-        put(superblock, sb_bytes)
-    # block 0: a DOS label with one partition (LE), then zipl's 152 bytes
-    img[0x1BE:0x1FE] = bytes(64)
-    img[0x1C2] = 0x83
-    img[0x1C6:0x1CA] = part_start.to_bytes(4, "little")
-    img[0x1CA:0x1CE] = part_blocks.to_bytes(4, "little")
-    img[0x1FE:0x200] = b"\x55\xaa"
-    img[0:0x98] = build_boot_record(pt, bs, dump_boot_info(superblock * bs))
-    wipe = min(PARTITION_WIPE_SIZE, part_blocks * bs)
-    img[part_start * bs : part_start * bs + wipe] = bytes(wipe)
-    return Layout(bs, img, part_start, part_blocks, header, superblock, comps, ct, pt)
-
-
-def build_4k() -> Layout:
-    return build_dump_disk(bs=4096, disk_blocks=2048, part_start=256, part_blocks=1792, bootmap_start=1792 - 64)
 
 
 def open_disk(layout: Layout, tmp_path: Path) -> DiskImage:
@@ -358,19 +187,8 @@ def test_missing_execute(tmp_path: Path) -> None:
         assert ct.execute is None and len(ct.entries) == 8
 
 
-def _fragmented(bs: int, nblocks: int) -> Layout:
-    comps = default_components(bs)
-    kern = next(c for c in comps if c.name == "kernel")
-    kern.data = b"K" * (nblocks * bs)
-    kern.fragment = True
-    comps = [c for c in comps if c.name != "initrd"]  # keep the image small
-    comps[-1].address = 0x10000 + nblocks * bs + 0x1000
-    return build_dump_disk(bs=bs, comps=comps, disk_blocks=4096 if bs == 512 else 2048, part_blocks=4096 - 64 if bs == 512 else 1792,
-                           part_start=64 if bs == 512 else 256, bootmap_start=(4096 - 64 - 400) if bs == 512 else 1792 - 1200)
-
-
 def test_chained_list_with_more_than_31_extents(tmp_path: Path) -> None:
-    lay = _fragmented(512, 40)  # 40 extents: list blocks of 31 + 9 (spec §6.2 example)
+    lay = fragmented_layout(512, 40)  # 40 extents: list blocks of 31 + 9 (spec §6.2 example)
     kern = lay.comp("kernel")
     assert len(kern.list_lbas) == 2 and kern.list_lbas[0] > kern.list_lbas[1]  # chained blocks in reverse order
     with open_disk(lay, tmp_path) as disk:
@@ -382,7 +200,7 @@ def test_chained_list_with_more_than_31_extents(tmp_path: Path) -> None:
 
 
 def test_chained_list_4096_with_more_than_255_extents(tmp_path: Path) -> None:
-    lay = _fragmented(4096, 260)
+    lay = fragmented_layout(4096, 260)
     kern = lay.comp("kernel")
     assert len(kern.list_lbas) == 2
     with open_disk(lay, tmp_path) as disk:
@@ -391,7 +209,7 @@ def test_chained_list_4096_with_more_than_255_extents(tmp_path: Path) -> None:
 
 
 def test_looped_block_list_names_repeating_lba(tmp_path: Path) -> None:
-    lay = _fragmented(512, 40)
+    lay = fragmented_layout(512, 40)
     first, second = lay.comp("kernel").list_lbas
     lay.u64(second * 512 + 31 * 16, 0)  # make the second block full and chain it back to the first
     for i in range(9, 31):
@@ -404,7 +222,7 @@ def test_looped_block_list_names_repeating_lba(tmp_path: Path) -> None:
 
 
 def test_self_chained_list_block(tmp_path: Path) -> None:
-    lay = _fragmented(512, 40)
+    lay = fragmented_layout(512, 40)
     first = lay.comp("kernel").list_lbas[0]
     lay.poke(first * 512 + 31 * 16, BlockPtr(first, 512, 0).build())
     with open_disk(lay, tmp_path) as disk, pytest.raises(BlockListLoopError, match=f"{first:#x}"):
@@ -412,7 +230,7 @@ def test_self_chained_list_block(tmp_path: Path) -> None:
 
 
 def test_chain_slot_with_blockct_is_rejected(tmp_path: Path) -> None:
-    lay = _fragmented(512, 40)
+    lay = fragmented_layout(512, 40)
     first = lay.comp("kernel").list_lbas[0]
     lay.poke(first * 512 + 31 * 16 + 10, (1).to_bytes(2, "big"))
     with open_disk(lay, tmp_path) as disk, pytest.raises(PointerError, match="blockct"):
@@ -426,7 +244,7 @@ def test_total_blocks_bounded(tmp_path: Path) -> None:
 
 
 def test_list_blocks_bounded(tmp_path: Path) -> None:
-    lay = _fragmented(512, 40)
+    lay = fragmented_layout(512, 40)
     with open_disk(lay, tmp_path) as disk, pytest.raises(BlockListLoopError, match="more than 1 list blocks"):
         reader.walk_block_list(disk, lay.comp("kernel").list_lbas[0], max_list_blocks=1)
 

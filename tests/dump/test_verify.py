@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import have_tool
-from test_dumper_part import make_dump_disk, quiet_ui
+from builders.disks import dumpto_disk, make_fs_disk
+from builders.fakes import quiet_ui
+from builders.tools import have_tool
 
 from zipldump.dump.params import parse_dump_cmdline
 from zipldump.dump.s390 import open_dump
@@ -62,7 +63,7 @@ def system():
 def part_dump(system, tmp_path_factory):
     """One partition dump of `system`, shared by the flip tests (each works on a copy)."""
     tmp = tmp_path_factory.mktemp("partdump")
-    disk, _, _ = make_dump_disk(tmp, 512, MEM + 8 * MiB)
+    disk, _, _ = dumpto_disk(tmp, 512, MEM + 8 * MiB)
     _, zc = dump_kernel_zcore(system)
     result = dump_to_partition(disk, zc, quiet_ui())
     return disk, result
@@ -70,7 +71,7 @@ def part_dump(system, tmp_path_factory):
 
 @pytest.mark.parametrize("block_size", [512, 4096])
 def test_partition_dump_of_real_zcore_verifies(system, tmp_path, block_size):
-    disk, _, _ = make_dump_disk(tmp_path, block_size, MEM + 8 * MiB)
+    disk, _, _ = dumpto_disk(tmp_path, block_size, MEM + 8 * MiB)
     machine, zc = dump_kernel_zcore(system)
     result = dump_to_partition(disk, zc, quiet_ui(), block_size=block_size)
     assert not machine.hsa_available  # released by the writer
@@ -95,8 +96,6 @@ def test_partition_dump_of_real_zcore_verifies(system, tmp_path, block_size):
 @pytest.mark.skipif(not have_tool("debugfs"), reason="e2fsprogs not installed")
 @pytest.mark.parametrize("block_size", [512, 4096])
 def test_fs_dump_of_real_zcore_verifies(system, tmp_path, block_size):
-    from test_dumper_fs import make_fs_disk
-
     from zipldump.dump.write_fs import dump_to_fs
 
     disk, fs = make_fs_disk(tmp_path, block_size, MEM + 16 * MiB, "ext4" if block_size == 4096 else "ext2", 4096)
@@ -109,8 +108,6 @@ def test_fs_dump_of_real_zcore_verifies(system, tmp_path, block_size):
 
 @pytest.mark.skipif(not have_tool("debugfs"), reason="e2fsprogs not installed")
 def test_fs_dump_with_dump_mem_verifies(system, tmp_path):
-    from test_dumper_fs import make_fs_disk
-
     from zipldump.dump.write_fs import dump_to_fs
 
     disk, _ = make_fs_disk(tmp_path, 512, 48 * MiB)
@@ -202,9 +199,9 @@ def test_verify_other_system_differs_everywhere(part_dump):
 
 
 def test_verify_refuses_busy_partition(system, tmp_path):
-    from test_dumper_part import BUSY_MARKER
+    from zipldump.dump.write_partition import BUSY_MARKER
 
-    disk, _, dump_size = make_dump_disk(tmp_path, 512, 16 * MiB)
+    disk, _, dump_size = dumpto_disk(tmp_path, 512, 16 * MiB)
     with open(disk, "r+b") as fh:
         fh.seek(1 * MiB)
         fh.write(BUSY_MARKER)
@@ -237,7 +234,7 @@ def test_end_marker_tod_from_the_machine_clock(system, tmp_path):
     import itertools
 
     ticks = itertools.count(0xC0BFF9D0D7A00000, 0x1000)  # one microsecond per call
-    disk, _, _ = make_dump_disk(tmp_path, 512, MEM + 8 * MiB)
+    disk, _, _ = dumpto_disk(tmp_path, 512, MEM + 8 * MiB)
     machine = Machine(system, HSA, tod_clock=lambda: next(ticks))
     machine.dump_ipl()
     zc = Zcore(machine, Sdias(machine))

@@ -15,7 +15,9 @@ import random
 from pathlib import Path
 
 import pytest
-from test_hostile_dumps import CountingSource, check_error, valid_dump
+from builders.checks import check_error
+from builders.dumps import valid_dump
+from builders.fakes import CountingSource
 
 from zipldump.cli import main as cli_main
 from zipldump.dump.elf import read_elf_core, write_elf, write_s390_from_elf

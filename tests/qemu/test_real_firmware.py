@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from builders.bootmaps import build_direct_disk
 
 from zipldump.disk.image import DiskImage
 from zipldump.errors import QemuDumpProgramError, ToolMissingError
@@ -41,7 +42,7 @@ from zipldump.zipl.bootmap import (
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 MARKER = "ZIPLDUMP-REAL-FIRMWARE-OK"
 BOOT_TIMEOUT = 150  # seconds; a boot takes about 5 s under TCG on a laptop
@@ -180,8 +181,6 @@ def max_list_blocks(image: Path, block_size: int, entry: int = 0) -> int:
 # --------------------------------------------------------------------------- cases
 def test_hand_built_direct_layout_boots(pkgs: S390Packages, initrd: Initrd, tmp_path: Path) -> None:
     """The runner and the direct layout on their own, without the installer."""
-    from test_qemu_boot import build_direct_disk
-
     params = params_for("handmade")
     disk = tmp_path / "hand.img"
     build_direct_disk(disk, pkgs.kernel, initrd.path.read_bytes(), params)

@@ -12,7 +12,9 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
-from conftest import have_tool
+from builders.checks import assert_block0_last
+from builders.harness import kill_at, load_shas, record_events
+from builders.tools import have_tool
 
 from zipldump.cli import main
 from zipldump.disk.extfs import ExtFs
@@ -29,7 +31,8 @@ pytestmark = pytest.mark.skipif(not have_tool("debugfs") or not have_tool("mke2f
 MIB = 1 << 20
 
 
-def make_kernel(path: Path, size: int = 0x30000, max_cl: int = 4096) -> Path:
+def make_kernel_with_cmdline(path: Path, size: int = 0x30000, max_cl: int = 4096) -> Path:
+    """Synthetic s390 kernel: S390EP, the command-line limit and a built-in "root=/dev/ram0 ro"."""
     data = bytearray((i * 5 + 1) & 0xFF for i in range(size))
     data[0x10008:0x1000E] = b"S390EP"
     data[0x10400:0x10480] = bytes(0x80)
@@ -61,7 +64,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
     r.write_bytes(bytes((i * 11) & 0xFF for i in range(70_000)))
     s = tmp_path / "stage3.bin"
     s.write_bytes(b"S" * 0x4000)
-    return {"kernel": make_kernel(tmp_path / "vmlinuz"), "ramdisk": r, "stage3": s}
+    return {"kernel": make_kernel_with_cmdline(tmp_path / "vmlinuz"), "ramdisk": r, "stage3": s}
 
 
 def ipl_disk(tmp_path: Path, bs: int, fs: str = "ext2", fs_bs: int | None = None) -> Path:
@@ -134,7 +137,7 @@ def test_target_bootmap_file(tmp_path: Path, files, bs: int, fs: str, fs_bs: int
 def test_menu_and_reinstall(tmp_path: Path, files) -> None:
     img = ipl_disk(tmp_path, 512)
     p1 = read_partition_table(img).get(1)
-    k2 = make_kernel(tmp_path / "vmlinuz2", size=0x28000)
+    k2 = make_kernel_with_cmdline(tmp_path / "vmlinuz2", size=0x28000)
     progs = {
         1: ProgramSpec("first", "ipl", files["kernel"], None, "a=1"),
         2: ProgramSpec("second", "ipl", k2, files["ramdisk"], "b=2"),
@@ -245,7 +248,7 @@ def test_fragmented_filesystem_chains_list_blocks(tmp_path: Path, files) -> None
 
 def test_config_menu_via_cli(tmp_path: Path, files) -> None:
     img = ipl_disk(tmp_path, 512)
-    make_kernel(tmp_path / "rescue")
+    make_kernel_with_cmdline(tmp_path / "rescue")
     (tmp_path / "parm.txt").write_text("console=ttyS0\nquiet\n")
     conf = tmp_path / "zipl.conf"
     conf.write_text(
@@ -324,7 +327,6 @@ def test_failed_install_keeps_old_bootmap(tmp_path: Path, files, monkeypatch) ->
 
 # --- crash safety of bootmap-file installs ---------------------------------------------------------
 def _crash_setup(tmp_path: Path, files):
-    from test_install_dump import _loads, kill_at  # the fork-and-SIGKILL harness
 
     img = ipl_disk(tmp_path, 512, "ext4", 1024)  # 1 KiB fs blocks: freed bootmap blocks get reused
     p1 = read_partition_table(img).get(1)
@@ -336,7 +338,7 @@ def _crash_setup(tmp_path: Path, files):
                           assume_yes=True)
 
     hooks = [(DiskImage, "write_at"), (DiskImage, "flush"), (ExtFs, "_debugfs")]
-    return img, efs, prog, hooks, _loads, kill_at
+    return img, efs, prog, hooks, load_shas, kill_at
 
 
 def _hashes_after(img: Path, job: InstallJob, loads) -> list[str]:
@@ -435,8 +437,6 @@ def test_block0_pointing_at_freed_blocks_is_disarmed_first(tmp_path: Path, files
 def test_write_order_of_a_bootmap_file_install(tmp_path: Path, files, monkeypatch) -> None:
     """Question first; file-system changes and data next; fsync; block 0 alone; fsync; and only
     then the old /bootmap is freed (rename), followed by another fsync."""
-    from test_install_dump import assert_block0_last, record_events
-
     img = ipl_disk(tmp_path, 512, "ext4", 1024)
     p1 = read_partition_table(img).get(1)
     install(InstallJob(img, "target", 1, {0: ProgramSpec("old", "ipl", files["kernel"], None, "old=1")}), quiet())

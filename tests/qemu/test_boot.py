@@ -2,8 +2,9 @@
 
 Most tests run a stand-in "QEMU" (a small shell script) so the watching,
 matching and killing logic is checked in milliseconds.  `build_direct_disk`
-hand-builds a bootable direct-layout disk from zipldump.formats (no
-installer); tests/test_real_firmware.py boots it in the real QEMU.
+(tests/builders/bootmaps.py) hand-builds a bootable direct-layout disk from
+zipldump.formats (no installer); tests/qemu/test_real_firmware.py boots it in
+the real QEMU.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from builders.bootmaps import build_direct_disk
 
 from zipldump.cli import main
 from zipldump.errors import (
@@ -25,80 +27,11 @@ from zipldump.errors import (
     ToolMissingError,
     UsageError,
 )
-from zipldump.formats.blocklist import (
-    build_list_block,
-    data_slots_per_block,
-    split_extents,
-)
-from zipldump.formats.bootrecord import build_boot_record
 from zipldump.formats.component_table import (
     HEADER_DUMP,
     HEADER_IPL,
-    build_component_table,
-    execute_entry,
-    load_entry,
 )
-from zipldump.formats.kernel_image import (
-    COMMAND_LINE,
-    INITRD_START,
-    MAX_COMMAND_LINE_SIZE,
-)
-from zipldump.formats.program_table import build_program_table
-from zipldump.formats.stage3_params import DEFAULT_PSW_LOAD
 from zipldump.qemu import boot as qemu
-
-KERNEL_OFFSET = 0x10000
-INITRD_ADDRESS = 0x4000000
-
-
-def _write_component(fh, data: bytes, next_lba: int, bs: int) -> tuple[int, int]:
-    """Data blocks then their list blocks at next_lba; returns (first list LBA, next free LBA)."""
-    nblocks = (len(data) + bs - 1) // bs
-    os.pwrite(fh.fileno(), data, next_lba * bs)
-    ptrs = split_extents([(next_lba, nblocks)], bs)
-    lba = next_lba + nblocks
-    n = data_slots_per_block(bs)
-    chunks = [ptrs[i : i + n] for i in range(0, len(ptrs), n)]
-    first = lba
-    for i, chunk in enumerate(chunks):
-        chain = lba + 1 if i + 1 < len(chunks) else 0
-        os.pwrite(fh.fileno(), build_list_block(chunk, chain, bs), lba * bs)
-        lba += 1
-    return first, lba
-
-
-def build_direct_disk(
-    path: Path,
-    kernel: Path,
-    initrd: bytes,
-    cmdline: str,
-    *,
-    block_size: int = 512,
-    header_type: int = HEADER_IPL,
-) -> None:
-    """The direct layout of verified-facts.md: the kernel from file offset 0x10000 at 0x10000, with
-    the initrd location and the command line written into that copy, then EXECUTE 0x0008000080010000."""
-    bs = block_size
-    image = bytearray(kernel.read_bytes()[KERNEL_OFFSET:])
-    off = lambda addr: addr - KERNEL_OFFSET  # noqa: E731
-    image[off(INITRD_START) : off(INITRD_START) + 16] = INITRD_ADDRESS.to_bytes(8, "big") + len(initrd).to_bytes(8, "big")
-    limit = int.from_bytes(image[off(MAX_COMMAND_LINE_SIZE) : off(MAX_COMMAND_LINE_SIZE) + 8], "big") or 896
-    line = cmdline.encode() + b"\0"
-    assert len(line) <= limit
-    image[off(COMMAND_LINE) : off(COMMAND_LINE) + limit] = line.ljust(limit, b"\0")
-    with open(path, "wb") as fh:
-        lba = 16
-        k_list, lba = _write_component(fh, bytes(image), lba, bs)
-        i_list, lba = _write_component(fh, initrd, lba, bs)
-        table = build_component_table(
-            header_type,
-            [load_entry(k_list, bs, KERNEL_OFFSET), load_entry(i_list, bs, INITRD_ADDRESS), execute_entry(DEFAULT_PSW_LOAD)],
-            bs,
-        )
-        os.pwrite(fh.fileno(), table, 2 * bs)
-        os.pwrite(fh.fileno(), build_program_table({0: 2}, bs), 1 * bs)
-        os.pwrite(fh.fileno(), build_boot_record(1, bs), 0)
-        fh.truncate((lba + 64) * bs)
 
 
 def fake_qemu(tmp_path: Path, body: str) -> str:
@@ -289,7 +222,7 @@ def test_empty_loadparm_entry_refused(tmp_path: Path) -> None:
 
 
 def _run_real_firmware_file(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[str]:
-    """tests/test_real_firmware.py with a "QEMU" present but no apt-get: the package download fails."""
+    """tests/qemu/test_real_firmware.py with a "QEMU" present but no apt-get: the package download fails."""
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "ZIPLDUMP_CACHE", "ZIPLDUMP_QEMU")}
@@ -299,7 +232,7 @@ def _run_real_firmware_file(tmp_path: Path, ci: str | None) -> subprocess.Comple
     test = Path(__file__).resolve().parent / "test_real_firmware.py"
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{test}::test_hand_built_direct_layout_boots"],
-        capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[2],
     )
 
 

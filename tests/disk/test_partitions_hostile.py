@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from test_hostile_dumps import check_error
+from builders.checks import check_error
 
 from zipldump.disk.partitions import PartSpec, make_disk, read_partition_table
 from zipldump.errors import DiskError, ZiplDumpError

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders.tools import have_tool
 
 from zipldump.errors import DumpError, SclpError
 from zipldump.formats import elfcore
@@ -386,7 +387,7 @@ print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")
 
 def test_4gib_system_streams_with_low_rss():
     out = subprocess.run([sys.executable, "-c", STREAM_SCRIPT], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     hwm_kib = int(out.stdout.split()[-1])
     assert hwm_kib < 160 * 1024, f"peak RSS {hwm_kib} KiB"
@@ -409,8 +410,6 @@ def test_sclp_failure_during_read_is_eio():
 
 # --- a real QEMU 7.x dump-guest-memory core ----------------------------------------------
 def test_real_qemu_core_through_zcore(tmp_path: Path):
-    from conftest import have_tool
-
     if not have_tool("qemu-system-s390x"):
         pytest.skip("qemu-system-s390x not installed")
     core = tmp_path / "guest.elf"

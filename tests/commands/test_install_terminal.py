@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import have_tool
+from builders.tools import have_tool
 
 from zipldump.disk.partitions import PartSpec, make_disk
 from zipldump.formats.s390dump import DUMP_MAGIC

@@ -1,8 +1,8 @@
 """Firmware model (sim/firmware.py): loads and the refusals of spec §11/§12.
 
-Disks are built here block by block from the spec's layouts (independently of
-the installer), including the byte-exact worked example of spec §13 whose
-SHA-256 the spec gives.
+Disks are built block by block from the spec's layouts (independently of the
+installer; tests/builders/bootmaps.py), including the byte-exact worked example
+of spec §13 whose SHA-256 the spec gives.
 """
 
 from __future__ import annotations
@@ -10,105 +10,20 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from builders.bootmaps import build_disk, hand_built_spec_example
+from builders.fakes import FakeMachine
 
 from zipldump.disk.image import DiskImage
 from zipldump.errors import IplError
-from zipldump.formats.blocklist import build_list_block, data_slots_per_block
+from zipldump.formats.blocklist import data_slots_per_block
 from zipldump.formats.blockptr import BlockPtr
-from zipldump.formats.bootrecord import build_boot_record, dump_boot_info
-from zipldump.formats.component_table import (
-    STAGE3_PSW,
-    build_component_table,
-    execute_entry,
-    load_entry,
-)
-from zipldump.formats.program_table import build_program_table
 from zipldump.sim.firmware import scsi_load
 from zipldump.sim.storage import Storage
 
 MiB = 1 << 20
-
-
-# --- a small bootmap builder (spec §2-§6), independent of zipldump.zipl.installer ------------
-@dataclass
-class Built:
-    path: Path
-    bs: int
-    ct_lba: int = 0
-    pt_lba: int = 0
-    lists: dict[int, list[int]] = field(default_factory=dict)  # component index -> list LBAs
-    data: dict[int, int] = field(default_factory=dict)  # component index -> first data LBA
-
-
-def build_disk(
-    path: Path,
-    components: list[tuple[int, bytes]],
-    *,
-    bs: int = 512,
-    psw: int = STAGE3_PSW,
-    header_type: int = 1,
-    entry: int = 0,
-    disk_blocks: int = 4096,
-    start: int = 64,
-    pointer_blocks: int = 1 << 16,
-    extra_entries: dict[int, bool] | None = None,
-) -> Built:
-    """Write a disk with one program: each component's data, its list block(s), the
-    component table, the program table (at `entry`) and block 0.
-
-    `pointer_blocks` caps the blocks per data pointer, to force many pointers
-    (and chained list blocks)."""
-    img = bytearray(disk_blocks * bs)
-    out = Built(path, bs)
-    lba = start
-    entries = []
-    for i, (address, data) in enumerate(components):
-        nblk = max(1, -(-len(data) // bs))
-        first = lba
-        img[first * bs : first * bs + len(data)] = data
-        lba += nblk
-        out.data[i] = first
-        ptrs = []
-        b, left = first, nblk
-        while left:
-            n = min(left, pointer_blocks)
-            ptrs.append(BlockPtr(b, bs, n - 1))
-            b += n
-            left -= n
-        per = data_slots_per_block(bs)
-        groups = [ptrs[j : j + per] for j in range(0, len(ptrs), per)]
-        list_lbas = list(range(lba, lba + len(groups)))
-        lba += len(groups)
-        for g, group in enumerate(groups):
-            chain = list_lbas[g + 1] if g + 1 < len(groups) else 0
-            img[list_lbas[g] * bs : (list_lbas[g] + 1) * bs] = build_list_block(group, chain, bs)
-        out.lists[i] = list_lbas
-        entries.append(load_entry(list_lbas[0], bs, address))
-    entries.append(execute_entry(psw))
-    out.ct_lba = lba
-    img[lba * bs : (lba + 1) * bs] = build_component_table(header_type, entries, bs)
-    lba += 1
-    out.pt_lba = lba
-    img[lba * bs : lba * bs + 512] = build_program_table({entry: out.ct_lba}, bs)
-    rec = build_boot_record(out.pt_lba, bs, dump_boot_info(0x12345) if header_type == 1 else None)
-    img[0 : len(rec)] = rec
-    img[510:512] = b"\x55\xaa"
-    path.write_bytes(img)
-    return out
-
-
-class FakeMachine:
-    """What scsi_load needs, sim.interfaces.MachineView: storage, the HSA size and
-    a saved HSA (sim/machine.py is the real one)."""
-
-    def __init__(self, size: int = 64 * MiB, hsa_size: int = 32 * MiB) -> None:
-        self.storage = Storage(None, size)
-        self.hsa_size = hsa_size
-        self.hsa_saved = True
 
 
 def patch(path: Path, offset: int, data: bytes) -> None:
@@ -135,60 +50,12 @@ PAYLOADS = [(0x2000, bytes(0x4000)), (0xA000, b"S" * 1024), (0x10000, bytes(rang
 
 
 # --- the spec's worked example (§13) --------------------------------------------------
-def build_spec_example(path: Path) -> None:
-    """Spec §13.1/§13.2, byte for byte (zipl >= 2.26 rules)."""
-    from zipldump.formats.bootmap_header import build_bootmap_header
-    from zipldump.formats.dump_superblock import build_superblock
-    from zipldump.formats.stage3_params import Stage3Params
-
-    bs = 512
-    img = bytearray(2048 * bs)
-    # DOS partition entry: type 0x83, start 64, 1984 blocks; no CHS, no boot flag.
-    img[0x1BE + 4] = 0x83
-    struct.pack_into("<II", img, 0x1BE + 8, 64, 1984)
-    img[510:512] = b"\x55\xaa"
-    put = lambda lba, data: img.__setitem__(slice(lba * bs, lba * bs + len(data)), data)  # noqa: E731
-    put(0x7C0, build_bootmap_header())
-    put(0x7C2, build_superblock(64 * bs, 1984 * bs, 1920 * bs))
-    comps = [  # (data LBA, blocks, list LBA, address, data)
-        (0x7C3, 32, 0x7E3, 0x2000, bytes(0x4000)),
-        (0x7E4, 8, 0x7EC, 0xF000, bytes(0x1000)),
-        (0x7ED, 2, 0x7EF, 0xA000, b"S" * 1024),
-        (
-            0x7F0,
-            1,
-            0x7F1,
-            0x9000,
-            Stage3Params.build(
-                dict(
-                    parm_addr=0x11000, initrd_addr=0x30000, initrd_len=0x400, load_psw=0x0008000080010000,
-                    extra_parm=0, flags=0x0001000000000000, image_len=0x600, image_addr=0x10000,
-                    envblk_addr=0, envblk_len=0,
-                )
-            ),
-        ),
-        (0x7F2, 3, 0x7F5, 0x10000, b"K" * 1536),
-        (0x7F6, 1, 0x7F7, 0x11000, b"root=/dev/ram0 possible_cpus=1 cgroup_disable=memory\0"),
-        (0x7F8, 2, 0x7FA, 0x30000, b"R" * 1024),
-    ]
-    entries = []
-    for data_lba, n, list_lba, addr, data in comps:
-        put(data_lba, data)
-        put(list_lba, build_list_block([BlockPtr(data_lba, bs, n - 1)], 0, bs))
-        entries.append(load_entry(list_lba, bs, addr))
-    entries.append(execute_entry(STAGE3_PSW))
-    put(0x7FB, build_component_table(1, entries, bs))
-    put(0x7FC, build_program_table({0: 0x7FB}, bs))
-    put(0, build_boot_record(0x7FC, bs, dump_boot_info(0x7C2 * bs)))
-    path.write_bytes(img)
-
-
 SPEC_EXAMPLE_SHA256 = "78353e546c6e7464a1a9cd37ed63179bdf88de6b76a6d315bafb6782908383c8"
 
 
 def test_spec_example_dump_load(tmp_path: Path) -> None:
     p = tmp_path / "ex.img"
-    build_spec_example(p)
+    hand_built_spec_example(p)
     assert hashlib.sha256(p.read_bytes()).hexdigest() == SPEC_EXAMPLE_SHA256
     m, res = load(p, dump=True)
     # §13.4: the LOAD ranges, whole blocks each.
@@ -209,7 +76,7 @@ def test_spec_example_dump_load(tmp_path: Path) -> None:
 def test_spec_example_refused_by_ipl_load(tmp_path: Path) -> None:
     """§13.4: a QEMU-style (IPL) reader stops at the DUMP header with "Bad header type"."""
     p = tmp_path / "ex.img"
-    build_spec_example(p)
+    hand_built_spec_example(p)
     ei = refused("^Bad header type", p, dump=False)
     assert ei.value.where == "block 0x7fb offset 0x4 (component table) field type"
 
