@@ -9,7 +9,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libparted-dev \
                 e2fsprogs qemu-system-misc cpio binutils gdb-multiarch
 PYTEST_ARGS ?=
 
-.PHONY: demo test deps apt venv bench clean
+.PHONY: demo test deps apt venv bench crash clean
 
 demo: deps
 	$(BIN)/zipldump demo
@@ -19,6 +19,12 @@ test: deps
 	$(BIN)/ruff check zipldump tests benchmarks
 	$(BIN)/mypy zipldump
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every crash state of every scenario (tests/test_crash_states.py); figures in crash-report.jsonl.
+crash: deps
+	rm -f crash-report.jsonl
+	ZIPLDUMP_CRASH_FULL=1 ZIPLDUMP_CRASH_REPORT=$(CURDIR)/crash-report.jsonl $(BIN)/python -m pytest -q -rxX tests/test_crash_states.py
+	cat crash-report.jsonl
 
 bench: deps
 	$(BIN)/python benchmarks/dump_throughput.py

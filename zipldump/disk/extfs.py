@@ -24,10 +24,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from zipldump.disk.io import open_binary
+from zipldump.disk.io import external_writes, open_binary
 from zipldump.errors import DiskError, DumpSpaceError, ToolMissingError, UsageError
 
 FS_TYPES = ("ext2", "ext3", "ext4")
@@ -216,7 +217,8 @@ class ExtFs:
         `allow` lists error texts the caller handles itself (returned in the output).
         """
         cmd = [find_tool("debugfs")] + (["-w"] if write else []) + ["-f", "-", self.spec]
-        proc = subprocess.run(cmd, input="\n".join(commands) + "\n", capture_output=True, text=True, env=_env())
+        with external_writes(self.image_path) if write else nullcontext():
+            proc = subprocess.run(cmd, input="\n".join(commands) + "\n", capture_output=True, text=True, env=_env())
         errors = [
             line.strip()
             for line in proc.stderr.splitlines()
@@ -458,9 +460,10 @@ class ExtFs:
     # -- checking -------------------------------------------------------------------
     def fsck(self, fix: bool = False) -> int:
         """e2fsck -f (-n, or -y when fixing); returns its exit bitmask (0 clean, 1 fixed, 4 errors left, 8 operational)."""
-        proc = subprocess.run(
-            [find_tool("e2fsck"), "-f", "-y" if fix else "-n", self.spec], capture_output=True, text=True, env=_env()
-        )
+        with external_writes(self.image_path) if fix else nullcontext():
+            proc = subprocess.run(
+                [find_tool("e2fsck"), "-f", "-y" if fix else "-n", self.spec], capture_output=True, text=True, env=_env()
+            )
         self.last_fsck_output = proc.stdout + proc.stderr
         return proc.returncode
 

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from types import TracebackType
 
-from zipldump.disk.io import open_input, pread_full, pwrite_full
+from zipldump.disk.io import fsync, open_input, pread_full, pwrite_full
 from zipldump.errors import DiskError, LockError, PointerError
 
 VALID_BLOCK_SIZES = (512, 1024, 2048, 4096)
@@ -189,7 +189,7 @@ class DiskImage:
         if self.dry_run or not self.writable:
             return
         try:
-            os.fsync(self.fileno())
+            fsync(self.fileno())
         except OSError as exc:
             raise DiskError(f"fsync failed: {exc.strerror}", where=self.path) from exc
 

@@ -47,6 +47,7 @@ import sys
 import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO, Generic, Protocol, TypeVar
@@ -267,7 +268,7 @@ class OutputFile:
         try:
             if size is not None:
                 os.ftruncate(self.fd, size)
-            os.fsync(self.fd)
+            fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
             self._publish()
@@ -369,6 +370,42 @@ def pread_bytes(fd: int, length: int, offset: int, *, where: str = "") -> bytes:
     return bytes(buf) if got == length else bytes(buf[:got])
 
 
+# --- write recording (the crash-state harness) -------------------------------------------
+class WriteRecorder(Protocol):
+    """Sees every write and barrier zipldump makes (tests/builders/crash.py replays them as power cuts).
+
+    `write` is called after the bytes went to the kernel, `barrier` before an fsync;
+    `external` wraps a helper process (debugfs, mke2fs) that writes the file itself."""
+
+    def write(self, fd: int, offset: int, data: bytes) -> None: ...
+
+    def barrier(self, fd: int) -> None: ...
+
+    def external(self, path: str) -> AbstractContextManager[None]: ...
+
+
+_recorder: WriteRecorder | None = None
+
+
+def set_recorder(recorder: WriteRecorder | None) -> WriteRecorder | None:
+    """Install `recorder` (None: stop recording); returns the previous one."""
+    global _recorder
+    previous, _recorder = _recorder, recorder
+    return previous
+
+
+def fsync(fd: int) -> None:
+    """os.fsync, seen by the recorder as a barrier: writes before it are durable after it."""
+    if _recorder is not None:
+        _recorder.barrier(fd)
+    os.fsync(fd)
+
+
+def external_writes(path: str | os.PathLike[str]) -> AbstractContextManager[None]:
+    """Wrap a helper process that writes `path` itself, so a recorder can see what it wrote."""
+    return _recorder.external(os.fspath(path)) if _recorder is not None else nullcontext()
+
+
 def pwrite_full(fd: int, data: bytes | bytearray | memoryview, offset: int, *, where: str = "", raw_errno: int | None = None) -> None:
     """Write all of `data` at `offset` (short writes continued, EINTR retried).
 
@@ -389,6 +426,8 @@ def pwrite_full(fd: int, data: bytes | bytearray | memoryview, offset: int, *, w
         if n == 0:
             raise DiskError("write made no progress", where=_at(where, offset + done))
         done += n
+    if _recorder is not None:
+        _recorder.write(fd, offset, bytes(view))
 
 
 def zero_fill(mv: memoryview) -> None:
