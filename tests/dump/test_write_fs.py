@@ -459,3 +459,21 @@ def test_fs_write_error_at_every_write(tmp_path, monkeypatch):
         with open_dump(host) as dump:
             assert dump.complete
         disk.unlink()
+
+
+def test_auto_mode_deletes_nothing_when_the_old_dumps_would_not_make_room(tmp_path):
+    """Sparse old dumps are large files holding few blocks: their sizes once passed the space
+    pre-check, every old dump was deleted and still nothing was written."""
+    zfile = tmp_path / "zcore.mem"
+    make_zcore_file(zfile, 20 * MiB)
+    disk, fs = make_fs_disk(tmp_path, 512, 32 * MiB)
+    for name in ("/dump.1", "/dump.2"):
+        host = tmp_path / "sparse.bin"
+        host.write_bytes(bytes(14 * MiB))  # all zero: debugfs stores holes
+        fs.write_file(name, host)
+    _old_dump(fs, "/other", 14 * MiB, tmp_path)  # a file that is not a dump holds the space
+    assert fs.free_bytes() < 21 * MiB
+    with pytest.raises(DumpSpaceError, match="nothing deleted"):
+        dump_to_fs(disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), parse_dump_cmdline("dump_part=2 dump_mode=auto"))
+    assert sorted(fs.listdir("/")) == ["dump.1", "dump.2", "lost+found", "other"]
+    fsck_clean(fs)

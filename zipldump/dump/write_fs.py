@@ -106,12 +106,16 @@ def limit_header(header: DumpHeader, dump_mem: int | None) -> tuple[DumpHeader, 
     return limited, dropped
 
 
-def _reclaim_upper_bound(size: int, block_size: int) -> int:
-    """At most what deleting a block-mapped file of `size` bytes frees (data plus
-    indirect blocks, generously)."""
+def _blocks_needed(size: int, block_size: int) -> int:
+    """At most the bytes a block-mapped file of `size` bytes takes (data plus indirect blocks, generously)."""
     n = -(-size // block_size)
     per = block_size // 4
     return (n + 2 * (n // per + 1) + 3) * block_size
+
+
+def _surely_freed(fs: ExtFs, fs_path: str) -> int:
+    """At least the bytes deleting `fs_path` frees: its allocated data blocks (indirect blocks not counted)."""
+    return sum(1 for b in fs.block_map(fs_path) if b) * fs.block_size
 
 
 def _allocate(
@@ -123,21 +127,32 @@ def _allocate(
     params: DumpParams,
     ui: UI,
 ) -> tuple[list[int], list[str]]:
-    """Allocate the dump file, deleting old dumps per dump_mode when space runs out."""
+    """Allocate the dump file, deleting old dumps per dump_mode when space runs out.
+
+    Old dumps are deleted only when deleting them surely makes room: the oldest
+    ones (lowest N) whose data blocks, with the free space, cover the most the new
+    file can need.  When even all of them would not surely do, nothing is deleted."""
     deleted: list[str] = []
     try:
         return fs.allocate(path, total), deleted
     except DumpSpaceError as first:
         shortage = first
-    candidates = [posixpath.join(dump_dir, f"dump.{n}") for n in existing]
-    reclaimable = sum(_reclaim_upper_bound(fs.file_size(c), fs.block_size) for c in candidates)
-    if fs.free_bytes() + reclaimable < total:
+    need = _blocks_needed(total, fs.block_size)
+    free = fs.free_bytes()
+    victims: list[str] = []
+    for n in existing:  # oldest = lowest number first
+        if free >= need:
+            break
+        victim = posixpath.join(dump_dir, f"dump.{n}")
+        victims.append(victim)
+        free += _surely_freed(fs, victim)
+    if free < need:
         raise DumpSpaceError(
-            f"dump needs {total} bytes ({to_mib(total)} MB); {fs.free_bytes()} bytes are free and deleting every old dump "
-            f"({len(candidates)}) would free at most {reclaimable} more: nothing deleted",
+            f"dump needs up to {need} bytes ({to_mib(total)} MB of dump); {fs.free_bytes()} bytes are free and deleting "
+            f"every old dump ({len(existing)}) surely frees only {free - fs.free_bytes()} more: nothing deleted",
             where=f"{fs.spec}:{path}",
         ) from shortage
-    for victim in candidates:  # oldest = lowest number first
+    for victim in victims:  # the plan surely fits; stop as soon as the file does
         ui.warn(f"No space left on device for {path} ({to_mib(total)} MB)")
         if params.auto:
             ui.info(f"Removing oldest dump: '{victim}'")
@@ -154,7 +169,7 @@ def _allocate(
         except DumpSpaceError as again:
             shortage = again
     raise DumpSpaceError(
-        f"no space left for {total} bytes after removing {len(deleted)} old dump(s): cannot delete any more dumps",
+        f"no space left for {total} bytes after removing {len(deleted)} old dump(s), although they held enough blocks",
         where=f"{fs.spec}:{path}",
     ) from shortage
 
