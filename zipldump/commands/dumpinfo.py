@@ -74,6 +74,8 @@ def open_source(args: argparse.Namespace, ui: UI) -> tuple[S390Dump, LocatedDump
         args.file, block_size=args.block_size, number=args.number, partition=args.partition, directory=args.dir,
         verify_checksum=not args.force,
     )
+    for note in located.notes:
+        ui.warn(note)
     ui.info(f"dump found: {located.where}")
     try:
         return S390Dump(located.source, recheck=located.recheck), located

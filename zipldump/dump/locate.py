@@ -26,9 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from zipldump.disk.extfs import ExtFs
 from zipldump.disk.image import DiskImage
 from zipldump.disk.io import ByteSource, RunSource, runs_of_blocks
-from zipldump.dump.s390 import FileSource
+from zipldump.dump.s390 import FileSource, S390Dump
 from zipldump.errors import (
     DiskError,
     DumpChangedError,
@@ -40,6 +41,7 @@ from zipldump.errors import (
     Place,
     PointerError,
     UsageError,
+    ZiplDumpError,
 )
 from zipldump.formats.s390dump import BUSY_MARKER
 from zipldump.zipl import bootmap as reader
@@ -76,6 +78,7 @@ class LocatedDump:
     # Re-reads what proves the dump unchanged (the partition checksum); raises
     # DumpChangedError.  Called by readers after a copy.
     recheck: Callable[[], None] | None = None
+    notes: list[str] = field(default_factory=list)  # what the search passed over, for the operator
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +89,7 @@ class LocatedDump:
             "fs_path": self.fs_path,
             "number": self.number,
             "available": self.available,
+            "notes": self.notes,
             "size": self.source.size,
         }
 
@@ -194,6 +198,29 @@ def _locate_partition(disk: DiskImage, path: str, dp: DumpPartition, verify: boo
     return LocatedDump("partition", src, src.name, partition=dp.partition, superblock=fields, recheck=recheck)
 
 
+def _dump_file(fs: ExtFs, path: str, part: int, d: str, n: int, found: list[int]) -> LocatedDump:
+    fs_path = (d.rstrip("/") + f"/dump.{n}") if d != "/" else f"/dump.{n}"
+    size = fs.file_size(fs_path)
+    blocks = fs.block_map(fs_path)
+    name = f"{path} partition {part} {fs_path}"
+    src = ExtFileSource(path, fs.offset, fs.block_size, blocks, size, name)
+
+    def recheck() -> None:
+        if not fs.exists(fs_path) or fs.file_size(fs_path) != size or fs.block_map(fs_path) != blocks:
+            raise DumpChangedError(f"{fs_path} was deleted or rewritten while it was read: the copy may mix two dumps", where=name)
+
+    return LocatedDump("filesystem", src, name, partition=part, fs_path=fs_path, number=n, available=found, recheck=recheck)
+
+
+def _incomplete(source: ByteSource) -> str | None:
+    """Why the dump in `source` is not complete, or None when it is."""
+    try:
+        with S390Dump(source) as dump:
+            return None if dump.complete else dump.info.incomplete_reason
+    except ZiplDumpError as exc:
+        return exc.message
+
+
 def _locate_fs(path: str, block_size: int, number: int | None, partition: int | None, directory: str) -> LocatedDump:
     from zipldump.disk.partitions import read_partition_table
 
@@ -206,8 +233,6 @@ def _locate_fs(path: str, block_size: int, number: int | None, partition: int | 
     if not candidates:
         what = f"partition {partition}" if partition is not None else "any partition"
         raise DumpError(f"no zipl dump boot_info in block 0 and no ext2/3/4 file system on {what}", where=path)
-    from zipldump.disk.extfs import ExtFs
-
     searched: list[str] = []
     for p in candidates:
         fs = ExtFs(path, p.start_bytes, p.size_bytes)
@@ -220,23 +245,24 @@ def _locate_fs(path: str, block_size: int, number: int | None, partition: int | 
         if not found:
             searched.append(f"partition {p.number}: no dump.N in {d}")
             continue
-        if number is None:
-            n = found[-1]
-        elif number in found:
-            n = number
-        else:
+        if number is not None and number not in found:
             raise DumpError(
                 f"no dump.{number} in {d} (found: {', '.join(f'dump.{x}' for x in found)})", where=f"{path} partition {p.number}"
             )
-        fs_path = (d.rstrip("/") + f"/dump.{n}") if d != "/" else f"/dump.{n}"
-        size = fs.file_size(fs_path)
-        blocks = fs.block_map(fs_path)
-        name = f"{path} partition {p.number} {fs_path}"
-        src = ExtFileSource(path, p.start_bytes, fs.block_size, blocks, size, name)
-
-        def recheck(fs: ExtFs = fs, fs_path: str = fs_path, blocks: list[int] = blocks, size: int = size, name: str = name) -> None:
-            if not fs.exists(fs_path) or fs.file_size(fs_path) != size or fs.block_map(fs_path) != blocks:
-                raise DumpChangedError(f"{fs_path} was deleted or rewritten while it was read: the copy may mix two dumps", where=name)
-
-        return LocatedDump("filesystem", src, name, partition=p.number, fs_path=fs_path, number=n, available=found, recheck=recheck)
+        # Without --number: the newest complete dump; an interrupted newer one (a dump
+        # that died, even a 0-byte file) is named, not allowed to hide the older ones.
+        if number is not None:
+            return _dump_file(fs, path, p.number, d, number, found)
+        notes: list[str] = []
+        for n in sorted(found, reverse=True):
+            located = _dump_file(fs, path, p.number, d, n, found)
+            reason = _incomplete(located.source)
+            if reason is None:
+                located.notes = notes
+                return located
+            located.close()
+            notes.append(f"dump.{n} is not complete ({reason})")
+        located = _dump_file(fs, path, p.number, d, found[-1], found)  # none is complete: the newest, reported as such
+        located.notes = notes[1:]
+        return located
     raise DumpError("no dump found (" + "; ".join(searched) + ")", where=path)
