@@ -43,7 +43,7 @@ from zipldump.zipl.check import inspect_disk
 from zipldump.zipl.installer import install
 
 MiB = 1 << 20
-STATE_BUDGET = None if FULL else 150  # states per scenario checked in `make test` (evenly spread)
+STATE_BUDGET = None if FULL else 150  # states per scenario checked in `make test` (evenly spread); `make crash`: all
 
 
 def spread(states: list[State]) -> list[State]:

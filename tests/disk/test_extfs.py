@@ -233,3 +233,40 @@ def test_allocate_1k_blocks_offsets(tmp_image, fstype):
     assert len(data) == size
     assert all(data[i * 1024 : i * 1024 + 4] == i.to_bytes(4, "big") for i in range(301))
     assert fs.fsck() == 0, fs.last_fsck_output
+
+
+def test_a_helper_dies_with_zipldump(tmp_path: Path) -> None:
+    """A debugfs left running after zipldump is killed would write the image without its lock."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "helper.pid"
+    script = (
+        "import sys; from zipldump.disk.extfs import run_helper; "
+        f"run_helper(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'])"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        for _ in range(200):
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+            time.sleep(0.05)
+        helper = int(pidfile.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        for _ in range(100):
+            try:
+                os.kill(helper, 0)
+            except ProcessLookupError:
+                break
+            with open(f"/proc/{helper}/stat") as fh:  # a zombie waiting for its reaper counts as gone
+                if fh.read().split()[2] == "Z":
+                    break
+            time.sleep(0.05)
+        else:
+            os.kill(helper, signal.SIGKILL)
+            raise AssertionError("the helper outlived the killed zipldump process")
+    finally:
+        parent.kill()

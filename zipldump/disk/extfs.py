@@ -19,9 +19,11 @@ EXTENTS_FL), which has no such state; ext4 allows block-mapped files.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from contextlib import nullcontext
@@ -218,7 +220,7 @@ class ExtFs:
         """
         cmd = [find_tool("debugfs")] + (["-w"] if write else []) + ["-f", "-", self.spec]
         with external_writes(self.image_path) if write else nullcontext():
-            proc = subprocess.run(cmd, input="\n".join(commands) + "\n", capture_output=True, text=True, env=_env())
+            proc = run_helper(cmd, input="\n".join(commands) + "\n")
         errors = [
             line.strip()
             for line in proc.stderr.splitlines()
@@ -461,9 +463,7 @@ class ExtFs:
     def fsck(self, fix: bool = False) -> int:
         """e2fsck -f (-n, or -y when fixing); returns its exit bitmask (0 clean, 1 fixed, 4 errors left, 8 operational)."""
         with external_writes(self.image_path) if fix else nullcontext():
-            proc = subprocess.run(
-                [find_tool("e2fsck"), "-f", "-y" if fix else "-n", self.spec], capture_output=True, text=True, env=_env()
-            )
+            proc = run_helper([find_tool("e2fsck"), "-f", "-y" if fix else "-n", self.spec])
         self.last_fsck_output = proc.stdout + proc.stderr
         return proc.returncode
 
@@ -476,8 +476,25 @@ def _env() -> dict[str, str]:
     return env
 
 
+def run_helper(cmd: list[str], *, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run an e2fsprogs helper that dies with zipldump: a helper left writing the image after
+    a kill would write without the image's lock (PR_SET_PDEATHSIG: SIGKILL when we die)."""
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return subprocess.run(cmd, input=input, capture_output=True, text=True, env=_env(), preexec_fn=die_with_parent)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _run(cmd: list[str], *, what: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    proc = run_helper(cmd)
     if proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().replace("\n", "; ")
         raise DiskError(f"{what} failed (exit {proc.returncode}): {msg}", where=" ".join(cmd[-2:]))
