@@ -235,7 +235,7 @@ def test_allocate_1k_blocks_offsets(tmp_image, fstype):
     assert fs.fsck() == 0, fs.last_fsck_output
 
 
-def test_a_helper_dies_with_zipldump(tmp_path) -> None:  # noqa: ANN001 - pytest fixture
+def test_a_helper_dies_with_zipldump(tmp_path):
     """A debugfs left running after zipldump is killed would write the image without its lock."""
     import signal
     import subprocess
