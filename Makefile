@@ -9,7 +9,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libparted-dev \
                 e2fsprogs qemu-system-misc cpio binutils gdb-multiarch
 PYTEST_ARGS ?=
 
-.PHONY: demo test deps apt venv bench crash clean
+.PHONY: demo test deps apt venv bench crash fuzz clean
 
 demo: deps
 	$(BIN)/zipldump demo
@@ -25,6 +25,10 @@ crash: deps
 	rm -f crash-report.jsonl
 	ZIPLDUMP_CRASH_FULL=1 ZIPLDUMP_CRASH_REPORT=$(CURDIR)/crash-report.jsonl $(BIN)/python -m pytest -q -rxX tests/test_crash_states.py
 	cat crash-report.jsonl
+
+# The property fuzzers (tests/test_fuzz.py) with a long budget; `make test` runs 40 examples per reader.
+fuzz: deps
+	ZIPLDUMP_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 bench: deps
 	$(BIN)/python benchmarks/dump_throughput.py

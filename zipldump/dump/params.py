@@ -79,8 +79,8 @@ def parse_c_integer(text: str) -> int | None:
         digits, base, allowed = s[1:], 8, "01234567"
     else:
         digits, base, allowed = s, 10, "0123456789"
-    if not digits or any(c not in allowed for c in digits):
-        return None
+    if not digits or len(digits) > 24 or any(c not in allowed for c in digits):
+        return None  # more than 24 digits is beyond any u64 (and beyond int()'s 4300-digit limit)
     return sign * int(digits, base)
 
 
