@@ -115,6 +115,35 @@ def read_superblock(image_path: str | os.PathLike[str], offset: int) -> Superblo
 
 
 @dataclass(frozen=True)
+class FileStat:
+    """What `ExtFs.lstat` reports of one inode (a symlink is not followed)."""
+
+    inode: int
+    mode: int
+    size: int
+    uid: int
+    gid: int
+    inline: bool = False  # data stored inside the inode (inline_data): no blocks
+
+    @property
+    def is_dir(self) -> bool:
+        return (self.mode & 0o170000) == 0o040000
+
+    @property
+    def is_file(self) -> bool:
+        return (self.mode & 0o170000) == 0o100000
+
+    @property
+    def is_symlink(self) -> bool:
+        return (self.mode & 0o170000) == 0o120000
+
+
+_TYPE_BITS = {"regular": 0o100000, "directory": 0o040000, "symlink": 0o120000, "FIFO": 0o010000,
+              "socket": 0o140000, "character special": 0o020000, "block special": 0o060000}
+MAX_SYMLINK = 4096  # PATH_MAX: a longer link target is refused, not read
+
+
+@dataclass(frozen=True)
 class DirEntry:
     name: str
     inode: int
@@ -216,7 +245,8 @@ class ExtFs:
         `allow` lists error texts the caller handles itself (returned in the output).
         """
         cmd = [find_tool("debugfs")] + (["-w"] if write else []) + ["-f", "-", self.spec]
-        proc = subprocess.run(cmd, input="\n".join(commands) + "\n", capture_output=True, text=True, env=_env())
+        # surrogateescape: names in a hostile image need not be UTF-8
+        proc = subprocess.run(cmd, input="\n".join(commands) + "\n", capture_output=True, text=True, errors="surrogateescape", env=_env())
         errors = [
             line.strip()
             for line in proc.stderr.splitlines()
@@ -253,6 +283,61 @@ class ExtFs:
 
     def exists(self, fs_path: str) -> bool:
         return self._stat(fs_path) is not None
+
+    def lstat(self, fs_path: str) -> FileStat | None:
+        """The inode `fs_path` names, None when there is none.  A symlink in the last
+        component is not followed (debugfs follows links only in the leading ones)."""
+        text = self._stat(fs_path)
+        if text is None:
+            return None
+        m = re.search(r"Inode: (\d+)\s+Type: ([a-zA-Z ]+?)\s+Mode:\s+([0-7]+)", text)
+        owner = re.search(r"User:\s+(\d+)\s+Group:\s+(\d+)", text)
+        if not m or not owner:
+            raise DiskError("debugfs stat printed no inode, type or mode", where=f"{self.spec}:{fs_path}")
+        mode = _TYPE_BITS.get(m.group(2), 0) | int(m.group(3), 8)
+        return FileStat(int(m.group(1)), mode, _stat_size(text, fs_path), int(owner.group(1)), int(owner.group(2)),
+                        "Size of inline data" in text)
+
+    def readlink(self, fs_path: str) -> str:
+        """The target of symlink `fs_path` (at most MAX_SYMLINK bytes), as stored."""
+        where = f"{self.spec}:{fs_path}"
+        st = self.lstat(fs_path)
+        if st is None or not st.is_symlink:
+            raise DiskError("not a symbolic link", where=where)
+        if st.size > MAX_SYMLINK:
+            raise DiskError(f"symbolic link target of {st.size} bytes is longer than {MAX_SYMLINK}", where=where)
+        raw = self._stat_required(fs_path).encode("utf-8", "surrogateescape")
+        mark = raw.find(b'Fast link dest: "')
+        if mark >= 0:  # the target is in the inode; its length is the inode size
+            data = raw[mark + 17 : mark + 17 + st.size]
+        else:
+            data = self.read_file_bounded(fs_path, MAX_SYMLINK, inode=st.inode)
+        return data.decode("utf-8", "surrogateescape")
+
+    def read_file_bounded(self, fs_path: str, limit: int, *, inode: int | None = None) -> bytes:
+        """A regular file's bytes (or a slow symlink's, by `inode`), refused when it claims more than `limit`."""
+        where = f"{self.spec}:{fs_path}"
+        if inode is None:
+            st = self.lstat(fs_path)
+            if st is None:
+                raise DiskError("no such file in the file system", where=where)
+            if not st.is_file:
+                raise DiskError("not a regular file", where=where)
+            if st.size > limit:
+                raise DiskError(f"file of {st.size} bytes is larger than {limit}", where=where)
+            inode = st.inode
+        with tempfile.TemporaryDirectory(prefix="zipldump-extfs-") as d:
+            host = os.path.join(d, "out")
+            self._debugfs([f"dump <{inode}> {_q(host)}"])
+            with open(host, "rb") as fh:
+                data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise DiskError(f"file is larger than {limit} bytes", where=where)
+        return data
+
+    def copy_inode_out(self, inode: int, host_path: str | os.PathLike[str]) -> None:
+        """Inode `inode`'s data into a new host file the caller chose (never one the image names)."""
+        self._debugfs([f"dump <{inode}> {_q(os.fspath(host_path))}"])
 
     def file_size(self, fs_path: str) -> int:
         return _stat_size(self._stat_required(fs_path), fs_path)
