@@ -477,11 +477,12 @@ class ExtFs:
             self._discard(fs_path)
             raise
 
-    def allocate(self, fs_path: str, size: int) -> list[int]:
+    def allocate(self, fs_path: str, size: int, *, mode: int | None = None, owner: tuple[int, int] | None = None) -> list[int]:
         """A new file of `size` bytes with every block allocated and initialised; returns its block map.
 
         DumpSpaceError (and no file left) when it does not fit.  The blocks hold
-        whatever was on the disk before: the caller writes all of them.
+        whatever was on the disk before: the caller writes all of them.  `mode`
+        (permission bits) and `owner` (uid, gid) are set on the new inode when given.
         """
         where = f"{self.spec}:{fs_path}"
         if size < 0:
@@ -507,6 +508,10 @@ class ExtFs:
                 commands.append(f"sif {_q(fs_path)} flags 0")
                 for field in [f"block[{i}]" for i in range(12)] + ["block[IND]", "block[DIND]", "block[TIND]"]:
                     commands.append(f"sif {_q(fs_path)} {field} 0")
+            if mode is not None:
+                commands.append(f"sif {_q(fs_path)} mode 0{0o100000 | (mode & 0o7777):o}")
+            if owner is not None:
+                commands += [f"sif {_q(fs_path)} uid {owner[0]}", f"sif {_q(fs_path)} gid {owner[1]}"]
             if n:
                 commands.append(f"fallocate {_q(fs_path)} 0 {n - 1}")
             commands.append(f"sif {_q(fs_path)} size {size}")

@@ -11,8 +11,11 @@ Every error is a UsageError whose `where` is "FILE" or "FILE:LINE".
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from zipldump.disk.io import open_binary
 from zipldump.errors import UsageError
 from zipldump.ui import clip as _clip
 
@@ -176,3 +179,24 @@ def order(files: dict[str, bytes]) -> list[BlsEntry]:
         # ties (equal versions) keep name order: qsort in zipl leaves them unspecified
         names = sorted(names, key=functools.cmp_to_key(by_version))
     return [parsed[n] for n in reversed(names)]
+
+
+def host_files(directory: Path) -> dict[str, bytes]:
+    """`-b DIR` with a host configuration: the wanted entry files of a host directory (none if it is no directory)."""
+    if not directory.is_dir():
+        return {}
+    names = sorted(n for n in os.listdir(directory) if wanted(n))
+    if len(names) > MAX_ENTRIES:
+        raise UsageError(f"{len(names)} BLS entry files are more than {MAX_ENTRIES}", where=str(directory))
+    out: dict[str, bytes] = {}
+    for name in names:
+        path = directory / name
+        try:
+            with open_binary(path, error=UsageError) as fh:
+                data = fh.read(MAX_ENTRY_SIZE + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read BLS entry: {exc.strerror or exc}", where=str(path)) from None
+        if len(data) > MAX_ENTRY_SIZE:
+            raise UsageError(f"BLS entry is larger than {MAX_ENTRY_SIZE} bytes", where=str(path))
+        out[str(path)] = data
+    return out

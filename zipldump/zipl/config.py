@@ -117,21 +117,24 @@ class SectionSpec:
         configuration inside an image); by default it is a host file."""
         parts: list[str] = []
         if self.parmfile is not None:
-            raw = (read or _read_bounded)(self.parmfile, MAX_PARMFILE_SIZE, f"section '{self.name}': parmfile", self.where)
-            try:
-                text = raw.decode("ascii")
-            except UnicodeDecodeError as exc:
-                raise UsageError(
-                    f"section '{self.name}': parmfile {_clip(str(self.parmfile))} has a non-ASCII byte at offset {exc.start}",
-                    where=self.where,
-                ) from None
-            # Line breaks in a parmfile separate parameters, like blanks.
-            text = " ".join(text.split())
+            text = parmfile_text(self.parmfile, MAX_PARMFILE_SIZE, self.where, f"section '{self.name}': parmfile", read)
             if text:
                 parts.append(text)
         if self.parameters:
             parts.append(self.parameters)
         return " ".join(parts)
+
+
+def parmfile_text(
+    path: Path, limit: int, where: str, what: str = "parmfile", read: Callable[[Path, int, str, str], bytes] | None = None
+) -> str:
+    """A parmfile's parameters: ASCII, line breaks count as blanks (as zipl)."""
+    raw = (read or _read_bounded)(path, limit, what, where)
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {_clip(str(path))} has a non-ASCII byte at offset {exc.start}", where=where) from None
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
