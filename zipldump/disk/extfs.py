@@ -559,6 +559,11 @@ class ExtFs:
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(_ENV)
+    # Reproducible builds: e2fsprogs take "now" (inode and directory times, the
+    # superblock's write time) from E2FSPROGS_FAKE_TIME; SOURCE_DATE_EPOCH sets it.
+    epoch = env.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isascii() and epoch.isdigit() and len(epoch) <= 12 and "E2FSPROGS_FAKE_TIME" not in env:
+        env["E2FSPROGS_FAKE_TIME"] = epoch
     env["PATH"] = os.pathsep.join([env.get("PATH", ""), *_SBIN])
     return env
 
