@@ -177,3 +177,20 @@ def test_ziplconf_names_a_file_inside_the_image(tmp_path: Path, monkeypatch: pyt
     assert code == 0, res
     assert res["programs"][0]["parmline"] == "root=/dev/vda1 quiet"
     assert os.environ["ZIPLCONF"] == "/etc/other.conf"
+
+
+def test_optional_section_with_missing_kernel_is_left_out(tmp_path: Path) -> None:
+    img = debian_image(tmp_path)
+    fs = fs_of(img, 1)
+    conf = (
+        "[defaultboot]\ndefaultauto\ntarget=/boot\n"
+        f"[a]\nimage=/boot/vmlinuz-{DEBIAN_KERNEL}\n[gone]\nimage=/boot/vmlinuz-old\noptional=1\n"
+        f"[c]\nimage=/vmlinuz\nparameters=via-link\n"
+    )
+    fs.write_file("/etc/zipl.conf", conf.encode())
+    code, res = run_json(["install", str(img), "-n", "-q", "--json"])
+    assert code == 0, res
+    assert [(p["position"], p["name"]) for p in res["programs"]] == [(1, "a"), (3, "c")]
+    fs.write_file("/etc/zipl.conf", conf.replace("defaultauto", "defaultauto\ndefault=gone").encode())
+    code, res = run_json(["install", str(img), "-n", "-q", "--json"])
+    assert code == 2 and "cannot be left out" in res["error"]["message"]
