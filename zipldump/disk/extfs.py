@@ -118,6 +118,35 @@ def read_superblock(image_path: str | os.PathLike[str], offset: int) -> Superblo
 
 
 @dataclass(frozen=True)
+class FileStat:
+    """What `ExtFs.lstat` reports of one inode (a symlink is not followed)."""
+
+    inode: int
+    mode: int
+    size: int
+    uid: int
+    gid: int
+    inline: bool = False  # data stored inside the inode (inline_data): no blocks
+
+    @property
+    def is_dir(self) -> bool:
+        return (self.mode & 0o170000) == 0o040000
+
+    @property
+    def is_file(self) -> bool:
+        return (self.mode & 0o170000) == 0o100000
+
+    @property
+    def is_symlink(self) -> bool:
+        return (self.mode & 0o170000) == 0o120000
+
+
+_TYPE_BITS = {"regular": 0o100000, "directory": 0o040000, "symlink": 0o120000, "FIFO": 0o010000,
+              "socket": 0o140000, "character special": 0o020000, "block special": 0o060000}
+MAX_SYMLINK = 4096  # PATH_MAX: a longer link target is refused, not read
+
+
+@dataclass(frozen=True)
 class DirEntry:
     name: str
     inode: int
@@ -219,6 +248,7 @@ class ExtFs:
         `allow` lists error texts the caller handles itself (returned in the output).
         """
         cmd = [find_tool("debugfs")] + (["-w"] if write else []) + ["-f", "-", self.spec]
+        # surrogateescape (in run_helper): names in a hostile image need not be UTF-8
         with external_writes(self.image_path) if write else nullcontext():
             proc = run_helper(cmd, input="\n".join(commands) + "\n")
         errors = [
@@ -257,6 +287,61 @@ class ExtFs:
 
     def exists(self, fs_path: str) -> bool:
         return self._stat(fs_path) is not None
+
+    def lstat(self, fs_path: str) -> FileStat | None:
+        """The inode `fs_path` names, None when there is none.  A symlink in the last
+        component is not followed (debugfs follows links only in the leading ones)."""
+        text = self._stat(fs_path)
+        if text is None:
+            return None
+        m = re.search(r"Inode: (\d+)\s+Type: ([a-zA-Z ]+?)\s+Mode:\s+([0-7]+)", text)
+        owner = re.search(r"User:\s+(\d+)\s+Group:\s+(\d+)", text)
+        if not m or not owner:
+            raise DiskError("debugfs stat printed no inode, type or mode", where=f"{self.spec}:{fs_path}")
+        mode = _TYPE_BITS.get(m.group(2), 0) | int(m.group(3), 8)
+        return FileStat(int(m.group(1)), mode, _stat_size(text, fs_path), int(owner.group(1)), int(owner.group(2)),
+                        "Size of inline data" in text)
+
+    def readlink(self, fs_path: str) -> str:
+        """The target of symlink `fs_path` (at most MAX_SYMLINK bytes), as stored."""
+        where = f"{self.spec}:{fs_path}"
+        st = self.lstat(fs_path)
+        if st is None or not st.is_symlink:
+            raise DiskError("not a symbolic link", where=where)
+        if st.size > MAX_SYMLINK:
+            raise DiskError(f"symbolic link target of {st.size} bytes is longer than {MAX_SYMLINK}", where=where)
+        raw = self._stat_required(fs_path).encode("utf-8", "surrogateescape")
+        mark = raw.find(b'Fast link dest: "')
+        if mark >= 0:  # the target is in the inode; its length is the inode size
+            data = raw[mark + 17 : mark + 17 + st.size]
+        else:
+            data = self.read_file_bounded(fs_path, MAX_SYMLINK, inode=st.inode)
+        return data.decode("utf-8", "surrogateescape")
+
+    def read_file_bounded(self, fs_path: str, limit: int, *, inode: int | None = None) -> bytes:
+        """A regular file's bytes (or a slow symlink's, by `inode`), refused when it claims more than `limit`."""
+        where = f"{self.spec}:{fs_path}"
+        if inode is None:
+            st = self.lstat(fs_path)
+            if st is None:
+                raise DiskError("no such file in the file system", where=where)
+            if not st.is_file:
+                raise DiskError("not a regular file", where=where)
+            if st.size > limit:
+                raise DiskError(f"file of {st.size} bytes is larger than {limit}", where=where)
+            inode = st.inode
+        with tempfile.TemporaryDirectory(prefix="zipldump-extfs-") as d:
+            host = os.path.join(d, "out")
+            self._debugfs([f"dump <{inode}> {_q(host)}"])
+            with open(host, "rb") as fh:
+                data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise DiskError(f"file is larger than {limit} bytes", where=where)
+        return data
+
+    def copy_inode_out(self, inode: int, host_path: str | os.PathLike[str]) -> None:
+        """Inode `inode`'s data into a new host file the caller chose (never one the image names)."""
+        self._debugfs([f"dump <{inode}> {_q(os.fspath(host_path))}"])
 
     def file_size(self, fs_path: str) -> int:
         return _stat_size(self._stat_required(fs_path), fs_path)
@@ -396,11 +481,12 @@ class ExtFs:
             self._discard(fs_path)
             raise
 
-    def allocate(self, fs_path: str, size: int) -> list[int]:
+    def allocate(self, fs_path: str, size: int, *, mode: int | None = None, owner: tuple[int, int] | None = None) -> list[int]:
         """A new file of `size` bytes with every block allocated and initialised; returns its block map.
 
         DumpSpaceError (and no file left) when it does not fit.  The blocks hold
-        whatever was on the disk before: the caller writes all of them.
+        whatever was on the disk before: the caller writes all of them.  `mode`
+        (permission bits) and `owner` (uid, gid) are set on the new inode when given.
         """
         where = f"{self.spec}:{fs_path}"
         if size < 0:
@@ -426,6 +512,10 @@ class ExtFs:
                 commands.append(f"sif {_q(fs_path)} flags 0")
                 for field in [f"block[{i}]" for i in range(12)] + ["block[IND]", "block[DIND]", "block[TIND]"]:
                     commands.append(f"sif {_q(fs_path)} {field} 0")
+            if mode is not None:
+                commands.append(f"sif {_q(fs_path)} mode 0{0o100000 | (mode & 0o7777):o}")
+            if owner is not None:
+                commands += [f"sif {_q(fs_path)} uid {owner[0]}", f"sif {_q(fs_path)} gid {owner[1]}"]
             if n:
                 commands.append(f"fallocate {_q(fs_path)} 0 {n - 1}")
             commands.append(f"sif {_q(fs_path)} size {size}")
@@ -472,6 +562,11 @@ class ExtFs:
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(_ENV)
+    # Reproducible builds: e2fsprogs take "now" (inode and directory times, the
+    # superblock's write time) from E2FSPROGS_FAKE_TIME; SOURCE_DATE_EPOCH sets it.
+    epoch = env.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isascii() and epoch.isdigit() and len(epoch) <= 12 and "E2FSPROGS_FAKE_TIME" not in env:
+        env["E2FSPROGS_FAKE_TIME"] = epoch
     env["PATH"] = os.pathsep.join([env.get("PATH", ""), *_SBIN])
     return env
 
@@ -487,7 +582,9 @@ def run_helper(cmd: list[str], *, input: str | None = None) -> subprocess.Comple
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
-    return subprocess.run(cmd, input=input, capture_output=True, text=True, env=_env(), preexec_fn=die_with_parent)
+    return subprocess.run(
+        cmd, input=input, capture_output=True, text=True, errors="surrogateescape", env=_env(), preexec_fn=die_with_parent
+    )
 
 
 _PR_SET_PDEATHSIG = 1

@@ -164,6 +164,7 @@ class Partition(BlockExtent):
     fs_type: str | None = None  # ext2/ext3/ext4 when a superblock is found
     type_id: str = ""  # msdos system id ("0x83") or GPT type GUID
     name: str = ""  # GPT partition name
+    uuid: str = ""  # GPT unique partition GUID (fstab's PARTUUID=)
 
     @property
     def end(self) -> int:
@@ -359,7 +360,8 @@ def _read_gpt(disk: DiskImage, mbr: Any) -> PartitionTable:
         length = e.last_lba - e.first_lba + 1
         _check_inside(disk, i + 1, e.first_lba, length, where)
         name = e.name.decode("utf-16-le", errors="replace").split("\0", 1)[0]
-        parts.append(_partition(disk, i + 1, e.first_lba, length, "gpt", str(uuid.UUID(bytes_le=e.type_guid)), name))
+        parts.append(_partition(disk, i + 1, e.first_lba, length, "gpt", str(uuid.UUID(bytes_le=e.type_guid)), name,
+                                str(uuid.UUID(bytes_le=e.unique_guid))))
     _check_overlaps(parts)
     return PartitionTable("gpt", bs, disk.size, parts, disk_id=str(uuid.UUID(bytes_le=header.disk_guid)), warnings=warnings)
 
@@ -408,8 +410,11 @@ def _check_overlaps(parts: list[Partition]) -> None:
             raise DiskError(f"partitions {a.number} and {b.number} overlap", where=f"partition {b.number} LBA {b.start:#x}")
 
 
-def _partition(disk: DiskImage, number: int, start: int, length: int, kind: str, type_id: str, name: str = "") -> Partition:
-    return Partition(number, start, length, disk.block_size, kind, _probe_fs(disk, start * disk.block_size, length * disk.block_size), type_id, name)
+def _partition(
+    disk: DiskImage, number: int, start: int, length: int, kind: str, type_id: str, name: str = "", part_uuid: str = ""
+) -> Partition:
+    fs = _probe_fs(disk, start * disk.block_size, length * disk.block_size)
+    return Partition(number, start, length, disk.block_size, kind, fs, type_id, name, part_uuid)
 
 
 # ext2/3/4 superblock: at byte 1024; s_magic at +0x38; feature words at +0x5C/+0x60/+0x64

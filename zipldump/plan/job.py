@@ -58,8 +58,8 @@ class InstallJob:
     """The whole install request.
 
     `mode` says where the bootmap goes: "dumpto" (raw tail of partition
-    `partition`), "target" or "dumptofs" (file /bootmap in the ext2/3/4 file system
-    of partition `partition`; 0 = file system on the whole unpartitioned disk).
+    `partition`), "target" or "dumptofs" (file `bootmap_dir`/bootmap in the ext2/3/4
+    file system of partition `partition`; 0 = file system on the whole unpartitioned disk).
     `programs` maps menu position -> program; a single program sits at position 0.
     `stage3` is a stage3.bin file (zipl's loader layout) or None (direct layout).
     """
@@ -82,6 +82,9 @@ class InstallJob:
     check_kernel: bool = True
     # None = current zipl's bytes; "2.16" = what zipl 1.24-2.17 (verified: 2.16) writes.
     compat: str | None = None
+    # Directory of the bootmap file inside the file system (zipl's target=DIR): the
+    # bootmap is DIR/bootmap.  "/" for --target PARTNUM.
+    bootmap_dir: str = "/"
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,6 +100,8 @@ class InstallJob:
             raise UsageError("nothing to install: no program given", where=str(self.image_path))
         if self.hsa_size <= 0 or self.hsa_size % 0x1000:
             raise UsageError(f"HSA size {self.hsa_size:#x} must be a positive multiple of 4 KiB", where="--hsa-size")
+        if not self.bootmap_dir.startswith("/") or any(c in ("", ".", "..") for c in self.bootmap_dir.strip("/").split("/") if self.bootmap_dir != "/"):
+            raise UsageError(f"bootmap directory {self.bootmap_dir!r} must be an absolute path without . or ..", where="target")
         if self.partition < 0:
             raise UsageError(f"partition number {self.partition} is negative", where=f"--{self.mode}")
         if self.mode == "dumpto":

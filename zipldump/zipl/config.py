@@ -15,13 +15,14 @@ Every error is a UsageError whose `where` is "FILE:LINE".
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from zipldump.disk.io import open_binary
 from zipldump.errors import UsageError
 from zipldump.ui import clip as _clip
+from zipldump.zipl.bls import BlsEntry
 
 DEFAULTBOOT = "defaultboot"
 # Program-table entries 1..30 are menu positions on SCSI; entry 0 is the default copy.
@@ -29,17 +30,18 @@ MAX_MENU_POSITION = 30
 # zipl's limits on the boot menu's timeout/prompt are not relevant to SCSI IPL
 # (the firmware selects by boot program number), but the values are still checked.
 
-SECTION_KEYS = {"image", "ramdisk", "parmfile", "parameters", "target", "dumpto", "dumptofs"}
-MENU_KEYS = {"default", "prompt", "timeout", "target"}
-DEFAULTBOOT_KEYS = {"default", "defaultmenu", "defaultauto", "target", "prompt", "timeout"}
+SECTION_KEYS = {"image", "ramdisk", "parmfile", "parameters", "target", "dumpto", "dumptofs", "secure", "optional"}
+MENU_KEYS = {"default", "prompt", "timeout", "target", "secure"}
+DEFAULTBOOT_KEYS = {"default", "defaultmenu", "defaultauto", "target", "prompt", "timeout", "secure"}
+# zipl's secure= values: "auto" and "0" write what zipldump writes (no signatures);
+# "1" asks for signed components, which zipldump cannot make.
+SECURE_VALUES = ("auto", "0", "1")
 # zipl keywords that are valid in zipl.conf but mean nothing for a SCSI disk image.
 UNSUPPORTED_KEYS = {
     "mvdump": "multi-volume DASD dumps",
     "segment": "segment loading",
     "tape": "tape IPL",
     "kdump": "kdump sections",
-    "optional": "optional sections",
-    "secure": "secure boot",
     "targetbase": "target device options (the image is the target)",
     "targettype": "target device options (the image is the target)",
     "targetgeometry": "target device options (the image is the target)",
@@ -71,7 +73,9 @@ class SectionSpec:
     """One configuration section, with paths already resolved.
 
     `kind` is "ipl" (image=), "dump" (dumpto=) or "dumptofs" (dumptofs=).
-    `target`, `dumpto`, `dumptofs` are partition numbers of the image.
+    `target`, `dumpto`, `dumptofs` are partition numbers of the image; read from
+    inside an image (`in_image`), they stay None and `*_path` hold the values as
+    zipl takes them (a directory, a device node), resolved by the image root.
     `*_address` are the optional ",ADDR" load addresses zipl allows after a file name.
     """
 
@@ -88,12 +92,17 @@ class SectionSpec:
     image_address: int | None = None
     ramdisk_address: int | None = None
     parmfile_address: int | None = None
+    target_path: str | None = None
+    dumpto_path: str | None = None
+    dumptofs_path: str | None = None
+    optional: bool = False  # optional=1: a menu entry whose files are missing is left out
+    secure: str | None = None
 
     @property
     def kind(self) -> str:
-        if self.dumpto is not None:
+        if self.dumpto is not None or self.dumpto_path is not None:
             return "dump"
-        if self.dumptofs is not None:
+        if self.dumptofs is not None or self.dumptofs_path is not None:
             return "dumptofs"
         return "ipl"
 
@@ -101,25 +110,31 @@ class SectionSpec:
     def where(self) -> str:
         return f"{self.source_file}:{self.source_line}"
 
-    def command_line(self) -> str:
-        """Kernel command line: parmfile contents, then `parameters`, joined by a space (as zipl)."""
+    def command_line(self, read: Callable[[Path, int, str, str], bytes] | None = None) -> str:
+        """Kernel command line: parmfile contents, then `parameters`, joined by a space (as zipl).
+
+        `read(path, limit, what, where)` reads the parmfile (an image root's reader for a
+        configuration inside an image); by default it is a host file."""
         parts: list[str] = []
         if self.parmfile is not None:
-            raw = _read_bounded(self.parmfile, MAX_PARMFILE_SIZE, f"section '{self.name}': parmfile", self.where)
-            try:
-                text = raw.decode("ascii")
-            except UnicodeDecodeError as exc:
-                raise UsageError(
-                    f"section '{self.name}': parmfile {_clip(str(self.parmfile))} has a non-ASCII byte at offset {exc.start}",
-                    where=self.where,
-                ) from None
-            # Line breaks in a parmfile separate parameters, like blanks.
-            text = " ".join(text.split())
+            text = parmfile_text(self.parmfile, MAX_PARMFILE_SIZE, self.where, f"section '{self.name}': parmfile", read)
             if text:
                 parts.append(text)
         if self.parameters:
             parts.append(self.parameters)
         return " ".join(parts)
+
+
+def parmfile_text(
+    path: Path, limit: int, where: str, what: str = "parmfile", read: Callable[[Path, int, str, str], bytes] | None = None
+) -> str:
+    """A parmfile's parameters: ASCII, line breaks count as blanks (as zipl)."""
+    raw = (read or _read_bounded)(path, limit, what, where)
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {_clip(str(path))} has a non-ASCII byte at offset {exc.start}", where=where) from None
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,7 @@ class Selection:
     target: int | None = None
     prompt: bool | None = None
     timeout: int | None = None
+    target_path: str | None = None
 
     @property
     def default(self) -> SectionSpec:
@@ -158,6 +174,7 @@ class ZiplConfig:
     sections: dict[str, SectionSpec]
     menus: dict[str, _Block]
     defaultboot: _Block | None
+    in_image: bool = False
 
     def _where(self, line: int) -> str:
         return f"{self.path}:{line}"
@@ -176,14 +193,15 @@ class ZiplConfig:
                 return self._single(next(iter(self.sections)), None)
             names = ", ".join(list(self.sections) + [":" + m for m in self.menus]) or "none"
             raise UsageError(f"no section or menu given and no [defaultboot] section (choose one of: {names})", where=str(self.path))
-        if "default" in db.values and "defaultauto" not in db.values:
+        if "defaultauto" in db.values or "target" in db.values:
+            # zipl: defaultauto, or a target= in [defaultboot], builds the automatic menu
+            return self._auto(db)
+        if "default" in db.values:
             name, line = db.values["default"]
             return self._single(name, line)
         if "defaultmenu" in db.values:
             name, line = db.values["defaultmenu"]
             return self._menu(name, line)
-        if "defaultauto" in db.values:
-            return self._auto(db)
         raise UsageError("[defaultboot] needs default=, defaultmenu= or defaultauto", where=self._where(db.line))
 
     def _single(self, name: str, line: int | None) -> Selection:
@@ -211,8 +229,8 @@ class ZiplConfig:
                     where=self._where(vline),
                 )
             entries[int(key)] = spec
-        target = _menu_target(block, self._where)
-        entries = {pos: _inherit_target(spec, target) for pos, spec in entries.items()}
+        target, target_path = _menu_target(block, self._where, self.in_image)
+        entries = {pos: _inherit_target(spec, target, target_path) for pos, spec in entries.items()}
         if not entries:
             raise UsageError(f"menu :{_clip(name)} has no entries (add lines like 1=SECTION)", where=self._where(block.line))
         default = _menu_default(block, entries, self._where)
@@ -221,6 +239,7 @@ class ZiplConfig:
             default_position=default,
             menu=name,
             target=target,
+            target_path=target_path,
             prompt=_menu_bool(block, "prompt", self._where),
             timeout=_menu_int(block, "timeout", self._where),
         )
@@ -232,8 +251,8 @@ class ZiplConfig:
             raise UsageError("defaultauto: the configuration has no IPL section", where=self._where(db.line))
         if len(ipl) > MAX_MENU_POSITION:
             raise UsageError(f"defaultauto: {len(ipl)} IPL sections exceed the {MAX_MENU_POSITION} menu positions", where=self._where(db.line))
-        target = _menu_target(db, self._where)
-        entries = {i + 1: _inherit_target(s, target) for i, s in enumerate(ipl)}
+        target, target_path = _menu_target(db, self._where, self.in_image)
+        entries = {i + 1: _inherit_target(s, target, target_path) for i, s in enumerate(ipl)}
         default = 1
         if "default" in db.values:
             value, vline = db.values["default"]
@@ -251,16 +270,21 @@ class ZiplConfig:
             default_position=default,
             menu=DEFAULTBOOT,
             target=target,
+            target_path=target_path,
             prompt=_menu_bool(db, "prompt", self._where),
             timeout=_menu_int(db, "timeout", self._where),
         )
 
 
-def _inherit_target(spec: SectionSpec, target: int | None) -> SectionSpec:
+def _inherit_target(spec: SectionSpec, target: int | None, target_path: str | None = None) -> SectionSpec:
     # A menu's target= applies to entries that do not name their own.
-    if target is None or spec.target is not None:
+    if spec.target is not None or spec.target_path is not None:
         return spec
-    return replace(spec, target=target)
+    if target is not None:
+        return replace(spec, target=target)
+    if target_path is not None:
+        return replace(spec, target_path=target_path)
+    return spec
 
 
 def _menu_default(block: _Block, entries: dict[int, SectionSpec], where: Callable[[int], str]) -> int:
@@ -272,11 +296,13 @@ def _menu_default(block: _Block, entries: dict[int, SectionSpec], where: Callabl
     return int(value)
 
 
-def _menu_target(block: _Block, where: Callable[[int], str]) -> int | None:
+def _menu_target(block: _Block, where: Callable[[int], str], in_image: bool = False) -> tuple[int | None, str | None]:
     if "target" not in block.values:
-        return None
+        return None, None
     value, line = block.values["target"]
-    return _partition_number("target", value, where(line))
+    if in_image:
+        return None, value
+    return _partition_number("target", value, where(line)), None
 
 
 def _menu_bool(block: _Block, key: str, where: Callable[[int], str]) -> bool | None:
@@ -306,6 +332,12 @@ def _partition_number(key: str, value: str, where: str) -> int:
     return int(value)
 
 
+def _atoi(text: str) -> int:
+    """C's atoi, as zipl reads optional=: leading blanks, a sign, then digits; anything else is 0."""
+    m = re.match(r"[ \t]*([+-]?\d{1,18})", text)
+    return int(m.group(1)) if m else 0
+
+
 def _unquote(raw: str, where: str) -> str:
     raw = raw.strip(BLANKS)
     if raw[:1] in ("'", '"'):
@@ -329,16 +361,21 @@ def _split_address(value: str, key: str, where: str) -> tuple[str, int | None]:
         raise UsageError(f"{_clip(key)}: bad load address {_clip(m['addr'])}", where=where) from exc
 
 
-def parse_config(path: str | Path) -> ZiplConfig:
-    """Parse a zipl.conf-style file.  Raises UsageError naming FILE:LINE."""
+def parse_config(path: str | Path, *, bls: Sequence[BlsEntry] = ()) -> ZiplConfig:
+    """Parse a zipl.conf-style file (host file).  Raises UsageError naming FILE:LINE."""
     path = Path(path)
     raw = _read_bounded(path, MAX_CONFIG_SIZE, "configuration file", str(path))
+    return parse_config_bytes(raw, path, bls=bls)
+
+
+def parse_config_bytes(raw: bytes, path: str | Path, *, in_image: bool = False, bls: Sequence[BlsEntry] = ()) -> ZiplConfig:
+    """Decode and parse configuration bytes (read from the host or out of an image)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise UsageError(f"configuration file is not UTF-8 text (byte {exc.start})", where=f"{path}:{line}") from None
-    return parse_config_text(text, path)
+    return parse_config_text(text, path, in_image=in_image, bls=bls)
 
 
 def _read_bounded(path: Path, limit: int, what: str, where: str) -> bytes:
@@ -355,10 +392,16 @@ def _read_bounded(path: Path, limit: int, what: str, where: str) -> bytes:
     return data
 
 
-def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
-    """Parse configuration text; `path` names the file in errors and anchors relative paths."""
+def parse_config_text(text: str, path: str | Path = "zipl.conf", *, in_image: bool = False, bls: Sequence[BlsEntry] = ()) -> ZiplConfig:
+    """Parse configuration text; `path` names the file in errors and anchors relative paths.
+
+    `in_image`: the file was read out of a disk image (zipl's view of a running system):
+    relative paths are taken from the image's "/" (zipl's working directory there) and
+    `target`/`dumpto`/`dumptofs` keep their directory or device values.  `bls`: entries
+    appended as sections after the file's own, as zipl appends them (zipl/bls.py).
+    """
     path = Path(path)
-    base = path.parent
+    base = Path("/") if in_image else path.parent
 
     def where(line: int) -> str:
         return f"{path}:{line}"
@@ -432,8 +475,45 @@ def parse_config_text(text: str, path: str | Path = "zipl.conf") -> ZiplConfig:
             _check_defaultboot(block, where)
             defaultboot = block
         else:
-            sections[block.name] = _make_section(block, base, str(path), where)
-    return ZiplConfig(path=path, sections=sections, menus=menus, defaultboot=defaultboot)
+            sections[block.name] = _make_section(block, base, str(path), where, in_image)
+    target = _default_target(defaultboot, menus)
+    for entry in bls:
+        if entry.title in sections or entry.title == DEFAULTBOOT:
+            first = sections[entry.title].where if entry.title in sections else where(defaultboot.line if defaultboot else 1)
+            raise UsageError(f"BLS entry title {_clip(entry.title)!r} is already a section name (at {first})", where=f"{entry.file}:{entry.title_line}")
+        block = _Block("section", entry.title, entry.title_line, dict(entry.values))
+        if target is not None:
+            block.values["target"] = target
+        sections[entry.title] = _make_section(block, base, entry.file, _where_in(entry.file), in_image)
+    return ZiplConfig(path=path, sections=sections, menus=menus, defaultboot=defaultboot, in_image=in_image)
+
+
+def _where_in(file: str) -> Callable[[int], str]:
+    def where(line: int) -> str:
+        return f"{file}:{line}"
+
+    return where
+
+
+def _default_target(defaultboot: _Block | None, menus: dict[str, _Block]) -> tuple[str, int] | None:
+    """zipl's scan_get_default_target: what BLS sections inherit as target= -- that of
+    [defaultboot], or of the menu it names with defaultmenu=."""
+    if defaultboot is None:
+        return None
+    if "defaultmenu" in defaultboot.values:
+        menu = menus.get(defaultboot.values["defaultmenu"][0])
+        return menu.values.get("target") if menu is not None else None
+    return defaultboot.values.get("target")
+
+
+def _check_secure(value: str, where: str) -> None:
+    if value not in SECURE_VALUES:
+        raise UsageError(f"invalid secure boot setting secure={_clip(value)} (zipl takes auto, 0 or 1)", where=where)
+    if value == "1":
+        raise UsageError(
+            "keyword 'secure=1' (secure boot: signed components) is not supported by zipldump; secure=auto or secure=0 installs without signatures",
+            where=where,
+        )
 
 
 def _describe(block: _Block) -> str:
@@ -453,10 +533,14 @@ def _check_key(block: _Block, key: str, value: str, where: str) -> None:
             return
         if key not in MENU_KEYS:
             raise UsageError(f"keyword '{_clip(key)}' is not allowed in a menu (allowed: N=section, {', '.join(sorted(MENU_KEYS))})", where=where)
+        if key == "secure":
+            _check_secure(value, where)
         return
     if block.name == DEFAULTBOOT:
         if key not in DEFAULTBOOT_KEYS:
             raise UsageError(f"keyword '{_clip(key)}' is not allowed in [defaultboot] (allowed: {', '.join(sorted(DEFAULTBOOT_KEYS))})", where=where)
+        if key == "secure":
+            _check_secure(value, where)
         return
     if key in UNSUPPORTED_KEYS:
         raise UsageError(f"keyword '{_clip(key)}' ({UNSUPPORTED_KEYS[key]}) is not supported by zipldump", where=where)
@@ -464,24 +548,29 @@ def _check_key(block: _Block, key: str, value: str, where: str) -> None:
         raise UsageError(f"unknown keyword '{_clip(key)}' (allowed: {', '.join(sorted(SECTION_KEYS))})", where=where)
     if not value and key != "parameters":
         raise UsageError(f"keyword '{_clip(key)}' has an empty value", where=where)
+    if key == "secure":
+        _check_secure(value, where)
 
 
 def _check_defaultboot(block: _Block, where: Callable[[int], str]) -> None:
     v = block.values
     modes: list[str] = [k for k in ("default", "defaultmenu", "defaultauto") if k in v]
-    if "defaultauto" in v:
-        modes = ["defaultauto"] + (["defaultmenu"] if "defaultmenu" in v else [])
+    auto = "defaultauto" in v or "target" in v  # zipl: either one builds the automatic menu
+    if auto:
+        modes = ["defaultauto" if "defaultauto" in v else "target"] + (["defaultmenu"] if "defaultmenu" in v else [])
     if not modes:
         raise UsageError("[defaultboot] needs default=, defaultmenu= or defaultauto", where=where(block.line))
     if len(modes) > 1:
         raise UsageError(f"[defaultboot] may use only one of {', '.join(modes)}", where=where(block.line))
-    if "defaultauto" not in v:
-        for key in ("target", "prompt", "timeout"):
+    if not auto:
+        for key in ("prompt", "timeout"):
             if key in v:
-                raise UsageError(f"keyword '{_clip(key)}' in [defaultboot] needs defaultauto", where=where(v[key][1]))
+                raise UsageError(f"keyword '{_clip(key)}' in [defaultboot] needs defaultauto or target=", where=where(v[key][1]))
 
 
-def _make_section(block: _Block, base: Path, source: str, where: Callable[[int], str]) -> SectionSpec:
+def _make_section(
+    block: _Block, base: Path, source: str, where: Callable[[int], str], in_image: bool = False
+) -> SectionSpec:
     v = block.values
 
     def get(key: str) -> tuple[str, int] | None:
@@ -510,7 +599,7 @@ def _make_section(block: _Block, base: Path, source: str, where: Callable[[int],
 
     def part(key: str) -> int | None:
         item = get(key)
-        if item is None:
+        if item is None or in_image:
             return None
         value, line = item
         if key == "dumpto" and "," in value:
@@ -519,8 +608,25 @@ def _make_section(block: _Block, base: Path, source: str, where: Callable[[int],
             )
         return _partition_number(key, value, where(line))
 
+    def raw(key: str) -> str | None:
+        item = get(key)
+        if item is None or not in_image:
+            return None
+        if key == "dumpto" and "," in item[0]:
+            raise UsageError(
+                f"dumpto={_clip(item[0])}: the dump size cannot be limited for a partition dump on a SCSI disk", where=where(item[1])
+            )
+        return item[0]
+
+    optional = get("optional")
+    secure = get("secure")
     params = get("parameters")
     return SectionSpec(
+        target_path=raw("target"),
+        dumpto_path=raw("dumpto"),
+        dumptofs_path=raw("dumptofs"),
+        optional=optional is not None and _atoi(optional[0]) == 1,
+        secure=secure[0] if secure else None,
         name=block.name,
         image=image,
         ramdisk=ramdisk,

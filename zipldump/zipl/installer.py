@@ -79,6 +79,14 @@ if TYPE_CHECKING:
 
 BOOTMAP_NAME = "/bootmap"
 BOOTMAP_TEMP = "/bootmap_temp.zipldump"
+BOOTMAP_MODE = 0o600  # zipl makes the bootmap with mkstemp(3): 0600, owned by root
+BOOTMAP_OWNER = (0, 0)
+
+
+def bootmap_paths(job: InstallJob) -> tuple[str, str]:
+    """(bootmap, temp file) in the file system: DIR/bootmap for target=DIR (zipl's rule), /bootmap by default."""
+    d = job.bootmap_dir.rstrip("/")
+    return d + BOOTMAP_NAME, d + BOOTMAP_TEMP
 STAGE3_MAX_SIZE = 0x4000  # 0xA000..0xDFFF; 0xE000 is the extra command line, 0xF000 the stack
 _OTHER_DUMP_MAGICS = {DUMP_MAGIC_EXT: "s390_ext", LKCD_MAGIC: "LKCD"}
 _EXTENDED_TYPES = (0x05, 0x0F, 0x85)
@@ -425,10 +433,13 @@ def _contiguous_guess(job: InstallJob, target: Target, programs: list[ProgramIma
 
 
 def _check_file_space(job: InstallJob, target: Target, programs: list[ProgramImage], fs: ExtFs) -> None:
+    name, _ = bootmap_paths(job)
+    if job.bootmap_dir != "/" and not (fs.exists(job.bootmap_dir) and fs.is_dir(job.bootmap_dir)):
+        raise UsageError(f"bootmap directory {job.bootmap_dir} is not a directory of partition {target.number}", where=job.bootmap_dir)
     size = bootmap_file_size(_contiguous_guess(job, target, programs))
     free = fs.free_bytes()
     if size > free:
-        old = fs.file_size(BOOTMAP_NAME) if fs.exists(BOOTMAP_NAME) else 0
+        old = fs.file_size(name) if fs.exists(name) else 0
         raise PartitionTooSmallError(
             f"the bootmap file needs {size} bytes, the file system on partition {target.number} has {free} free"
             + (f" (the old bootmap's {old} bytes are freed only after the new one is written)" if old else ""),
@@ -443,12 +454,13 @@ def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs
     if job.dry_run:
         return guess
     size = bootmap_file_size(guess)
+    _, temp = bootmap_paths(job)
     # Allocate, map, lay out; more list blocks for a fragmented file need a bigger file.
     for _ in range(_LAYOUT_RETRIES):
-        if fs.exists(BOOTMAP_TEMP):
-            fs.remove(BOOTMAP_TEMP)
+        if fs.exists(temp):
+            fs.remove(temp)
         try:
-            fs_blocks = fs.allocate(BOOTMAP_TEMP, size)
+            fs_blocks = fs.allocate(temp, size, mode=BOOTMAP_MODE, owner=BOOTMAP_OWNER)
         except DumpSpaceError as exc:
             raise PartitionTooSmallError(f"no room for the bootmap file: {exc.message}", where=exc.where) from exc
         fmap = _FileMap(fs_blocks, fs.block_size, target)
@@ -456,11 +468,11 @@ def _plan_file(job: InstallJob, target: Target, programs: list[ProgramImage], fs
         need = bootmap_file_size(layout)
         if not fmap.beyond and need <= size:
             if need < size:
-                fs.set_size(BOOTMAP_TEMP, need)
+                fs.set_size(temp, need)
             return layout
         size = need
-    fs.remove(BOOTMAP_TEMP)
-    raise LayoutError("the bootmap file layout did not settle (file system too fragmented)", where=BOOTMAP_TEMP)
+    fs.remove(temp)
+    raise LayoutError("the bootmap file layout did not settle (file system too fragmented)", where=temp)
 
 
 # ---------------------------------------------------------------------------- writing
@@ -611,7 +623,7 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
         with ui.step(f"Checking the file system on partition {target.number}"):
             fs = _open_fs(job, target)
             _check_file_space(job, target, programs, fs)
-        result_kw.update(bootmap_file=BOOTMAP_NAME)
+        result_kw.update(bootmap_file=bootmap_paths(job)[0])
     losses = find_losses(disk, job, target, block0)
     if job.dry_run:
         # nothing is destroyed, so nothing to ask: say what a real run would ask about
@@ -628,7 +640,7 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
     try:
         if fs is not None:
             if not job.dry_run:
-                _keep_or_disarm_block0(disk, target, fs, block0, ui)
+                _keep_or_disarm_block0(disk, target, fs, block0, ui, bootmap_paths(job))
             with ui.step("Allocating the bootmap file" + (" (dry run: contiguous plan)" if job.dry_run else "")):
                 layout = _plan_file(job, target, programs, fs, ui)
         elif block0[:4] == ZIPL_MAGIC:
@@ -661,11 +673,11 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
             disk.flush()
     except BaseException:
         if fs is not None and not job.dry_run and not armed:
-            _discard_temp(fs)
+            _discard_temp(fs, bootmap_paths(job))
         raise
     if fs is not None and not job.dry_run:
         with ui.step("Renaming the bootmap file"):
-            _promote_temp(fs)
+            _promote_temp(fs, bootmap_paths(job))
             disk.flush()
     if job.dry_run:
         ui.info(f"dry run: {len(disk.writes)} writes planned, image not changed")
@@ -675,12 +687,13 @@ def _install_locked(job: InstallJob, disk: DiskImage, programs: list[ProgramImag
     )
 
 
-def _promote_temp(fs: ExtFs) -> None:
-    """The new bootmap file becomes /bootmap; the old one's blocks are freed only now,
+def _promote_temp(fs: ExtFs, paths: tuple[str, str] = (BOOTMAP_NAME, BOOTMAP_TEMP)) -> None:
+    """The new bootmap file becomes DIR/bootmap; the old one's blocks are freed only now,
     after block 0 points at the new one."""
-    if fs.exists(BOOTMAP_NAME):
-        fs.remove(BOOTMAP_NAME)
-    fs.rename(BOOTMAP_TEMP, BOOTMAP_NAME)
+    name, temp = paths
+    if fs.exists(name):
+        fs.remove(name)
+    fs.rename(temp, name)
 
 
 def _file_holds_lba(fs: ExtFs, path: str, target: Target, lba: int) -> bool:
@@ -691,7 +704,9 @@ def _file_holds_lba(fs: ExtFs, path: str, target: Target, lba: int) -> bool:
     return off // fs.block_size in set(fs.block_map(path)) - {0}
 
 
-def _keep_or_disarm_block0(disk: DiskImage, target: Target, fs: ExtFs, block0: bytes, ui: UI) -> None:
+def _keep_or_disarm_block0(
+    disk: DiskImage, target: Target, fs: ExtFs, block0: bytes, ui: UI, paths: tuple[str, str] = (BOOTMAP_NAME, BOOTMAP_TEMP)
+) -> None:
     """Before the first write of a bootmap-file install: make sure the old boot record
     cannot end up pointing at blocks this install reuses.
 
@@ -705,23 +720,24 @@ def _keep_or_disarm_block0(disk: DiskImage, target: Target, fs: ExtFs, block0: b
     """
     if block0[:4] != ZIPL_MAGIC:
         return
+    name, temp = paths
     old_pt = BootRecord.parse(block0[:BOOT_RECORD_SIZE]).program_table.blockno
-    if _file_holds_lba(fs, BOOTMAP_TEMP, target, old_pt):
-        ui.info(f"finishing an interrupted install: block 0 points into {BOOTMAP_TEMP}, which becomes {BOOTMAP_NAME}")
-        _promote_temp(fs)
+    if _file_holds_lba(fs, temp, target, old_pt):
+        ui.info(f"finishing an interrupted install: block 0 points into {temp}, which becomes {name}")
+        _promote_temp(fs, paths)
         disk.flush()
         return
     inside = target.start_bytes <= old_pt * target.block_size < target.start_bytes + target.size_bytes
-    if inside and not _file_holds_lba(fs, BOOTMAP_NAME, target, old_pt):
+    if inside and not _file_holds_lba(fs, name, target, old_pt):
         _write_block0(disk, bytes(BOOT_RECORD_SIZE))
         disk.flush()
 
 
-def _discard_temp(fs: ExtFs) -> None:
+def _discard_temp(fs: ExtFs, paths: tuple[str, str] = (BOOTMAP_NAME, BOOTMAP_TEMP)) -> None:
     """Best effort: drop a half-made bootmap file after an error (block 0 still points at the old one)."""
     try:
-        if fs.exists(BOOTMAP_TEMP):
-            fs.remove(BOOTMAP_TEMP)
+        if fs.exists(paths[1]):
+            fs.remove(paths[1])
     except DiskError:
         pass
 
