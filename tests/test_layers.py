@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "zipldump"
 
 LAYERS = {
-    0: {"errors", "ui", "formats", "__init__"},
+    0: {"errors", "ui", "jsonout", "formats", "__init__"},
     1: {"disk"},
     2: {"plan"},
     3: {"zipl", "dump"},

@@ -74,7 +74,7 @@ def test_table_offsets_match_the_bytes() -> None:
 def test_superblock_field_offsets_match_the_bytes(name: str) -> None:
     values = {n: 0 for n in ("version", "part_start", "part_size", "dump_offset", "dump_size", "csum_offset", "csum_size", "csum")}
     values[name] = 0x1122334455667788
-    raw = DumpSuperblock.build(values)
+    raw = DumpSuperblock(**values).build()
     fo = superblock_field(0, name).field_offset
     assert fo is not None and raw[fo : fo + 8] == values[name].to_bytes(8, "big")
     assert str(superblock_field(0xF8400, name)) == f"superblock at byte 0xf8400 offset {fo:#x} field {name}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from construct import Struct
 
-from zipldump.formats.fields import offset_of
+from zipldump.formats.fields import Record, offset_of
 
 
 class Form(enum.Enum):
@@ -57,7 +57,7 @@ class Place:
     via: str | None = None  # how the structure was found: "(from block 0 offset 0x78)"
     form: Form = Form.BLOCK
 
-    def with_field(self, name: str, layout: Struct | None = None) -> Place:
+    def with_field(self, name: str, layout: Struct | type[Record] | None = None) -> Place:
         """The same place, one field deeper; `layout` gives that field's offset inside the structure."""
         fo = offset_of(layout, name) if layout is not None else self.field_offset
         return replace(self, fields=(*self.fields, name), field_offset=fo)

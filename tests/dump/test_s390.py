@@ -293,7 +293,7 @@ def test_locate_partition(tmp_path: Path) -> None:
     d = make_dump(tmp_path / "d", mem_size=2 * MIB, cpus=[sample_regs(1).with_(prefix=0x10000)])
     img = dump_disk(tmp_path / "disk.img", d)
     with locate_dump(img) as loc:
-        assert loc.kind == "partition" and loc.superblock["part_start"] == PART_START
+        assert loc.kind == "partition" and loc.superblock is not None and loc.superblock.part_start == PART_START
         with S390Dump(loc.source) as dump:
             assert dump.complete and dump.cpus[0].prefix == 0x10000
 

@@ -24,7 +24,6 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.image import DiskImage
@@ -43,7 +42,9 @@ from zipldump.errors import (
     UsageError,
     ZiplDumpError,
 )
+from zipldump.formats.dump_superblock import DumpSuperblock
 from zipldump.formats.s390dump import BUSY_MARKER
+from zipldump.jsonout import JsonMixin, member
 from zipldump.zipl import bootmap as reader
 from zipldump.zipl.bootmap import DUMP_SB_OFFSET_AT
 from zipldump.zipl.dumppart import Code, DumpPartition, read_dump_partition
@@ -62,13 +63,18 @@ class ExtFileSource(RunSource):
         super().__init__(image_path, runs_of_blocks(blocks), size=size, unit=fs_block_size, base=fs_offset, name=name)
 
 
+def _superblock_json(d: LocatedDump) -> dict[str, int] | None:
+    """The superblock's fields without its offset (inspect's "dump" has the offset)."""
+    return None if d.superblock is None else {k: v for k, v in d.superblock.to_json().items() if k != "offset"}
+
+
 @dataclass
-class LocatedDump:
+class LocatedDump(JsonMixin):
     kind: str  # "partition" or "filesystem"
     source: ByteSource
     where: str
     partition: int | None = None
-    superblock: dict[str, int] = field(default_factory=dict)
+    superblock: DumpSuperblock | None = None  # partition mode
     fs_path: str | None = None
     number: int | None = None
     available: list[int] = field(default_factory=list)  # dump numbers found (filesystem mode)
@@ -80,18 +86,12 @@ class LocatedDump:
     recheck: Callable[[], None] | None = None
     notes: list[str] = field(default_factory=list)  # what the search passed over, for the operator
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "where": self.where,
-            "partition": self.partition,
-            "superblock": self.superblock or None,
-            "fs_path": self.fs_path,
-            "number": self.number,
-            "available": self.available,
-            "notes": self.notes,
-            "size": self.source.size,
-        }
+    JSON = (
+        *map(member, ("kind", "where", "partition")),
+        member("superblock", _superblock_json),
+        *map(member, ("fs_path", "number", "available", "notes")),
+        member("size", lambda d: d.source.size),
+    )
 
     def close(self) -> None:
         self.source.close()
@@ -161,7 +161,6 @@ def _locate_partition(disk: DiskImage, path: str, dp: DumpPartition, verify: boo
             raise cls(f.message, where=where_sb)
     sb = dp.superblock
     assert sb is not None
-    fields = {k: v for k, v in sb.to_json().items() if k != "offset"}
     dump_start = sb.part_start + sb.dump_offset
     if dp.has(Code.PARTITION_OUTSIDE_DISK, Code.DUMP_START_OUTSIDE_PARTITION):
         raise PointerError(
@@ -195,7 +194,7 @@ def _locate_partition(disk: DiskImage, path: str, dp: DumpPartition, verify: boo
     if not any(disk.read_at(dump_start, min(4096, length))):
         raise DumpError("no dump on the dump partition (its first 4 KiB are zero)", where=at_start)
     src = FileSource(path, dump_start, length, name=f"{path} dump partition at byte 0x{dump_start:x}")
-    return LocatedDump("partition", src, src.name, partition=dp.partition, superblock=fields, recheck=recheck)
+    return LocatedDump("partition", src, src.name, partition=dp.partition, superblock=sb, recheck=recheck)
 
 
 def _dump_file(fs: ExtFs, path: str, part: int, d: str, n: int, found: list[int]) -> LocatedDump:

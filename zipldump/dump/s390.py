@@ -37,6 +37,7 @@ from zipldump.formats.lowcore import (
     CpuRegisters,
     parse_save_area,
 )
+from zipldump.jsonout import JsonMixin, jmeta, member, to_json
 
 DEFAULT_CHUNK = 4 << 20
 
@@ -45,20 +46,30 @@ FileSource = RangeSource
 
 
 @dataclass
-class CpuInfo:
+class CpuInfo(JsonMixin):
     index: int  # position in lc_vec
-    prefix: int  # lc_vec entry
-    registers: CpuRegisters | None  # None when unreadable (all-or-nothing rule, or truncated)
+    prefix: int = field(metadata=jmeta("hex32", key="lc_vec_prefix"))  # lc_vec entry
+    registers: CpuRegisters | None = field(metadata=jmeta(skip_none=True))  # None when unreadable (all-or-nothing rule, or truncated)
 
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"index": self.index, "lc_vec_prefix": f"0x{self.prefix:08x}"}
-        if self.registers is not None:
-            out["registers"] = self.registers.to_json()
-        return out
+
+# dumpinfo's view of the header: effective values (defaults resolved) under zgetdump's names.
+HEADER_JSON = (
+    *map(member, ("version", "hdr_size", "dump_level", "page_size", "mem_size", "mem_start")),
+    member("mem_end", "end"),
+    member("num_pages", "pages"),
+    member("tod", fmt="hex64"),
+    member("created", lambda h: _tod_text(h.tod)),
+    member("cpu_id", fmt="x"),
+    member("arch"),
+    member("build_arch"),
+    member("mem_size_real", "real_mem"),
+    member("cpu_cnt", "cpus"),
+    member("real_cpu_cnt", "real_cpus"),
+)
 
 
 @dataclass
-class DumpInfo:
+class DumpInfo(JsonMixin):
     """What `dumpinfo` reports."""
 
     source: str
@@ -72,39 +83,15 @@ class DumpInfo:
     registers_reason: str | None
     warnings: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, object]:
-        h = self.header
-        return {
-            "source": self.source,
-            "format": "s390",
-            "file_size": self.file_size,
-            "complete": self.complete,
-            "incomplete_reason": self.incomplete_reason,
-            "header": {
-                "version": h.version,
-                "hdr_size": h.hdr_size,
-                "dump_level": h.dump_level,
-                "page_size": h.page_size,
-                "mem_size": h.mem_size,
-                "mem_start": h.mem_start,
-                "mem_end": h.end,
-                "num_pages": h.pages,
-                "tod": f"0x{h.tod:016x}",
-                "created": _tod_text(h.tod),
-                "cpu_id": f"{h.cpu_id:x}",
-                "arch": h.arch,
-                "build_arch": h.build_arch,
-                "mem_size_real": h.real_mem,
-                "cpu_cnt": h.cpus,
-                "real_cpu_cnt": h.real_cpus,
-            },
-            "end_marker_tod": None if self.end_marker_tod is None else f"0x{self.end_marker_tod:016x}",
-            "ended": _tod_text(self.end_marker_tod) if self.end_marker_tod is not None and self.complete else None,
-            "registers_available": self.registers_available,
-            "registers_reason": self.registers_reason,
-            "cpus": [c.to_json() for c in self.cpus],
-            "warnings": self.warnings,
-        }
+    JSON = (
+        member("source"),
+        member("format", lambda _: "s390"),
+        *map(member, ("file_size", "complete", "incomplete_reason")),
+        member("header", lambda i: to_json(i.header, HEADER_JSON)),
+        member("end_marker_tod", fmt="hex64"),
+        member("ended", lambda i: _tod_text(i.end_marker_tod) if i.end_marker_tod is not None and i.complete else None),
+        *map(member, ("registers_available", "registers_reason", "cpus", "warnings")),
+    )
 
 
 @dataclass(frozen=True)

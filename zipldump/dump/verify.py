@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zipldump.disk.io import RunSource
 from zipldump.dump.s390 import completeness
@@ -58,6 +58,7 @@ from zipldump.formats.s390dump import (
     PAGE_SIZE,
     DumpHeader,
 )
+from zipldump.jsonout import JsonMixin, jmeta, member
 from zipldump.ui import UI
 
 if TYPE_CHECKING:
@@ -126,8 +127,8 @@ def source_for_result(result: DumpResult) -> ExtentSource:
 
 # --- the report ---------------------------------------------------------------------------------
 @dataclass
-class Difference:
-    address: int | None  # absolute address (None: header or end marker)
+class Difference(JsonMixin):
+    address: int | None = field(metadata=jmeta("hex"))  # absolute address (None: header or end marker)
     what: str
     expected: str
     actual: str
@@ -136,17 +137,9 @@ class Difference:
         at = f"absolute 0x{self.address:x}: " if self.address is not None else ""
         return f"{at}{self.what}: expected {self.expected}, dump has {self.actual}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "address": None if self.address is None else f"0x{self.address:x}",
-            "what": self.what,
-            "expected": self.expected,
-            "actual": self.actual,
-        }
-
 
 @dataclass
-class VerifyReport:
+class VerifyReport(JsonMixin):
     source: str
     mem_size: int = 0
     bytes_compared: int = 0
@@ -155,21 +148,15 @@ class VerifyReport:
     differences: list[Difference] = field(default_factory=list)
     seconds: float = 0.0
 
+    JSON = (
+        member("ok"),
+        *map(member, ("source", "mem_size", "bytes_compared", "cpus_checked", "differing_pages", "differences")),
+        member("seconds", fmt="round3"),
+    )
+
     @property
     def ok(self) -> bool:
         return not self.differences
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "source": self.source,
-            "mem_size": self.mem_size,
-            "bytes_compared": self.bytes_compared,
-            "cpus_checked": self.cpus_checked,
-            "differing_pages": self.differing_pages,
-            "differences": [d.to_json() for d in self.differences],
-            "seconds": round(self.seconds, 3),
-        }
 
 
 # --- the comparison ------------------------------------------------------------------------------

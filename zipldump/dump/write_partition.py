@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, TypedDict, Unpack
+from typing import TypedDict, Unpack
 
 from zipldump.disk.image import DiskImage
 from zipldump.disk.io import (
@@ -66,6 +66,7 @@ from zipldump.formats.s390dump import (
     to_mib,
     tod_from_unix_us,
 )
+from zipldump.jsonout import JsonMixin, member
 from zipldump.ui import UI, ByteProgress
 from zipldump.zipl import bootmap as reader
 from zipldump.zipl.dumppart import Code, Finding, read_dump_partition, superblock_field
@@ -87,7 +88,7 @@ class _ResultExtra(TypedDict, total=False):
 
 
 @dataclass
-class DumpResult:
+class DumpResult(JsonMixin):
     """What a writer did.  `image_offset` is where dump byte 0 lies on the image
     (partition mode); `fs_path` the file (file-system mode)."""
 
@@ -130,23 +131,16 @@ class DumpResult:
         """Bytes per second."""
         return self.bytes_written / self.seconds if self.seconds > 0 else 0.0
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "image": self.image,
-            "partition": self.partition,
-            "location": self.location,
-            "image_offset": self.image_offset,
-            "fs_path": self.fs_path,
-            "bytes_written": self.bytes_written,
-            "mem_size": self.mem_size,
-            "header_tod": f"0x{self.header_tod:016x}",
-            "end_tod": f"0x{self.end_tod:016x}",
-            "seconds": round(self.seconds, 3),
-            "throughput_mib_s": round(self.throughput / (1 << 20), 1),
-            "deleted": self.deleted,
-            "warnings": self.warnings,
-        }
+    # fs_offset and fs_size are not printed.
+    JSON = (
+        *map(member, ("mode", "image", "partition", "location", "image_offset", "fs_path", "bytes_written", "mem_size")),
+        member("header_tod", fmt="hex64"),
+        member("end_tod", fmt="hex64"),
+        member("seconds", fmt="round3"),
+        member("throughput_mib_s", lambda r: round(r.throughput / (1 << 20), 1)),
+        member("deleted"),
+        member("warnings"),
+    )
 
 
 # --- the zcore side -----------------------------------------------------------------
@@ -429,7 +423,7 @@ def write_dump(
 class DumpTarget:
     """The dump partition as block 0 and the superblock describe it."""
 
-    sb: reader.Superblock  # as read (sb.offset: byte offset of the superblock on the disk)
+    sb: DumpSuperblock  # as read (sb.offset: byte offset of the superblock on the disk)
     partition: int | None  # number in the partition table
     note: str | None = None  # why a checksum mismatch was accepted
 
@@ -456,8 +450,7 @@ class DumpTarget:
 
     def superblock(self, csum: int) -> bytes:
         """The superblock's 72 bytes with a new checksum."""
-        fields = {k: v for k, v in self.sb.to_json().items() if k != "offset"}
-        return bytes(DumpSuperblock.build({**fields, "csum": csum}))
+        return replace(self.sb, csum=csum).build()
 
 
 # The writer's policy over zipl/dumppart.py's findings: the first finding listed

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from construct import Int16ub, Int64ub, Padding, Struct
 
+from zipldump.formats.fields import Record
+
 BLOCKPTR_SIZE = 16
 # Largest blockct zipl writes after merging: one pointer covers at most 65536 blocks.
 MAX_BLOCKCT = 0xFFFF
@@ -20,7 +22,9 @@ assert BlockPtrStruct.sizeof() == BLOCKPTR_SIZE
 
 
 @dataclass(frozen=True)
-class BlockPtr:
+class BlockPtr(Record):
+    LAYOUT = BlockPtrStruct
+
     blockno: int
     size: int
     blockct: int = 0
@@ -32,14 +36,6 @@ class BlockPtr:
     @property
     def is_null(self) -> bool:
         return self.blockno == 0
-
-    def build(self) -> bytes:
-        return bytes(BlockPtrStruct.build({"blockno": self.blockno, "size": self.size, "blockct": self.blockct}))
-
-    @classmethod
-    def parse(cls, data: bytes) -> BlockPtr:
-        c = BlockPtrStruct.parse(data)
-        return cls(c.blockno, c.size, c.blockct)
 
     @classmethod
     def null(cls) -> BlockPtr:

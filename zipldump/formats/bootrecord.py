@@ -6,9 +6,12 @@ partition table, 55 AA) is preserved.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from construct import Bytes, Const, Int8ub, Int32ub, Int64ub, Padding, Struct
 
-from zipldump.formats.blockptr import BlockPtrStruct
+from zipldump.formats.blockptr import BlockPtr, BlockPtrStruct
+from zipldump.formats.fields import Record, context
 
 ZIPL_MAGIC = b"zIPL"
 DISK_LAYOUT_ID = 1
@@ -23,51 +26,76 @@ DEV_TYPE_FBA = 1
 DEV_TYPE_SCSI = 2
 BOOT_INFO_FLAGS_ARCH = 1
 
-BootInfo = Struct(
+BootInfoStruct = Struct(
     "magic" / Bytes(4),  # "zIPL" when filled (dump); all zero for IPL
     "version" / Int8ub,
     "bp_type" / Int8ub,
     "dev_type" / Int8ub,
     "flags" / Int8ub,
     "dump_sb_offset" / Int64ub,  # byte offset of the ZFCPDUMP superblock on the whole disk
-    Padding(8),  # bp.dump.param.scsi.reserved
-    Padding(16),  # bp.dump.unused
+    # bp.dump.param.scsi.reserved (8) and bp.dump.unused (16): named so that a
+    # record keeps them (an IPL disk's boot_info is empty only when they are zero too)
+    "reserved" / Bytes(24),
 )
-assert BootInfo.sizeof() == 40
+assert BootInfoStruct.sizeof() == 40
 
-BootRecord = Struct(
+BootRecordStruct = Struct(
     "magic" / Const(ZIPL_MAGIC),
     "version_id" / Int32ub,
     Padding(8),
     "program_table" / BlockPtrStruct,
     Padding(0x50),
-    "boot_info" / BootInfo,
+    "boot_info" / BootInfoStruct,
 )
-assert BootRecord.sizeof() == BOOT_RECORD_SIZE
-
-EMPTY_BOOT_INFO = {"magic": bytes(4), "version": 0, "bp_type": 0, "dev_type": 0, "flags": 0, "dump_sb_offset": 0}
+assert BootRecordStruct.sizeof() == BOOT_RECORD_SIZE
 
 
-def dump_boot_info(superblock_byte_offset: int) -> dict[str, object]:
+@dataclass(frozen=True)
+class BootInfo(Record):
+    """boot_info, bytes 0x70-0x97 of block 0 (all zero: an IPL disk)."""
+
+    LAYOUT = BootInfoStruct
+
+    magic: bytes = bytes(4)
+    version: int = 0
+    bp_type: int = 0
+    dev_type: int = 0
+    flags: int = 0
+    dump_sb_offset: int = 0
+    reserved: bytes = bytes(24)
+
+    @property
+    def is_empty(self) -> bool:
+        """IPL disks: zipl clears bytes 0x70-0x97 and fills nothing in."""
+        return not any(self.build())
+
+    @property
+    def has_magic(self) -> bool:
+        return self.magic == ZIPL_MAGIC
+
+
+@dataclass(frozen=True)
+class BootRecord(Record):
+    """The 0x98 bytes of block 0 that zipl owns ("zIPL" magic implied)."""
+
+    LAYOUT = BootRecordStruct
+
+    version_id: int
+    program_table: BlockPtr
+    boot_info: BootInfo
+    has_pc_label: bool = context(False)  # 55 AA at 510 of block 0 (DOS MBR or GPT protective MBR)
+
+
+EMPTY_BOOT_INFO = BootInfo()
+
+
+def dump_boot_info(superblock_byte_offset: int) -> BootInfo:
     """boot_info as zipl fills it for a SCSI dump disk."""
-    return {
-        "magic": ZIPL_MAGIC,
-        "version": BOOT_INFO_VERSION,
-        "bp_type": BP_TYPE_DUMP,
-        "dev_type": DEV_TYPE_SCSI,
-        "flags": BOOT_INFO_FLAGS_ARCH,
-        "dump_sb_offset": superblock_byte_offset,
-    }
+    return BootInfo(ZIPL_MAGIC, BOOT_INFO_VERSION, BP_TYPE_DUMP, DEV_TYPE_SCSI, BOOT_INFO_FLAGS_ARCH, superblock_byte_offset)
 
 
-def build_boot_record(pt_blockno: int, block_size: int, boot_info: dict[str, object] | None = None) -> bytes:
-    return bytes(BootRecord.build(
-        {
-            "version_id": DISK_LAYOUT_ID,
-            "program_table": {"blockno": pt_blockno, "size": block_size, "blockct": 0},
-            "boot_info": boot_info or EMPTY_BOOT_INFO,
-        }
-    ))
+def build_boot_record(pt_blockno: int, block_size: int, boot_info: BootInfo | None = None) -> bytes:
+    return BootRecord(DISK_LAYOUT_ID, BlockPtr(pt_blockno, block_size, 0), boot_info or EMPTY_BOOT_INFO).build()
 
 
 def patch_block0(old_block0: bytes, record: bytes) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from construct import (
     Bytes,
     Const,
@@ -15,8 +17,9 @@ from construct import (
     this,
 )
 
-from zipldump.formats.blockptr import BlockPtrStruct
+from zipldump.formats.blockptr import BlockPtr, BlockPtrStruct
 from zipldump.formats.bootrecord import ZIPL_MAGIC
+from zipldump.formats.fields import Record, context
 
 HEADER_IPL = 0
 HEADER_DUMP = 1
@@ -42,16 +45,16 @@ STAGE3_PSW = PSW_LOAD | STAGE3_ENTRY  # 0x000800008000A000, zipl >= 2.9.0
 LEGACY_STAGE3_PSWS = (PSW_LOAD | 0xA050, PSW_LOAD | 0xA02A)
 PKCS7_FORMAT = 1
 
-ComponentHeader = Struct(
+ComponentHeaderStruct = Struct(
     "magic" / Const(ZIPL_MAGIC),
     "type" / Int8ub,
     Padding(27),
 )
-assert ComponentHeader.sizeof() == COMPONENT_HEADER_SIZE
+assert ComponentHeaderStruct.sizeof() == COMPONENT_HEADER_SIZE
 
-SignatureHeader = Struct("format" / Int8ub, Padding(3), "length" / Int32ub)
+SignatureHeaderStruct = Struct("format" / Int8ub, Padding(3), "length" / Int32ub)
 
-ComponentEntry = Struct(
+ComponentEntryStruct = Struct(
     "blocklist" / BlockPtrStruct,  # first block-list block (LOAD, SIGNATURE); zero for EXECUTE
     Padding(7),
     "type" / Int8ub,
@@ -60,39 +63,87 @@ ComponentEntry = Struct(
         8,
         Switch(
             this.type,
-            {TYPE_LOAD: Int64ub, TYPE_EXECUTE: Int64ub, TYPE_SIGNATURE: SignatureHeader},
+            {TYPE_LOAD: Int64ub, TYPE_EXECUTE: Int64ub, TYPE_SIGNATURE: SignatureHeaderStruct},
             default=Bytes(8),
         ),
     ),
 )
-assert ComponentEntry.sizeof() == COMPONENT_ENTRY_SIZE
+assert ComponentEntryStruct.sizeof() == COMPONENT_ENTRY_SIZE
+
+
+@dataclass(frozen=True)
+class ComponentHeader(Record):
+    LAYOUT = ComponentHeaderStruct
+
+    type: int  # HEADER_IPL or HEADER_DUMP
+
+
+@dataclass(frozen=True)
+class SignatureHeader(Record):
+    """compdat of a SIGNATURE entry."""
+
+    LAYOUT = SignatureHeaderStruct
+
+    format: int
+    length: int
+
+
+@dataclass(frozen=True)
+class ComponentEntry(Record):
+    """One 32-byte entry; `index` and `offset` (inside its table block) say where it was read."""
+
+    LAYOUT = ComponentEntryStruct
+
+    blocklist: BlockPtr  # first block-list block (LOAD, SIGNATURE)
+    type: int
+    compdat: int | SignatureHeader | bytes  # LOAD address, EXECUTE PSW, signature header; 8 raw bytes otherwise
+    index: int = context()
+    offset: int = context()
+
+    @property
+    def kind(self) -> str:
+        return TYPE_NAMES.get(self.type, f"type {self.type:#x}")
+
+    @property
+    def address(self) -> int | None:
+        """LOAD only."""
+        return self.compdat if self.type == TYPE_LOAD and isinstance(self.compdat, int) else None
+
+    @property
+    def psw(self) -> int | None:
+        """EXECUTE only."""
+        return self.compdat if self.type == TYPE_EXECUTE and isinstance(self.compdat, int) else None
+
+    @property
+    def signature_format(self) -> int | None:
+        return self.compdat.format if isinstance(self.compdat, SignatureHeader) else None
+
+    @property
+    def signature_length(self) -> int | None:
+        return self.compdat.length if isinstance(self.compdat, SignatureHeader) else None
 
 
 def max_entries(block_size: int) -> int:
     return (block_size - COMPONENT_HEADER_SIZE) // COMPONENT_ENTRY_SIZE
 
 
-def load_entry(list_lba: int, block_size: int, address: int) -> dict[str, object]:
-    return {"blocklist": {"blockno": list_lba, "size": block_size, "blockct": 0}, "type": TYPE_LOAD, "compdat": address}
+def load_entry(list_lba: int, block_size: int, address: int) -> ComponentEntry:
+    return ComponentEntry(BlockPtr(list_lba, block_size, 0), TYPE_LOAD, address)
 
 
-def signature_entry(list_lba: int, block_size: int, length: int) -> dict[str, object]:
-    return {
-        "blocklist": {"blockno": list_lba, "size": block_size, "blockct": 0},
-        "type": TYPE_SIGNATURE,
-        "compdat": {"format": PKCS7_FORMAT, "length": length},
-    }
+def signature_entry(list_lba: int, block_size: int, length: int) -> ComponentEntry:
+    return ComponentEntry(BlockPtr(list_lba, block_size, 0), TYPE_SIGNATURE, SignatureHeader(PKCS7_FORMAT, length))
 
 
-def execute_entry(psw: int) -> dict[str, object]:
-    return {"blocklist": {"blockno": 0, "size": 0, "blockct": 0}, "type": TYPE_EXECUTE, "compdat": psw}
+def execute_entry(psw: int) -> ComponentEntry:
+    return ComponentEntry(BlockPtr.null(), TYPE_EXECUTE, psw)
 
 
-def build_component_table(header_type: int, entries: list[dict[str, object]], block_size: int) -> bytes:
+def build_component_table(header_type: int, entries: list[ComponentEntry], block_size: int) -> bytes:
     """The whole block, zero padded.  `entries` must end with one EXECUTE entry."""
     if len(entries) > max_entries(block_size):
         raise ValueError(f"{len(entries)} component entries do not fit a {block_size}-byte block")
-    out: bytes = ComponentHeader.build({"type": header_type}) + b"".join(ComponentEntry.build(e) for e in entries)
+    out = ComponentHeader(header_type).build() + b"".join(e.build() for e in entries)
     return out.ljust(block_size, b"\0")
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from construct import Const, Int64ub, Struct
+
+from zipldump.formats.fields import Record, context
+from zipldump.jsonout import JsonMixin
 
 SB_MAGIC = b"ZFCPDUMP"  # 0x5A46435044554D50
 SB_VERSION = 1
@@ -12,7 +17,7 @@ SB_CSUM_SIZE = 4096
 SUPERBLOCK_SIZE = 72
 PARTITION_WIPE_SIZE = 64 * 1024  # zipl zeroes the first 64 KiB of the dump partition
 
-DumpSuperblock = Struct(
+DumpSuperblockStruct = Struct(
     "magic" / Const(SB_MAGIC),
     "version" / Int64ub,
     "part_start" / Int64ub,  # bytes, on the whole disk
@@ -23,7 +28,26 @@ DumpSuperblock = Struct(
     "csum_size" / Int64ub,
     "csum" / Int64ub,
 )
-assert DumpSuperblock.sizeof() == SUPERBLOCK_SIZE
+assert DumpSuperblockStruct.sizeof() == SUPERBLOCK_SIZE
+
+
+@dataclass(frozen=True)
+class DumpSuperblock(Record, JsonMixin):
+    """The superblock ("ZFCPDUMP" implied); `offset` is its byte offset on the whole disk, where read.
+
+    Its JSON (inspect's "dump", the dump locator's "superblock") is the fields, offset first."""
+
+    LAYOUT = DumpSuperblockStruct
+
+    offset: int = context()
+    version: int = SB_VERSION
+    part_start: int = 0
+    part_size: int = 0
+    dump_offset: int = 0
+    dump_size: int = 0
+    csum_offset: int = 0
+    csum_size: int = SB_CSUM_SIZE
+    csum: int = SB_SEED
 
 
 CKSM_CHUNK = 1 << 20
@@ -57,15 +81,4 @@ def _fold(total: int) -> int:
 
 
 def build_superblock(part_start: int, part_size: int, dump_size: int, csum: int = SB_SEED) -> bytes:
-    return bytes(DumpSuperblock.build(
-        {
-            "version": SB_VERSION,
-            "part_start": part_start,
-            "part_size": part_size,
-            "dump_offset": 0,
-            "dump_size": dump_size,
-            "csum_offset": 0,
-            "csum_size": SB_CSUM_SIZE,
-            "csum": csum,
-        }
-    ))
+    return DumpSuperblock(part_start=part_start, part_size=part_size, dump_size=dump_size, csum=csum).build()

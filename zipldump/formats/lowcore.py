@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from construct import Array, Int32ub, Int64ub, Padding, Struct
 
 from zipldump.errors import FormatError
+from zipldump.jsonout import JsonMixin, member
 
 SAVE_AREA_OFFSET = 0x1200  # within the lowcore (prefix page)
 SAVE_AREA_SIZE = 0x200
@@ -79,7 +80,7 @@ def _zeros16() -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class CpuRegisters:
+class CpuRegisters(JsonMixin):
     """One CPU's architected registers as store status saves them.
 
     `ckc` is the full clock comparator; `cpu_address` is not part of the save
@@ -124,19 +125,19 @@ class CpuRegisters:
     def with_(self, **changes: object) -> CpuRegisters:
         return replace(self, **changes)  # type: ignore[arg-type]
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "psw": f"{self.psw_mask:016x} {self.psw_addr:016x}",
-            "prefix": f"0x{self.prefix:08x}",
-            "gprs": [f"{v:016x}" for v in self.gprs],
-            "acrs": [f"{v:08x}" for v in self.acrs],
-            "fprs": [f"{v:016x}" for v in self.fprs],
-            "fpc": f"{self.fpc:08x}",
-            "crs": [f"{v:016x}" for v in self.crs],
-            "timer": f"{self.timer:016x}",
-            "ckc": f"{self.ckc:016x}",
-            "todpreg": f"{self.todpreg:08x}",
-        }
+    # Hex without "0x" but the prefix; cpu_address and vxrs are not printed.
+    JSON = (
+        member("psw", lambda r: f"{r.psw_mask:016x} {r.psw_addr:016x}"),
+        member("prefix", fmt="hex32"),
+        member("gprs", fmt="x64"),
+        member("acrs", fmt="x32"),
+        member("fprs", fmt="x64"),
+        member("fpc", fmt="x32"),
+        member("crs", fmt="x64"),
+        member("timer", fmt="x64"),
+        member("ckc", fmt="x64"),
+        member("todpreg", fmt="x32"),
+    )
 
 
 def ckc_to_field(ckc: int) -> int:

@@ -13,7 +13,7 @@
    has `dump_part=` (zfcpdump 1.x/2.x design); then it asks zcore to re-IPL;
 7. optionally `--verify` compares the dump byte for byte with the crashed system.
 
-Every step is timed; the report is a plain object with `to_json()`.  Library
+Every step is timed; the report is a plain object with `to_json()` (zipldump.jsonout).  Library
 code only: status goes through `ui`, nothing is printed here.
 """
 
@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from zipldump.disk.image import DiskImage
 from zipldump.disk.io import open_binary
@@ -37,6 +37,7 @@ from zipldump.formats.ipl_block import (
     PBT_OFFSET,
     parse_fcp_block,
 )
+from zipldump.jsonout import JsonMixin, member
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.sim.firmware import LoadResult, scsi_load
 from zipldump.sim.stage3 import KernelStart, run_stage3
@@ -71,7 +72,7 @@ class IplOptions:
 
 
 @dataclass
-class IplReport:
+class IplReport(JsonMixin):
     image: str
     block_size: int
     crashed: dict[str, Any]
@@ -85,31 +86,16 @@ class IplReport:
     verify: VerifyReport | None = None
     seconds: float = 0.0
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "image": self.image,
-            "block_size": self.block_size,
-            "crashed_system": self.crashed,
-            "firmware": self.load.to_json() if self.load else None,
-            "kernel": self.kernel.to_json() if self.kernel else None,
-            "dump_tool": {
-                "mode": self.mode,
-                "parameters": _json(self.dump_params),
-            },
-            "dump": _json(self.dump),
-            "reipl": self.reipl,
-            "verify": _json(self.verify),
-            "steps": self.steps,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-class _ToJson(Protocol):
-    def to_json(self) -> Mapping[str, object]: ...
-
-
-def _json(obj: _ToJson | None) -> Mapping[str, object] | None:
-    return None if obj is None else obj.to_json()
+    JSON = (
+        member("image"),
+        member("block_size"),
+        member("crashed_system", "crashed"),
+        member("firmware", "load"),
+        member("kernel"),
+        member("dump_tool", lambda r: {"mode": r.mode, "parameters": r.dump_params}),
+        *map(member, ("dump", "reipl", "verify", "steps")),
+        member("seconds", fmt="round3"),
+    )
 
 
 @contextmanager

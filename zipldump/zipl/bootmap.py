@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from zipldump.errors import (
     BlockListLoopError,
@@ -42,9 +42,7 @@ from zipldump.formats.bootrecord import (
     BOOT_RECORD_SIZE,
     ZIPL_MAGIC,
     BootInfo,
-)
-from zipldump.formats.bootrecord import (
-    BootRecord as BootRecordStruct,
+    BootRecord,
 )
 from zipldump.formats.component_table import (
     COMPONENT_ENTRY_SIZE,
@@ -53,10 +51,8 @@ from zipldump.formats.component_table import (
     TYPE_LOAD,
     TYPE_NAMES,
     TYPE_SIGNATURE,
+    ComponentEntry,
     ComponentHeader,
-)
-from zipldump.formats.component_table import (
-    ComponentEntry as ComponentEntryStruct,
 )
 from zipldump.formats.dump_superblock import (
     SB_MAGIC,
@@ -65,19 +61,21 @@ from zipldump.formats.dump_superblock import (
     DumpSuperblock,
     cksm,
 )
-from zipldump.formats.fields import offset_of
-from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, PROGRAM_TABLE_SIZE
-from zipldump.formats.program_table import ProgramTable as ProgramTableStruct
+from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES, PROGRAM_TABLE_SIZE, ProgramTable
+
+# The reader returns formats/'s records; callers name them through this module.
+__all__ = ["BootInfo", "BootRecord", "ComponentEntry", "ComponentTable", "DumpSuperblock", "ProgramTable", "Superblock"]
+Superblock = DumpSuperblock  # the name zipl/check.py annotates with
 
 CHUNK = 1 << 20  # streaming unit for component data
 
 # Offsets inside the structures, from their declarations.
-PROGRAM_TABLE_AT = offset_of(BootRecordStruct, "program_table")
-ENTRIES_AT = offset_of(ProgramTableStruct, "entries")
-HEADER_TYPE_AT = offset_of(ComponentHeader, "type")
-ENTRY_TYPE_AT = offset_of(ComponentEntryStruct, "type")
-DUMP_SB_OFFSET_AT = BOOT_INFO_OFFSET + offset_of(BootInfo, "dump_sb_offset")
-assert BOOT_INFO_OFFSET == offset_of(BootRecordStruct, "boot_info")
+PROGRAM_TABLE_AT = BootRecord.offset_of("program_table")
+ENTRIES_AT = ProgramTable.offset_of("entries")
+HEADER_TYPE_AT = ComponentHeader.offset_of("type")
+ENTRY_TYPE_AT = ComponentEntry.offset_of("type")
+DUMP_SB_OFFSET_AT = BOOT_INFO_OFFSET + BootInfo.offset_of("dump_sb_offset")
+assert BOOT_INFO_OFFSET == BootRecord.offset_of("boot_info")
 
 
 class Disk(Protocol):
@@ -143,34 +141,6 @@ def _read_meta_block(disk: Disk, lba: int, what: str, reason: Reason) -> bytes:
 
 
 # --- boot record ------------------------------------------------------------------
-@dataclass(frozen=True)
-class BootInfoData:
-    magic: bytes
-    version: int
-    bp_type: int
-    dev_type: int
-    flags: int
-    dump_sb_offset: int
-    raw: bytes
-
-    @property
-    def is_empty(self) -> bool:
-        """IPL disks: zipl clears bytes 0x70-0x97 and fills nothing in."""
-        return not any(self.raw)
-
-    @property
-    def has_magic(self) -> bool:
-        return self.magic == ZIPL_MAGIC
-
-
-@dataclass(frozen=True)
-class BootRecord:
-    version_id: int
-    program_table: BlockPtr
-    boot_info: BootInfoData
-    has_pc_label: bool  # 55 AA at 510 (DOS MBR or GPT protective MBR)
-
-
 def read_boot_record(disk: Disk) -> BootRecord:
     """Block 0: magic and program-table pointer.  version_id and boot_info are returned, not judged."""
     if disk.nblocks < 1:
@@ -181,11 +151,12 @@ def read_boot_record(disk: Disk) -> BootRecord:
     if block[:4] != ZIPL_MAGIC:
         raise MagicError(
             f"boot record magic is {block[:4].hex()}, expected 7a49504c ('zIPL'): not a zipl SCSI disk",
-            where=place(0, offset_of(BootRecordStruct, "magic"), "boot record", "magic"),
+            where=place(0, BootRecord.offset_of("magic"), "boot record", "magic"),
             reason=Reason.BOOT_RECORD_MAGIC,
         )
-    rec = BootRecordStruct.parse(block[:BOOT_RECORD_SIZE])
-    pt = BlockPtr(rec.program_table.blockno, rec.program_table.size, rec.program_table.blockct)
+    pc = disk.block_size >= 512 and block[510:512] == b"\x55\xaa"
+    rec = BootRecord.parse(block, has_pc_label=pc)
+    pt = rec.program_table
     if pt.is_null:
         raise PointerError(
             "no program table (pointer is zero)",
@@ -195,29 +166,15 @@ def read_boot_record(disk: Disk) -> BootRecord:
     check_pointer(
         disk, pt, place(0, PROGRAM_TABLE_AT, "boot record", "program_table"), metadata=True, reason=Reason.BAD_PROGRAM_TABLE_POINTER
     )
-    info = parse_boot_info(block)
-    pc = disk.block_size >= 512 and block[510:512] == b"\x55\xaa"
-    return BootRecord(rec.version_id, pt, info, pc)
+    return rec
 
 
-def parse_boot_info(block0: bytes) -> BootInfoData:
+def parse_boot_info(block0: bytes) -> BootInfo:
     """boot_info (bytes 0x70-0x97 of block 0), not judged."""
-    raw = bytes(block0[BOOT_INFO_OFFSET:BOOT_RECORD_SIZE])
-    bi = BootInfo.parse(raw)
-    return BootInfoData(bytes(bi.magic), bi.version, bi.bp_type, bi.dev_type, bi.flags, bi.dump_sb_offset, raw)
+    return BootInfo.parse(block0[BOOT_INFO_OFFSET:BOOT_RECORD_SIZE])
 
 
 # --- program table -------------------------------------------------------------------
-@dataclass(frozen=True)
-class ProgramTable:
-    lba: int
-    entries: tuple[BlockPtr, ...]  # 31 slots, null ones included
-
-    def valid(self) -> list[tuple[int, BlockPtr]]:
-        """(index, pointer) of the non-empty slots; index 0 is the default."""
-        return [(i, p) for i, p in enumerate(self.entries) if not p.is_null]
-
-
 def read_program_table(disk: Disk, ptr: BlockPtr) -> ProgramTable:
     """Magic and the 31 entries (only bytes 0..511 are zipl's, spec §4)."""
     lba = ptr.blockno
@@ -228,8 +185,8 @@ def read_program_table(disk: Disk, ptr: BlockPtr) -> ProgramTable:
             where=place(lba, 0, "program table", "magic"),
             reason=Reason.PROGRAM_TABLE_MAGIC,
         )
-    pt = ProgramTableStruct.parse(block[:PROGRAM_TABLE_SIZE])
-    entries = tuple(BlockPtr(e.blockno, e.size, e.blockct) for e in pt.entries)
+    pt = ProgramTable.parse(block[:PROGRAM_TABLE_SIZE], lba=lba)
+    entries = pt.entries
     for i, e in enumerate(entries):
         if not e.is_null:
             check_pointer(disk, e, program_table_entry(lba, i), metadata=True, reason=Reason.BAD_PROGRAM_TABLE_ENTRY)
@@ -240,26 +197,10 @@ def read_program_table(disk: Disk, ptr: BlockPtr) -> ProgramTable:
             reason=Reason.EMPTY_PROGRAM_TABLE,
         )
     assert len(entries) == PROGRAM_TABLE_ENTRIES
-    return ProgramTable(lba, entries)
+    return pt
 
 
 # --- component table -------------------------------------------------------------------
-@dataclass(frozen=True)
-class ComponentEntry:
-    index: int
-    offset: int  # byte offset inside the component-table block
-    type: int
-    blocklist: BlockPtr  # first block-list block (LOAD, SIGNATURE)
-    address: int | None = None  # LOAD
-    psw: int | None = None  # EXECUTE
-    signature_format: int | None = None  # SIGNATURE
-    signature_length: int | None = None
-
-    @property
-    def kind(self) -> str:
-        return TYPE_NAMES.get(self.type, f"type {self.type:#x}")
-
-
 @dataclass(frozen=True)
 class ComponentTable:
     lba: int
@@ -288,30 +229,23 @@ def read_component_table(disk: Disk, ptr: BlockPtr, *, require_execute: bool = T
             where=place(lba, 0, "component table", "magic"),
             reason=Reason.COMPONENT_TABLE_MAGIC,
         )
-    header_type = block[4]
+    header_type = ComponentHeader.parse(block).type
     entries: list[ComponentEntry] = []
     off = COMPONENT_HEADER_SIZE
     k = 0
     while off + COMPONENT_ENTRY_SIZE <= len(block):
-        e = ComponentEntryStruct.parse(block[off : off + COMPONENT_ENTRY_SIZE])
-        bl = BlockPtr(e.blocklist.blockno, e.blocklist.size, e.blocklist.blockct)
-        if e.type == TYPE_LOAD:
-            entries.append(ComponentEntry(k, off, e.type, bl, address=e.compdat))
-        elif e.type == TYPE_SIGNATURE:
-            entries.append(
-                ComponentEntry(k, off, e.type, bl, signature_format=e.compdat.format, signature_length=e.compdat.length)
-            )
-        elif e.type == TYPE_EXECUTE:
-            entries.append(ComponentEntry(k, off, e.type, bl, psw=e.compdat))
+        e = ComponentEntry.parse(block[off : off + COMPONENT_ENTRY_SIZE], index=k, offset=off)
+        bl = e.blocklist
+        entries.append(e)
+        if e.type == TYPE_EXECUTE:
             return ComponentTable(lba, header_type, tuple(entries))
-        else:
+        if e.type not in (TYPE_LOAD, TYPE_SIGNATURE):
             if require_execute:
                 raise ComponentError(
                     f"no EXECUTE entry: entry {k} has type {e.type:#04x} (expected 1 EXECUTE, 2 LOAD or 3 SIGNATURE)",
                     where=place(lba, off + ENTRY_TYPE_AT, "component entry", "type", index=k),
                     reason=Reason.NO_EXECUTE,
                 )
-            entries.append(ComponentEntry(k, off, e.type, bl))
             return ComponentTable(lba, header_type, tuple(entries))
         if not bl.is_null:
             check_pointer(
@@ -476,22 +410,6 @@ def component_sha256(disk: Disk, pointers: Iterable[BlockPtr], length: int | Non
 
 
 # --- dump superblock (judged by zipl/dumppart.py) ---------------------------------------
-@dataclass(frozen=True)
-class Superblock:
-    offset: int  # byte offset on the whole disk
-    version: int
-    part_start: int
-    part_size: int
-    dump_offset: int
-    dump_size: int
-    csum_offset: int
-    csum_size: int
-    csum: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
 def superblock_place(byte_offset: int, block_size: int) -> Place:
     """'byte offset 0xf8400 (block 0x7c2 offset 0x0, dump superblock)'."""
     return Place(
@@ -499,7 +417,7 @@ def superblock_place(byte_offset: int, block_size: int) -> Place:
     )
 
 
-def read_superblock(disk: Disk, byte_offset: int) -> Superblock:
+def read_superblock(disk: Disk, byte_offset: int) -> DumpSuperblock:
     """The 72-byte ZFCPDUMP superblock at a byte offset (from boot_info; never found by position)."""
     if byte_offset <= 0 or byte_offset + SUPERBLOCK_SIZE > disk.size:
         raise PointerError(
@@ -514,17 +432,14 @@ def read_superblock(disk: Disk, byte_offset: int) -> Superblock:
             where=superblock_place(byte_offset, disk.block_size).with_field("magic", DumpSuperblock),
             reason=Reason.SUPERBLOCK_MAGIC,
         )
-    sb = DumpSuperblock.parse(raw)
-    return Superblock(
-        byte_offset, sb.version, sb.part_start, sb.part_size, sb.dump_offset, sb.dump_size, sb.csum_offset, sb.csum_size, sb.csum
-    )
+    return DumpSuperblock.parse(raw, offset=byte_offset)
 
 
-def superblock_checksum(disk: Disk, sb: Superblock, seed: int | None = None) -> int:
+def superblock_checksum(disk: Disk, sb: DumpSuperblock, seed: int | None = None) -> int:
     """CKSM over csum_size bytes at part_start + csum_offset, streamed (ones'-complement sums compose)."""
     start = sb.part_start + sb.csum_offset
     if sb.csum_size < 0 or start + sb.csum_size > disk.size:
-        at = sb.offset + offset_of(DumpSuperblock, "csum_size")
+        at = sb.offset + DumpSuperblock.offset_of("csum_size")
         raise PointerError(
             f"checksummed range {start:#x}+{sb.csum_size:#x} is outside the disk ({disk.size:#x} bytes)",
             where=Place(byte=at, structure="dump superblock", fields=("csum_size",), form=Form.BYTE),

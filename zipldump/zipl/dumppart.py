@@ -41,7 +41,7 @@ from zipldump.formats.bootrecord import (
 )
 from zipldump.formats.dump_superblock import SB_VERSION, SUPERBLOCK_SIZE, DumpSuperblock
 from zipldump.zipl import bootmap
-from zipldump.zipl.bootmap import BootInfoData, Disk, Superblock
+from zipldump.zipl.bootmap import Disk
 
 
 class Code(enum.Enum):
@@ -96,8 +96,8 @@ class Finding:
 class DumpPartition:
     """What the chain holds, as far as it could be read, and what is wrong with it."""
 
-    boot_info: BootInfoData | None = None
-    superblock: Superblock | None = None
+    boot_info: BootInfo | None = None
+    superblock: DumpSuperblock | None = None
     checksum: int | None = None  # CKSM of the checksummed range, when it lies inside the disk
     table_label: str | None = None
     partition_at_start: int | None = None  # number of the partition starting at part_start
@@ -127,7 +127,7 @@ def superblock_field(sb_offset: int, fld: str | None = None) -> Place:
     return p if fld is None else p.with_field(fld, DumpSuperblock)
 
 
-def read_dump_partition(disk: Disk, boot_info: BootInfoData | None = None) -> DumpPartition:
+def read_dump_partition(disk: Disk, boot_info: BootInfo | None = None) -> DumpPartition:
     """Read and judge the dump-partition chain of `disk` once.
 
     `boot_info` is block 0's, when the caller has read block 0 already (inspect);
@@ -183,7 +183,7 @@ def read_dump_partition(disk: Disk, boot_info: BootInfoData | None = None) -> Du
     return out
 
 
-def _judge_superblock(disk: Disk, sb: Superblock, out: DumpPartition, vals: dict[str, Any]) -> None:
+def _judge_superblock(disk: Disk, sb: DumpSuperblock, out: DumpPartition, vals: dict[str, Any]) -> None:
     bs = disk.block_size
     dump_start = sb.part_start + sb.dump_offset
     part_end = sb.part_start + sb.part_size
@@ -238,7 +238,7 @@ def _judge_superblock(disk: Disk, sb: Superblock, out: DumpPartition, vals: dict
             f"the dump area {dump_start:#x}-{dump_end - 1:#x} overlaps the end of the superblock at {sb.offset:#x}", "warning")
 
 
-def _judge_partition_table(disk: Disk, sb: Superblock, out: DumpPartition) -> None:
+def _judge_partition_table(disk: Disk, sb: DumpSuperblock, out: DumpPartition) -> None:
     v = {**sb.to_json(), "sb_offset": sb.offset}
 
     def add(code: Code, fld: str, message: str, cause: ZiplDumpError | None = None) -> None:

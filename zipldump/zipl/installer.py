@@ -60,6 +60,7 @@ from zipldump.formats.s390dump import (
     DUMP_MAGIC_EXT,
     LKCD_MAGIC,
 )
+from zipldump.jsonout import JsonMixin, member, to_json
 from zipldump.plan.job import InstallJob, ProgramSpec
 from zipldump.plan.layout import (
     BootmapLayout,
@@ -106,8 +107,11 @@ class Target(BlockExtent):
     block_size: int
 
 
+TARGET_JSON = tuple(map(member, ("number", "start", "length", "start_bytes", "size_bytes")))  # "partition"
+
+
 @dataclass
-class InstallResult:
+class InstallResult(JsonMixin):
     mode: str
     image: str
     block_size: int
@@ -126,12 +130,36 @@ class InstallResult:
     # (program, component) -> (bytes loaded = whole blocks, SHA-256 of them), as inspect reports them
     loaded: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        lay = self.layout
+    JSON = (
+        *map(member, ("mode", "image", "block_size")),
+        member("partition", lambda r: to_json(r.target, TARGET_JSON)),
+        member("dry_run"),
+        # "disk": LBAs on the image; "file-plan": a dry run of a bootmap file, whose
+        # blocks are only allocated by a real install (numbers are file block + 1)
+        member("block_numbers", lambda r: "file-plan" if r.dry_run and r.bootmap_file else "disk"),
+        member("program_table", lambda r: r.layout.pt_lba),
+        member("program_table_entries", lambda r: {str(k): v for k, v in sorted(r.layout.pt_entries.items())}),
+        member("bootmap_header", lambda r: r.layout.header_lba),
+        member("empty_block", lambda r: r.layout.empty_lba),
+        member("bootmap_blocks", lambda r: r.layout.nblocks),
+        member("bootmap_start"),
+        member("bootmap_file"),
+        member("superblock_lba", lambda r: r.layout.superblock_lba),
+        member("superblock_offset"),
+        member("dump_size"),
+        member("programs", lambda r: r.programs_json()),
+        member("verified"),
+        member("overwritten", "losses"),
+        member("warnings"),
+    )
+
+    def programs_json(self) -> list[dict[str, Any]]:
+        """The programs as planned, each component with what the firmware loads (as `inspect` hashes it)."""
         progs = []
-        for pi, prog in enumerate(lay.programs):
+        for pi, prog in enumerate(self.layout.programs):
             comps = []
             for ci, pc in enumerate(prog.components):
+                loaded = self.loaded.get((pi, ci))
                 comps.append(
                     {
                         "kind": pc.spec.kind,
@@ -140,9 +168,9 @@ class InstallResult:
                         "address_hex": f"{pc.spec.address:#x}",
                         "length": pc.spec.source.length,
                         "sha256": self.hashes.get((pi, ci)) or pc.spec.source.sha256(),
-                        # what the firmware loads: whole blocks through the block list, as `inspect` hashes them
-                        "loaded_length": self.loaded[(pi, ci)][0] if (pi, ci) in self.loaded else pc.nblocks * self.block_size,
-                        "loaded_sha256": self.loaded[(pi, ci)][1] if (pi, ci) in self.loaded else None,
+                        # what the firmware loads: whole blocks through the block list
+                        "loaded_length": loaded[0] if loaded is not None else pc.nblocks * self.block_size,
+                        "loaded_sha256": loaded[1] if loaded is not None else None,
                         "list_blocks": pc.list_lbas,
                         "extents": [[p.blockno, p.nblocks] for p in pc.pointers],
                     }
@@ -161,36 +189,7 @@ class InstallResult:
                     "components": comps,
                 }
             )
-        return {
-            "mode": self.mode,
-            "image": self.image,
-            "block_size": self.block_size,
-            "partition": {
-                "number": self.target.number,
-                "start": self.target.start,
-                "length": self.target.length,
-                "start_bytes": self.target.start_bytes,
-                "size_bytes": self.target.size_bytes,
-            },
-            "dry_run": self.dry_run,
-            # "disk": LBAs on the image; "file-plan": a dry run of a bootmap file, whose
-            # blocks are only allocated by a real install (numbers are file block + 1)
-            "block_numbers": "file-plan" if self.dry_run and self.bootmap_file else "disk",
-            "program_table": lay.pt_lba,
-            "program_table_entries": {str(k): v for k, v in sorted(lay.pt_entries.items())},
-            "bootmap_header": lay.header_lba,
-            "empty_block": lay.empty_lba,
-            "bootmap_blocks": lay.nblocks,
-            "bootmap_start": self.bootmap_start,
-            "bootmap_file": self.bootmap_file,
-            "superblock_lba": lay.superblock_lba,
-            "superblock_offset": self.superblock_offset,
-            "dump_size": self.dump_size,
-            "programs": progs,
-            "verified": self.verified,
-            "overwritten": self.losses,
-            "warnings": self.warnings,
-        }
+        return progs
 
 
 # ---------------------------------------------------------------------------- checks
