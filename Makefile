@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libparted-dev \
-                e2fsprogs qemu-system-misc cpio binutils gdb-multiarch
+                e2fsprogs qemu-system-misc qemu-user-static cpio binutils gdb-multiarch
 PYTEST_ARGS ?=
 
 .PHONY: demo test deps apt venv bench crash fuzz clean

@@ -192,7 +192,9 @@ def payloads(tmp_path: Path):
     return write_demo_payloads(tmp_path / "payloads")
 
 
-def cli_disk(tmp_path: Path, mode: str, bs: int, part: str, *, params: str | None = None, name: str = "disk.img") -> Path:
+def cli_disk(
+    tmp_path: Path, mode: str, bs: int, part: str, *, params: str | None = None, name: str = "disk.img", extra: tuple[str, ...] = ()
+) -> Path:
     """`zipldump mkdisk` + `zipldump install --dumpto/--dumptofs 1` with the bundled demo dump tool."""
     p = payloads(tmp_path)
     img = tmp_path / name
@@ -200,7 +202,7 @@ def cli_disk(tmp_path: Path, mode: str, bs: int, part: str, *, params: str | Non
     r = cli("mkdisk", str(img), "--size", f"{size_mib}M", "--block-size", str(bs), "--part", part)
     assert r.returncode == 0, r.stderr
     args = ["install", str(img), f"--{mode}", "1", "-i", str(p.image), "-r", str(p.ramdisk), "--stage3", str(p.stage3)]
-    args += ["--block-size", str(bs), "-n"] + (["-P", params] if params else [])
+    args += ["--block-size", str(bs), "-n", *extra] + (["-P", params] if params else [])
     r = cli(*args)
     assert r.returncode == 0, r.stderr
     return img
@@ -233,6 +235,20 @@ def test_cli_ipl_verify_both_modes_both_block_sizes(tmp_path: Path, mode: str, b
     info = cli("dumpinfo", str(img), "--block-size", str(bs), "--json")
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["complete"] is True
+
+
+@pytest.mark.parametrize("bs", [512, 4096])
+def test_cli_ipl_zipl_216_dump_disk(tmp_path: Path, bs: int) -> None:
+    """zipl 2.16's --dumpto parmline carries the partition number after dump_mem= (spec §13.6):
+    the partition dumper of that generation reads only dump_debug, so the disk IPLs and dumps."""
+    img = cli_disk(tmp_path, "dumpto", bs, "320M" if bs == 4096 else "128M", extra=("--compat", "2.16"))
+    r = cli("ipl", str(img), "--block-size", str(bs), "--memory", "48M", "--cpus", "2", "--verify", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["kernel"]["command_line"] == "root=/dev/ram0 dump_mem=1 possible_cpus=1 cgroup_disable=memory "
+    assert data["dump_tool"]["mode"] == "partition"
+    assert data["dump_tool"]["parameters"]["dump_mem"] is None and data["dump_tool"]["parameters"]["warnings"] == []
+    assert data["verify"]["ok"] and data["verify"]["bytes_compared"] == 48 * MiB and data["verify"]["cpus_checked"] == 2
 
 
 @pytest.mark.parametrize("cpus", [1, 512])

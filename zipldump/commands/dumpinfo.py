@@ -1,10 +1,13 @@
 """`zipldump dumpinfo FILE`: header, memory, CPUs and completeness of an s390 dump (docs/dump-format.md).
 
-FILE is an s390 dump file, an s390x ELF core (then its segments and CPUs are
-shown), or a disk image holding a dump (dump partition or `dump.N` in an ext
-file system; found as by `getdump`).  Exit status as
-`zgetdump -i`: 0 for a complete dump, 1 when it is not complete (the report is
-still printed).  Unreadable or non-dump input raises the usual error classes.
+FILE is an s390 dump file, an s390x ELF core, or a disk image holding a dump
+in either format (dump partition, as zfcpdump 3.0 leaves an ELF core there, or
+`dump.N` in an ext file system; found as by `getdump`).  The general block and
+memory map are what `zgetdump -i` prints (with the UTS lines when the memory
+holds the kernel's vmcoreinfo).  Exit status as `zgetdump -i`: 0 for a complete
+dump, 1 when it is not complete (the report is still printed; a partition still
+holding the writer's "zfcpdump busy" marker is reported as not complete).
+Unreadable or non-dump input raises the usual error classes.
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from zipldump.commands import int_arg
 from zipldump.disk.io import open_input
-from zipldump.dump.elf import read_elf_core
+from zipldump.dump.elfdump import AnyDump, ElfDumpInfo, open_dump_any
 from zipldump.dump.locate import LocatedDump, locate_dump
 from zipldump.dump.s390 import DumpInfo, S390Dump
-from zipldump.errors import DiskError
+from zipldump.dump.vmcoreinfo import Utsname, find_utsname, find_vmcoreinfo
+from zipldump.errors import DiskError, IncompleteDumpError
 from zipldump.formats import s390dump as sd
 from zipldump.ui import UI
 
@@ -66,10 +71,10 @@ def is_dump_file(path: str) -> bool:
     return int.from_bytes(magic.ljust(8, b"\0"), "big") in (sd.DUMP_MAGIC, sd.DUMP_MAGIC_EXT, sd.LKCD_MAGIC) or magic[:4] == b"\x7fELF"
 
 
-def open_source(args: argparse.Namespace, ui: UI) -> tuple[S390Dump, LocatedDump | None]:
-    """The dump named by FILE: the file itself when it starts with a dump magic, else located on the disk."""
+def open_source(args: argparse.Namespace, ui: UI) -> tuple[AnyDump, LocatedDump | None]:
+    """The dump named by FILE (s390 or ELF): the file itself when it starts with a dump magic, else located on the disk."""
     if is_dump_file(args.file):
-        return S390Dump(args.file), None
+        return open_dump_any(args.file), None
     located = locate_dump(
         args.file, block_size=args.block_size, number=args.number, partition=args.partition, directory=args.dir,
         verify_checksum=not args.force,
@@ -78,27 +83,51 @@ def open_source(args: argparse.Namespace, ui: UI) -> tuple[S390Dump, LocatedDump
         ui.warn(note)
     ui.info(f"dump found: {located.where}")
     try:
-        return S390Dump(located.source, recheck=located.recheck), located
+        return open_dump_any(located.source, recheck=located.recheck), located
     except BaseException:
         located.close()
         raise
 
 
+def s390_utsname(dump: S390Dump) -> Utsname | None:
+    """The crashed kernel's utsname from its vmcoreinfo, as zgetdump looks for it in every format."""
+    if not dump.complete:
+        return None
+
+    def read(addr: int, n: int) -> bytes | None:
+        return dump.read_memory(addr, n) if 0 <= addr and addr + n <= dump.mem_size else None
+
+    return find_utsname(read, find_vmcoreinfo(read))
+
+
 def run(args: argparse.Namespace, ui: UI) -> int:
-    if is_elf_file(args.file):
-        return run_elf(args, ui)
-    dump, located = open_source(args, ui)
+    try:
+        dump, located = open_source(args, ui)
+    except IncompleteDumpError as exc:
+        # The writer's busy marker where the header belongs: zgetdump -i finds no
+        # finished dump there and exits 1; so does dumpinfo.
+        if args.json:
+            ui.emit_json({"source": args.file, "format": None, "complete": False, "incomplete_reason": exc.message})
+        else:
+            sys.stdout.write(f"ERROR: Dump is not complete ({exc.message})\n")
+            sys.stdout.flush()
+        print(f"zipldump: error: {exc.where or args.file}: dump is not complete: {exc.message}", file=sys.stderr)
+        return INCOMPLETE_EXIT
     try:
         info = dump.info
         for w in info.warnings:
             ui.warn(w)
+        uts = s390_utsname(dump) if isinstance(dump, S390Dump) else None
         if args.json:
             data = info.to_json()
+            if isinstance(dump, S390Dump):
+                data["utsname"] = None if uts is None else vars(uts)
             if located is not None:
                 data["located"] = located.to_json()
             ui.emit_json(data)
         else:
-            sys.stdout.write(render_text(info))
+            text = render_elf_text(info) if isinstance(info, ElfDumpInfo) else render_text(info, uts=uts)
+            sys.stdout.write(text)
             sys.stdout.flush()
         if not info.complete:
             print(f"zipldump: error: {info.source}: dump is not complete: {info.incomplete_reason}", file=sys.stderr)
@@ -118,7 +147,14 @@ def _arch(v: int) -> str:
     return "s390x (64 bit)" if v == sd.ARCH_S390X else "s390 (32 bit)"
 
 
-def render_text(info: DumpInfo) -> str:
+def _add_uts(add: Callable[[str, object], None], uts: Utsname | None) -> None:
+    if uts is not None:
+        add("UTS node name", uts.nodename)
+        add("UTS kernel release", uts.release)
+        add("UTS kernel version", uts.version)
+
+
+def render_text(info: DumpInfo, *, uts: Utsname | None = None) -> str:
     """zgetdump -i's general block and memory map (same line rules, times in UTC), then CPUs and status."""
     h = info.header
     lines = ["General dump info:"]
@@ -134,6 +170,7 @@ def render_text(info: DumpInfo) -> str:
         add("Dump ended", _date(info.end_marker_tod))
     if h.cpu_id:
         add("Dump CPU ID", f"{h.cpu_id:x}")
+    _add_uts(add, uts)
     if h.version >= 2 and h.build_arch:
         add("Build arch", _arch(h.build_arch))
     add("System arch", _arch(h.arch))
@@ -163,28 +200,31 @@ def render_text(info: DumpInfo) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_elf(args: argparse.Namespace, ui: UI) -> int:
-    core = read_elf_core(args.file)
-    if args.json:
-        ui.emit_json(
-            {
-                "source": args.file,
-                "format": "elf",
-                "file_size": core.file_size,
-                "segments": [{"paddr": s.paddr, "offset": s.offset, "filesz": s.filesz, "memsz": s.memsz} for s in core.segments],
-                "notes": [{"name": n.name, "type": n.type_name, "size": len(n.desc)} for n in core.notes],
-                "cpus": [{"index": i, "registers": c.to_json()} for i, c in enumerate(core.cpus)],
-            }
-        )
-        return 0
-    lines = ["General dump info:", f"  {'Dump format'.ljust(19, '.')}: elf", f"  {'CPU count'.ljust(19, '.')}: {len(core.cpus)}",
-             f"  {'Dump memory range'.ljust(19, '.')}: {sd.to_mib(core.memory_end)} MB", "", "Memory map:"]
-    for s in sorted(core.segments, key=lambda s: s.paddr):
-        lines.append(f"  {s.paddr:016x} - {s.paddr + s.memsz - 1:016x} ({sd.to_mib(s.memsz)} MB)")
-    if core.cpus:
+def render_elf_text(info: ElfDumpInfo) -> str:
+    """zgetdump -i of an ELF dump (zdump/dfi_elf.c, dfi.c dfi_info_print): format, version, UTS
+    lines, arch, CPU count, memory range and map (adjacent PT_LOADs merged); then CPUs and status."""
+    lines = ["General dump info:"]
+
+    def add(key: str, value: object) -> None:
+        lines.append(f"  {key.ljust(19, '.')}: {value}")
+
+    add("Dump format", "elf")
+    if info.version:
+        add("Version", info.version)
+    _add_uts(add, info.utsname)
+    add("System arch", "s390x (64 bit)")
+    if info.cpus:
+        add("CPU count (online)", len(info.cpus))
+    mem_map = info.memory_map()
+    if mem_map:
+        add("Dump memory range", f"{sd.to_mib(mem_map[-1][1] - mem_map[0][0] + 1)} MB")
+        lines += ["", "Memory map:"]
+        lines += [f"  {lo:016x} - {hi:016x} ({sd.to_mib(hi - lo + 1)} MB)" for lo, hi in mem_map]
+    if info.cpus:
         lines += ["", "CPUs:"]
-        for i, r in enumerate(core.cpus):
-            lines.append(f"  CPU {i}: prefix 0x{r.prefix:08x}  PSW {r.psw_mask:016x} {r.psw_addr:016x}")
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
-    return 0
+        for c in info.cpus:
+            r = c.registers
+            lines.append(f"  CPU {c.index}: prefix 0x{r.prefix:08x}  PSW {r.psw_mask:016x} {r.psw_addr:016x}")
+    lines.append("")
+    lines.append("Dump is complete" if info.complete else f"ERROR: Dump is not complete ({info.incomplete_reason})")
+    return "\n".join(lines) + "\n"

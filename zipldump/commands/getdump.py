@@ -1,8 +1,11 @@
 """`zipldump getdump IMAGE OUT`: copy the dump out of a disk image, as s390 dump or s390x ELF core (docs/dump-format.md).
 
 IMAGE is a disk image with a zipl dump partition or `dump.N` files in an ext
-file system (dump.locate), or an s390 dump file (then this converts it),
-or an s390x ELF core (converted to the s390 format, like `zgetdump -f s390`).
+file system (dump.locate), or an s390 dump file, or an s390x ELF core.  The
+dump there may be in either format (zfcpdump 3.0 leaves an ELF core on the
+partition); `--format s390` writes the s390 standalone format (an ELF input is
+converted like `zgetdump -f s390`), `--format elf` an s390x ELF core with
+zgetdump -f elf's notes.
 The output is written to OUT.part and moved to OUT when complete (disk.io:
 only a regular file is ever replaced; `-` streams to standard output).  After
 the copy the dump's header, end marker and container (partition checksum,
@@ -20,9 +23,10 @@ import argparse
 import os
 from typing import Any
 
-from zipldump.commands.dumpinfo import add_source_args, is_elf_file, open_source
+from zipldump.commands.dumpinfo import add_source_args, open_source
 from zipldump.disk.io import STDOUT, OutputFile, same_file
-from zipldump.dump.elf import read_elf_core, write_elf, write_s390, write_s390_from_elf
+from zipldump.dump.elf import write_elf, write_s390, write_s390_from_elf
+from zipldump.dump.elfdump import ElfDump
 from zipldump.errors import UsageError
 from zipldump.ui import UI
 
@@ -32,7 +36,7 @@ def register(subparsers: Any) -> None:
         "getdump",
         help="copy the dump from a dump disk (partition or file system) to a file, as s390 dump or ELF core",
         description="Find the dump on IMAGE (zipl dump partition, or dump.N in an ext2/3/4 file system) or take "
-        "IMAGE as an s390 dump file, and write it to OUT in the s390 standalone format or as an s390x ELF core "
+        "IMAGE as a dump file (s390 or ELF), and write it to OUT in the s390 standalone format or as an s390x ELF core "
         "(like zgetdump -f elf).  Incomplete dumps are refused unless --force.",
     )
     add_source_args(p, metavar="IMAGE")
@@ -56,8 +60,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
 
 def _run(args: argparse.Namespace, ui: UI, out: OutputFile) -> int:
-    if is_elf_file(args.file):
-        return run_from_elf(args, ui, out)
     dump, located = open_source(args, ui)
     try:
         info = dump.info
@@ -68,14 +70,25 @@ def _run(args: argparse.Namespace, ui: UI, out: OutputFile) -> int:
                 dump.require_complete()
             ui.warn(f"dump is not complete ({info.incomplete_reason}); copying anyway (--force)")
         if args.format == "elf":
-            if not info.registers_available:
-                ui.warn(f"no CPU registers in the ELF core: {info.registers_reason}")
+            if isinstance(dump, ElfDump):
+                if not dump.cpus:
+                    ui.warn("the ELF core has no CPU notes")
+            elif not dump.info.registers_available:
+                ui.warn(f"no CPU registers in the ELF core: {dump.info.registers_reason}")
             layout = write_elf(dump, out, ui=ui, allow_incomplete=args.force)
             nbytes = layout.file_size
+        elif isinstance(dump, ElfDump):
+            if not dump.cpus:
+                ui.warn("the ELF core has no CPU notes: the dump gets no CPU list")
+            nbytes = write_s390_from_elf(dump, out, ui=ui)
         else:
             nbytes = write_s390(dump, out, ui=ui, allow_incomplete=args.force)
         ui.info(f"wrote {args.out} ({args.format}, {nbytes} bytes)")
         if args.json:
+            if located is not None:
+                source = located.to_json()
+            else:
+                source = {"kind": "elf" if isinstance(dump, ElfDump) else "file", "where": args.file}
             ui.emit_json(
                 {
                     "output": args.out,
@@ -83,7 +96,7 @@ def _run(args: argparse.Namespace, ui: UI, out: OutputFile) -> int:
                     "bytes": nbytes,
                     "complete": info.complete,
                     "cpus": len(dump.cpus),
-                    "source": located.to_json() if located is not None else {"kind": "file", "where": args.file},
+                    "source": source,
                 }
             )
         return 0
@@ -91,17 +104,3 @@ def _run(args: argparse.Namespace, ui: UI, out: OutputFile) -> int:
         dump.close()
         if located is not None:
             located.close()
-
-
-def run_from_elf(args: argparse.Namespace, ui: UI, out: OutputFile) -> int:
-    if args.format != "s390":
-        raise UsageError("the input is already an ELF core; use --format s390 to convert it", where="--format")
-    with read_elf_core(args.file, keep_open=True) as core:
-        if not core.cpus:
-            ui.warn("the ELF core has no CPU notes: the dump gets no CPU list")
-        nbytes = write_s390_from_elf(core, out, ui=ui)
-        ui.info(f"wrote {args.out} (s390, {nbytes} bytes)")
-        if args.json:
-            ui.emit_json({"output": args.out, "format": "s390", "bytes": nbytes, "complete": True, "cpus": len(core.cpus),
-                          "source": {"kind": "elf", "where": args.file}})
-    return 0

@@ -19,21 +19,27 @@ simulator's `--crashed FILE` input.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import pairwise
 
 from zipldump.disk.io import MemoryMap, OutputFile, RangeSource, open_input, pread_bytes
+from zipldump.dump.elfdump import AnyDump, ElfDump, Load
 from zipldump.dump.s390 import DEFAULT_CHUNK, S390Dump
+from zipldump.dump.vmcoreinfo import find_vmcoreinfo
 from zipldump.errors import FormatError, ZiplDumpError
 from zipldump.formats import elfcore as ec
 from zipldump.formats import s390dump as sd
-from zipldump.formats.lowcore import CKC_OFFSET, CpuRegisters
+from zipldump.formats.lowcore import CKC_OFFSET, VX_SAVE_AREA_ADDR_OFFSET, CpuRegisters, ckc_to_field
 from zipldump.ui import UI, ByteProgress
 
 MEMORY_ALIGN = 4096
 MAX_NOTES_SIZE = 64 << 20  # sanity bound for reading PT_NOTE segments into memory (all of them together)
 ADDRESS_SPACE = 1 << 64  # a PT_LOAD must end inside it
+VX_SA_SIZE = 512  # V0-V31, 16 bytes each
+VX_SA_ALIGN = 1024  # zgetdump ignores a vector save area address that is not a multiple of it
+VMCOREINFO_NAME = "VMCOREINFO"
 
 
 # --- writing -----------------------------------------------------------------------
@@ -45,10 +51,11 @@ def _output(out: Output, overwrite: bool) -> OutputFile:
     return out if isinstance(out, OutputFile) else OutputFile(out, overwrite=overwrite)
 
 
-def _copy_stream(dump: S390Dump, out: OutputFile, src_start: int, src_end: int, dst: int, progress: ByteProgress | None, chunk: int) -> None:
+def _copy_stream(dump: AnyDump, out: OutputFile, start: int, end: int, dst: int, progress: ByteProgress | None, chunk: int) -> None:
+    """Memory [start, end) of `dump` to `dst` in OUT."""
     zero = bytes(chunk)
     pos = dst
-    for piece in dump.iter_file(src_start, src_end, chunk=chunk):
+    for piece in dump.iter_memory(start, end, chunk=chunk):
         n = len(piece)
         # Zero chunks become holes: dumps are mostly empty memory.  Compare the
         # underlying bytearray (memcmp); memoryview comparison is per element.
@@ -73,18 +80,82 @@ class ElfLayout:
     ncpus: int
 
 
-def elf_notes_for(dump: S390Dump) -> bytes:
-    """NT_PRPSINFO, then each CPU's notes from its save area; NT_S390_TODCMP is
-    the raw u64 at prefix + 0x1330, as zgetdump -f elf copies it."""
-    notes = [ec.Note(ec.CORE_NAME, ec.NT_PRPSINFO, ec.build_prpsinfo("vmlinux"))]
+def _memory_reader(dump: AnyDump) -> Callable[[int, int], bytes | None]:
+    """read(addr, n): the dump's memory, None outside it (zgetdump's dfi_mem_read_rc)."""
+    if isinstance(dump, ElfDump):
+        return dump._read_mem_rc
+
+    def read(addr: int, n: int) -> bytes | None:
+        return dump.read_memory(addr, n) if 0 <= addr and addr + n <= dump.mem_size else None
+
+    return read
+
+
+@dataclass(frozen=True)
+class CpuNoteSource:
+    """One CPU as `zgetdump -f elf` writes it: registers, the raw NT_S390_TODCMP field and
+    the 512-byte vector save area (V0-V31) when the CPU has one."""
+
+    registers: CpuRegisters
+    todcmp_field: int
+    vector_area: bytes | None
+    warning: str | None = None
+
+
+def cpu_note_sources(dump: AnyDump) -> list[CpuNoteSource]:
+    """Per CPU in note/lc_vec order.  s390 input: the clock comparator is the raw u64 at
+    prefix + 0x1330, the vector registers the 512 bytes the u64 at prefix + 0x11B0
+    points to (non-zero, a multiple of 1024, inside memory: zgetdump's lc2cpu_64).
+    ELF input: the CPU's own NT_S390_TODCMP and VXRS notes, copied."""
+    out: list[CpuNoteSource] = []
+    if isinstance(dump, ElfDump):
+        for c in dump.info.cpus:
+            raw = c.notes.get(ec.NT_S390_TODCMP)
+            todcmp = int.from_bytes(raw, "big") if raw is not None and len(raw) == 8 else ckc_to_field(c.registers.ckc)
+            low, high = c.notes.get(ec.NT_S390_VXRS_LOW), c.notes.get(ec.NT_S390_VXRS_HIGH)
+            vx = None
+            if low is not None or high is not None:
+                low = (low or b"").ljust(128, b"\0")[:128]
+                high = (high or b"").ljust(256, b"\0")[:256]
+                fprs = c.registers.fprs
+                vx = b"".join(fprs[i].to_bytes(8, "big") + low[8 * i : 8 * i + 8] for i in range(16)) + high
+            out.append(CpuNoteSource(c.registers, todcmp, vx))
+        return out
+    read = _memory_reader(dump)
     # dump.cpus is empty unless every CPU of lc_vec (dump.info.cpus) has registers.
     for i, (regs, cpu) in enumerate(zip(dump.cpus, dump.info.cpus, strict=False)):
         raw = dump.read_memory(cpu.prefix + CKC_OFFSET, 8)
-        notes += ec.cpu_notes(regs, i + 1, todcmp_field=int.from_bytes(raw, "big"))
+        vx_addr = int.from_bytes(dump.read_memory(cpu.prefix + VX_SAVE_AREA_ADDR_OFFSET, 8), "big")
+        vx = None
+        warning = None
+        if vx_addr and vx_addr % VX_SA_ALIGN == 0:
+            vx = read(vx_addr, VX_SA_SIZE)
+            if vx is None:
+                warning = f"Vector registers save area is beyond dump memory limit for CPU {i}"
+        out.append(CpuNoteSource(regs, int.from_bytes(raw, "big"), vx, warning))
+    return out
+
+
+def elf_notes_for(dump: AnyDump) -> bytes:
+    """The notes `zgetdump -f elf` writes, in its order: NT_PRPSINFO; per CPU the seven
+    register notes, then NT_S390_VXRS_LOW/HIGH for every CPU when any CPU has vector
+    registers (zeros for one without); VMCOREINFO when the memory holds the kernel's."""
+    notes = [ec.Note(ec.CORE_NAME, ec.NT_PRPSINFO, ec.build_prpsinfo("vmlinux"))]
+    sources = cpu_note_sources(dump)
+    with_vx = any(c.vector_area is not None for c in sources)
+    for i, c in enumerate(sources):
+        notes += ec.cpu_notes(c.registers.with_(vxrs=None), i + 1, todcmp_field=c.todcmp_field)
+        if with_vx:
+            vx = c.vector_area or bytes(VX_SA_SIZE)
+            notes.append(ec.Note(ec.LINUX_NAME, ec.NT_S390_VXRS_LOW, b"".join(vx[16 * r + 8 : 16 * r + 16] for r in range(16))))
+            notes.append(ec.Note(ec.LINUX_NAME, ec.NT_S390_VXRS_HIGH, vx[256:512]))
+    text = find_vmcoreinfo(_memory_reader(dump))
+    if text is not None:
+        notes.append(ec.Note(VMCOREINFO_NAME, ec.NT_VMCOREINFO, text))
     return ec.build_notes(notes)
 
 
-def plan_elf(dump: S390Dump) -> tuple[ElfLayout, bytes]:
+def plan_elf(dump: AnyDump) -> tuple[ElfLayout, bytes]:
     notes = elf_notes_for(dump)
     ranges = dump.memory_ranges()
     phnum = 1 + len(ranges)
@@ -97,9 +168,9 @@ def plan_elf(dump: S390Dump) -> tuple[ElfLayout, bytes]:
     return ElfLayout(notes_off, len(notes), loads, pos, len(dump.cpus)), notes
 
 
-def write_elf(dump: S390Dump, out_path: Output, *, ui: UI | None = None, chunk: int = DEFAULT_CHUNK,
+def write_elf(dump: AnyDump, out_path: Output, *, ui: UI | None = None, chunk: int = DEFAULT_CHUNK,
               allow_incomplete: bool = False, overwrite: bool = True, recheck: bool = True) -> ElfLayout:
-    """Convert `dump` to an s390x ELF core at out_path.  An incomplete dump is
+    """Convert `dump` (s390 or ELF) to an s390x ELF core at out_path.  An incomplete dump is
     refused (IncompleteDumpError) unless allow_incomplete."""
     if not allow_incomplete:
         dump.require_complete()
@@ -116,7 +187,7 @@ def write_elf(dump: S390Dump, out_path: Output, *, ui: UI | None = None, chunk: 
         total = sum(size for _, _, size in layout.loads)
         with _progress(ui, "writing ELF core", total) as prog:
             for paddr, off, size in layout.loads:
-                _copy_stream(dump, out, sd.HEADER_SIZE + paddr, sd.HEADER_SIZE + paddr + size, off, prog, chunk)
+                _copy_stream(dump, out, paddr, paddr + size, off, prog, chunk)
         if recheck:
             dump.recheck()  # a writer that ran during the copy makes it a mix: never published
         out.finish(layout.file_size)
@@ -136,7 +207,7 @@ def write_s390(dump: S390Dump, out_path: Output, *, ui: UI | None = None, chunk:
     out = _output(out_path, overwrite)
     try:
         with _progress(ui, "copying s390 dump", length) as prog:
-            _copy_stream(dump, out, 0, length, 0, prog, chunk)
+            _copy_file(dump, out, length, prog, chunk)
         if recheck:
             dump.recheck()
         out.finish(length)
@@ -144,6 +215,24 @@ def write_s390(dump: S390Dump, out_path: Output, *, ui: UI | None = None, chunk:
         out.abort()
         raise
     return length
+
+
+def _copy_file(dump: S390Dump, out: OutputFile, length: int, progress: ByteProgress | None, chunk: int) -> None:
+    """Raw dump bytes [0, length) to OUT, zero chunks left as holes."""
+    zero = bytes(chunk)
+    pos = 0
+    for piece in dump.iter_file(0, length, chunk=chunk):
+        n = len(piece)
+        base = piece.obj
+        if isinstance(base, (bytes, bytearray)) and len(base) == n:
+            is_zero = base == zero if n == len(zero) else base == zero[:n]
+        else:
+            is_zero = bytes(piece) == zero[:n]
+        if not is_zero:
+            out.pwrite(piece, pos)
+        pos += n
+        if progress is not None:
+            progress.advance(n)
 
 
 class _NullProgress:
@@ -291,7 +380,7 @@ def read_elf_core(path: str | os.PathLike[str], *, ckc_encoding: str = "auto", k
 
 
 # --- ELF -> s390 ---------------------------------------------------------------------
-def write_s390_from_elf(core: ElfCore, out_path: Output, *, ui: UI | None = None, tod: int = 0,
+def write_s390_from_elf(core: ElfCore | ElfDump, out_path: Output, *, ui: UI | None = None, tod: int = 0,
                         chunk: int = DEFAULT_CHUNK, overwrite: bool = True) -> int:
     """Write an s390 standalone dump from an ELF core opened with keep_open=True
     (like `zgetdump -f s390`).
@@ -310,7 +399,8 @@ def write_s390_from_elf(core: ElfCore, out_path: Output, *, ui: UI | None = None
     if mem_size == 0:
         raise FormatError("the ELF core has no memory (no PT_LOAD)", where=core.path)
     if mem_size > sd.MAX_MEM_SIZE:
-        top = max(core.segments, key=lambda s: s.paddr + s.memsz)
+        segments: Sequence[Segment | Load] = core.segments
+        top = max(segments, key=lambda s: s.paddr + s.memsz)
         raise FormatError(
             f"memory ends at 0x{core.memory_end:x} (PT_LOAD at p_paddr 0x{top.paddr:x}, p_memsz 0x{top.memsz:x}), "
             f"beyond what an s390 dump header can describe (0x{sd.MAX_MEM_SIZE:x})",
@@ -353,6 +443,8 @@ def write_s390_from_elf(core: ElfCore, out_path: Output, *, ui: UI | None = None
                 prog.advance(mem_size - done)
         out.pwrite(sd.build_end_marker(tod), sd.HEADER_SIZE + mem_size)
         size = sd.HEADER_SIZE + mem_size + sd.END_MARKER_SIZE
+        if isinstance(core, ElfDump):
+            core.recheck()  # a dump partition rewritten during the copy: never published
         out.finish(size)
     except BaseException:
         out.abort()
@@ -372,7 +464,7 @@ def _overlay(view: memoryview, addr: int, at: int, cpu: CpuRegisters) -> None:
     view[lo - addr : hi - addr] = overlay_save_area(bytes(area), cpu)[lo - at : hi - at]
 
 
-def _backed_ranges(segments: list[Segment]) -> list[tuple[int, int]]:
+def _backed_ranges(segments: Sequence[Segment | Load]) -> list[tuple[int, int]]:
     """Sorted, merged [start, end) address ranges that some PT_LOAD's file data covers."""
     return _merge([(s.paddr, s.paddr + s.filesz) for s in segments if s.filesz])
 

@@ -8,9 +8,17 @@ and looks at the keys it knows (`dump_part`, `dump_dir`, `dump_mode`,
 one.  Problems the original tool only warned about become `warnings` here (the
 default is kept); those it failed on raise UsageError naming the token.
 
-The partition writer (--dumpto) uses none of these except `dump_debug`: zipl
-1.24-2.25 put the *partition number* into `dump_mem=` (a leftover), so a
-partition-mode caller must ignore `dump_mem` (see `DumpParams.for_partition`).
+Two generations read the line differently (s390-dump-format.md §7.1, §7.6):
+
+- the file-system dumper (zfcpdump 1.x/2.x, zipl `dumptofs=`): every key above,
+  `parse_dump_cmdline`;
+- the partition dumper (zfcpdump 3.0, zipl `dumpto=`): only `dump_debug`,
+  `parse_partition_cmdline`.  zipl 1.24-2.25 put the *partition number* into
+  `dump_mem=` (a leftover, zipl-scsi-format.md §13.6); that dumper never looks at
+  it, so `dump_mem=1` neither limits nor fails the dump.
+
+`parse_for_generation` picks the parser; sim/scsi_ipl.py decides the generation
+from the disk (boot_info) before parsing.
 """
 
 from __future__ import annotations
@@ -84,16 +92,47 @@ def parse_c_integer(text: str) -> int | None:
     return sign * int(digits, base)
 
 
+GENERATIONS = ("partition", "fs")
+FS_KEYS = ("dump_part", "dump_dir", "dump_mode", "dump_compress", "dump_mem", "dump_debug")
+PARTITION_KEYS = ("dump_debug",)
+
+
+def cmdline_keys(cmdline: str) -> tuple[str, ...]:
+    """The keys of the `key=value` tokens of a command line, in order (no parsing of values)."""
+    return tuple(key for key, eq, _ in (t.partition("=") for t in cmdline.split()) if eq)
+
+
+def parse_for_generation(cmdline: str, generation: str) -> DumpParams:
+    """The command line as the dumper of `generation` ("partition" or "fs") reads it."""
+    if generation == "partition":
+        return parse_partition_cmdline(cmdline)
+    if generation == "fs":
+        return parse_dump_cmdline(cmdline)
+    raise ValueError(f"unknown dumper generation {generation!r}")
+
+
+def parse_partition_cmdline(cmdline: str) -> DumpParams:
+    """The partition dumper's reading (zfcpdump 3.0): `dump_debug` only, every other
+    key, `dump_mem=` and `dump_part=` included, is left alone.  Never raises: that
+    dumper only warns about a bad dump_debug value."""
+    return _parse(cmdline, PARTITION_KEYS)
+
+
 def parse_dump_cmdline(cmdline: str) -> DumpParams:
-    """Parse a kernel command line.  Raises UsageError for the cases zfcpdump
-    failed on (missing `dump_part`/`dump_mem` value, bad numbers)."""
+    """Parse a kernel command line as the file-system dumper (zfcpdump 2.x) does.
+    Raises UsageError for the cases zfcpdump failed on (missing `dump_part`/`dump_mem`
+    value, bad numbers)."""
+    return _parse(cmdline, FS_KEYS)
+
+
+def _parse(cmdline: str, keys: tuple[str, ...]) -> DumpParams:
     params = DumpParams()
     warnings: list[str] = []
     seen: list[str] = []
     values: dict[str, object] = {}
     for index, token in enumerate(cmdline.split()):
         key, eq, value = token.partition("=")
-        if not eq or key not in ("dump_part", "dump_dir", "dump_mode", "dump_compress", "dump_mem", "dump_debug"):
+        if not eq or key not in keys:
             continue
         where = f"dump kernel command line token {index + 1} '{token}'"
         seen.append(key)

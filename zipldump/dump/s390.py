@@ -128,6 +128,17 @@ def completeness(header: sd.DumpHeader, source: ByteSource) -> Completeness:
     return Completeness(None, tod, raw)
 
 
+def sniff_format(head: bytes) -> str | None:
+    """The dump format the first bytes of a dump name: "s390", "s390_ext", "lkcd", "elf",
+    "busy" (a dump writer's unfinished marker) or None."""
+    if head[:4] == b"\x7fELF":
+        return "elf"
+    if head[: len(sd.BUSY_MARKER)] == sd.BUSY_MARKER:
+        return "busy"
+    magic = int.from_bytes(head[:8].ljust(8, b"\0"), "big")
+    return {sd.DUMP_MAGIC: "s390", sd.DUMP_MAGIC_EXT: "s390_ext", sd.LKCD_MAGIC: "lkcd"}.get(magic)
+
+
 def _tod_text(tod: int | None) -> str | None:
     if not tod:
         return None  # 0 = unknown

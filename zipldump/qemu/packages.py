@@ -232,3 +232,94 @@ def _download(cache: Path, ui: UI | None) -> S390Packages:
     found = _load_manifest(cache)
     assert found is not None
     return found
+
+
+# --- zgetdump as a test oracle -----------------------------------------------------
+# The s390x zgetdump of Debian's s390-tools and the libraries it links, run on the host
+# under qemu-user (qemu-s390x-static, Debian's qemu-user-static; verified-facts.md).
+ZGETDUMP_PACKAGES = ("s390-tools", "libc6", "zlib1g", "libfuse2", "libgcc-s1")
+ZGETDUMP_MANIFEST = "zgetdump-manifest.json"
+QEMU_USER = "qemu-s390x-static"
+
+
+@dataclass(frozen=True)
+class Zgetdump:
+    """The unpacked s390x zgetdump and how to run it on this host."""
+
+    root: Path  # the unpacked packages (QEMU_LD_PREFIX)
+    binary: Path  # ROOT/sbin/zgetdump (or usr/sbin)
+    qemu: str  # path of qemu-s390x-static
+
+    def command(self, *args: str) -> list[str]:
+        return [self.qemu, str(self.binary), *args]
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "QEMU_LD_PREFIX": str(self.root), "TZ": "UTC", "LC_ALL": "C"}
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(self.command(*args), env=self.env(), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _zgetdump_from_manifest(cache: Path, qemu: str) -> Zgetdump | None:
+    try:
+        m = json.loads((cache / ZGETDUMP_MANIFEST).read_text())
+        zg = Zgetdump(cache / m["root"], cache / m["binary"], qemu)
+    except (OSError, ValueError, KeyError):
+        return None
+    return zg if zg.binary.is_file() else None
+
+
+def ensure_zgetdump(cache_dir: Path | None = None, ui: UI | None = None) -> Zgetdump:
+    """The s390x zgetdump, downloaded and unpacked (with libc6, zlib1g, libfuse2, libgcc-s1) when missing.
+
+    Raises ToolMissingError when qemu-s390x-static, apt or dpkg-deb are missing or the download fails."""
+    qemu = shutil.which(QEMU_USER)
+    if qemu is None:
+        raise ToolMissingError(f"{QEMU_USER} not found (Debian package qemu-user-static)")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _zgetdump_from_manifest(cache, qemu)
+        if found is not None:
+            return found
+        for tool in ("apt-get", "dpkg-deb"):
+            if shutil.which(tool) is None:
+                raise ToolMissingError(f"{tool} not found (these tests need Debian's apt and dpkg)")
+        opts = _apt_options(cache)
+        (cache / "apt" / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+        (cache / "apt" / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+        debdir = cache / "zgetdump-debs"
+        if debdir.exists():
+            shutil.rmtree(debdir)
+        debdir.mkdir()
+
+        def step(msg: str) -> contextlib.AbstractContextManager[object]:
+            return ui.step(msg) if ui is not None else contextlib.nullcontext()
+
+        with step("apt-get update (s390x package lists)"):
+            _run(["apt-get", *opts, "update"])
+        try:
+            with step(f"apt-get download {' '.join(ZGETDUMP_PACKAGES)}"):
+                _run(["apt-get", *opts, "download", *ZGETDUMP_PACKAGES], cwd=debdir)
+        except ToolMissingError:
+            opts += _own_sources(cache)  # host entries limited to the host's architecture
+            with step("apt-get update (s390x package lists, host archives without arch limits)"):
+                _run(["apt-get", *opts, "update"])
+            with step(f"apt-get download {' '.join(ZGETDUMP_PACKAGES)}"):
+                _run(["apt-get", *opts, "download", *ZGETDUMP_PACKAGES], cwd=debdir)
+        root = cache / "zgetdump-root"
+        if root.exists():
+            shutil.rmtree(root)
+        with step("dpkg-deb -x"):
+            for deb in sorted(debdir.glob("*.deb")):
+                _run(["dpkg-deb", "-x", str(deb), str(root)])
+        binary = next((p for p in (root / "sbin" / "zgetdump", root / "usr" / "sbin" / "zgetdump") if p.is_file()), None)
+        if binary is None:
+            raise ToolMissingError("the unpacked s390-tools hold no sbin/zgetdump")
+        tmp = cache / (ZGETDUMP_MANIFEST + ".tmp")
+        tmp.write_text(json.dumps({"root": str(root.relative_to(cache)), "binary": str(binary.relative_to(cache))}, indent=2))
+        os.replace(tmp, cache / ZGETDUMP_MANIFEST)
+        zg = _zgetdump_from_manifest(cache, qemu)
+        assert zg is not None
+        return zg

@@ -149,12 +149,16 @@ def effective_hsa_size(opts: IplOptions, memory_size: int, ui: UI | None = None)
     return DEFAULT_HSA_SIZE
 
 
-def dump_mode(load: LoadResult, params: DumpParams) -> str:
-    """Which dump tool design the disk asks for: "partition" or "fs"."""
+def dump_mode(load: LoadResult, params: DumpParams | tuple[str, ...]) -> str:
+    """Which dump tool design the disk asks for: "partition" or "fs".
+
+    `params` is the parsed line or just its keys (dump.params.cmdline_keys): the
+    generation is decided before its own parser reads the line."""
     bi = load.boot_record.boot_info
     if bi.has_magic and bi.bp_type == BP_TYPE_DUMP and bi.dev_type == DEV_TYPE_SCSI:
         return "partition"
-    if "dump_part" in params.seen:
+    keys = params if isinstance(params, tuple) else params.seen
+    if "dump_part" in keys:
         return "fs"
     raise DumpError(
         "the dump tool finds no dump target: block 0 has no SCSI dump boot_info (zipl --dumpto) and the "
@@ -165,7 +169,7 @@ def dump_mode(load: LoadResult, params: DumpParams) -> str:
 
 def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: CrashedSystem | None = None) -> IplReport:
     """Simulate one SCSI dump IPL of `opts.image`; see the module docstring."""
-    from zipldump.dump.params import parse_dump_cmdline
+    from zipldump.dump.params import cmdline_keys, parse_for_generation
     from zipldump.sim.machine import Machine
 
     t0 = time.monotonic()
@@ -198,11 +202,13 @@ def run_ipl(opts: IplOptions, ui: UI, *, crashed_system: CrashedSystem | None = 
         with _step(report, ui, "Stage 3: kernel image, command line, initrd"):
             report.kernel = run_stage3(machine, report.load)
         ui.info(f"dump kernel command line: {report.kernel.command_line}")
-        params = parse_dump_cmdline(report.kernel.command_line)
+        # The disk names the dumper's generation; that dumper's own parser reads the line
+        # (the partition dumper only dump_debug, so zipl 2.16's "dump_mem=<partition>" is inert).
+        report.mode = dump_mode(report.load, cmdline_keys(report.kernel.command_line))
+        params = parse_for_generation(report.kernel.command_line, report.mode)
         for w in params.warnings:
             ui.warn(f"dump tool: {w}")
-        report.mode = dump_mode(report.load, params)
-        report.dump_params = params.for_partition() if report.mode == "partition" else params
+        report.dump_params = params
         with _step(report, ui, "Dump kernel: SDIAS and zcore"):
             zcore = _boot_dump_kernel(machine)
         # The writers show their own steps and progress bar: timed here without a spinner.
