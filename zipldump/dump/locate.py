@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from zipldump.disk.extfs import ExtFs
 from zipldump.disk.image import DiskImage
 from zipldump.disk.io import ByteSource, RunSource, runs_of_blocks
-from zipldump.dump.s390 import FileSource, S390Dump
+from zipldump.dump.elfdump import open_dump_any
+from zipldump.dump.s390 import FileSource
 from zipldump.errors import (
     DiskError,
     DumpChangedError,
@@ -214,7 +215,7 @@ def _dump_file(fs: ExtFs, path: str, part: int, d: str, n: int, found: list[int]
 def _incomplete(source: ByteSource) -> str | None:
     """Why the dump in `source` is not complete, or None when it is."""
     try:
-        with S390Dump(source) as dump:
+        with open_dump_any(source) as dump:  # s390 or ELF (zfcpdump v3), as the first bytes say
             return None if dump.complete else dump.info.incomplete_reason
     except ZiplDumpError as exc:
         return exc.message
