@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from array import array
 from dataclasses import dataclass
 
-import numpy as np
 from construct import Const, Int64ub, Struct
 
 from zipldump.formats.fields import Record, context
@@ -60,18 +61,36 @@ def cksm(data: bytes | bytearray | memoryview, seed: int = SB_SEED) -> int:
     first and folding the carries afterwards gives the same result as folding
     after every add; numpy sums each 1 MiB piece at memory speed (a piece's sum
     stays below 2**50, so uint64 cannot overflow).  benchmarks/checksum.py
-    measures it against a plain copy of the same bytes."""
+    measures it against a plain copy of the same bytes.  Small inputs (zipl's
+    4096 bytes) are summed with array, so numpy's import (about 15 MiB of memory)
+    is paid only by a checksum large enough to need it."""
     view = memoryview(data).cast("B")
     total = seed
     for i in range(0, len(view), CKSM_CHUNK):
         piece = view[i : i + CKSM_CHUNK]
         whole = len(piece) // 4 * 4
         if whole:
-            total += int(np.frombuffer(piece[:whole], dtype=">u4").sum(dtype=np.uint64))
+            total += _sum_words(piece[:whole])
         if whole < len(piece):
             total += int.from_bytes(bytes(piece[whole:]).ljust(4, b"\0"), "big")
         total = _fold(total)
     return total
+
+
+_SMALL = 64 << 10
+
+
+def _sum_words(words: memoryview) -> int:
+    """The sum of the big-endian u32 words of `words` (a multiple of 4 bytes)."""
+    if len(words) <= _SMALL:
+        a = array("I")
+        a.frombytes(words)
+        if sys.byteorder == "little":
+            a.byteswap()
+        return sum(a)
+    import numpy as np  # imported here: only a large checksum pays for it
+
+    return int(np.frombuffer(words, dtype=">u4").sum(dtype=np.uint64))
 
 
 def _fold(total: int) -> int:
