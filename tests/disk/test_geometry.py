@@ -64,3 +64,10 @@ def test_nothing_to_go_by_is_512_and_the_override_wins(tmp_path: Path) -> None:
     assert g.block_size == 4096 and not g.detected
     synthetic_kernel(tmp_path / "k")  # any file: not a disk, still a size
     assert detect(tmp_path / "k").block_size == 512
+
+
+def test_a_small_partition_on_a_512_disk_is_not_read_as_4096(tmp_path: Path) -> None:
+    """At 4096 its partition would also fit the disk: the 1 MiB alignment rule picks 512."""
+    img = tmp_path / "d.img"
+    make_disk(img, 64 * MiB, block_size=512, parts=[PartSpec(4 * MiB)])
+    assert detect(img).block_size == 512

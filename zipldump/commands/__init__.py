@@ -9,6 +9,8 @@ import argparse
 import re
 from collections.abc import Callable
 
+from zipldump.ui import UI
+
 _DECIMAL = re.compile(r"[0-9]{1,20}", re.ASCII)
 
 
@@ -48,3 +50,27 @@ def size_arg(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
     return value
+
+
+BLOCK_SIZE_HELP = "logical block size of the disk (default: found from the disk, docs/disk-images.md)"
+
+
+def add_block_size_arg(p: argparse.ArgumentParser, choices: tuple[int, ...] = (512, 1024, 2048, 4096)) -> None:
+    """--block-size as an override; without it the disk says (disk.geometry)."""
+    p.add_argument("--block-size", type=int_arg(), default=None, choices=choices, help=BLOCK_SIZE_HELP)
+
+
+def block_size_of(path: object, given: int | None, ui: UI) -> int:
+    """The block size to use for the disk at `path`: `given`, or what the disk says (the reason goes to stderr)."""
+    import os
+
+    from zipldump.disk.geometry import geometry
+
+    if given is not None or not isinstance(path, (str, os.PathLike)) or not os.path.exists(path):
+        return given if given is not None else 512  # nothing to read: the opener names the missing file
+    g = geometry(path, given)
+    if g.evidence:  # the 512 fallback is what every command assumed before: not worth a line
+        ui.info(f"block size {g.block_size}: {g.reason}")
+    if g.ambiguous:
+        ui.warn(f"the block size is not certain ({g.reason}); give --block-size if {g.block_size} is wrong")
+    return g.block_size

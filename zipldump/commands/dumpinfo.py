@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from zipldump.commands import int_arg
+from zipldump.commands import add_block_size_arg, block_size_of, int_arg
 from zipldump.disk.io import open_input
 from zipldump.dump.elfdump import AnyDump, ElfDumpInfo, open_dump_any
 from zipldump.dump.locate import LocatedDump, locate_dump
@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
 
 def add_source_args(p: argparse.ArgumentParser, metavar: str = "FILE") -> None:
     p.add_argument("file", metavar=metavar, help="s390 dump file, s390x ELF core, or disk image with a dump partition / file system dump")
-    p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 1024, 2048, 4096), help="logical block size of a disk image (default 512)")
+    add_block_size_arg(p)
     p.add_argument("--number", type=int_arg(), default=None, help="file system dump: use dump.N (default: the highest N)")
     p.add_argument("--partition", type=int_arg(), default=None, help="file system dump: search only this partition")
     p.add_argument("--dir", default="/", help="file system dump: directory holding dump.N (default /)")
@@ -76,7 +76,7 @@ def open_source(args: argparse.Namespace, ui: UI) -> tuple[AnyDump, LocatedDump 
     if is_dump_file(args.file):
         return open_dump_any(args.file), None
     located = locate_dump(
-        args.file, block_size=args.block_size, number=args.number, partition=args.partition, directory=args.dir,
+        args.file, block_size=block_size_of(args.file, args.block_size, ui), number=args.number, partition=args.partition, directory=args.dir,
         verify_checksum=not args.force,
     )
     for note in located.notes:

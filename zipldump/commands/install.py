@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zipldump.commands import hsa_size_arg, int_arg, size_arg
+from zipldump.commands import add_block_size_arg, block_size_of, hsa_size_arg, int_arg, size_arg
 from zipldump.errors import UsageError
 from zipldump.plan.job import DEFAULT_HSA_SIZE, InstallJob, ProgramSpec
 from zipldump.ui import UI
@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("-p", "--parmfile", type=Path, metavar="FILE", help="kernel parameters from a file (before --parameters)")
     p.add_argument("-P", "--parameters", metavar="TEXT", help="kernel parameters (dump programs: put before zipl's own)")
     p.add_argument("--stage3", type=Path, metavar="FILE", help="zipl stage3.bin: write zipl's loader layout (default: direct layout, no loader)")
-    p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
+    add_block_size_arg(p, (512, 4096))
     p.add_argument("--hsa-size", type=hsa_size_arg, default=DEFAULT_HSA_SIZE, metavar="SIZE", help="HSA size that dump programs must fit in (default 32M)")
     p.add_argument("--dump-mem", type=size_arg, metavar="SIZE", help="--dumptofs: dump_mem= size limit for the dumper")
     p.add_argument("--compat", choices=("2.16",), help="write what zipl 2.16 (1.24-2.17 rules) writes instead of current zipl")
@@ -308,6 +308,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     from zipldump.zipl.installer import install
 
     _operands(args)
+    args.block_size = block_size_of(args.image_path, args.block_size, ui)
     # files read out of the image live here for the install's length
     with tempfile.TemporaryDirectory(prefix="zipldump-install-") as work:
         job = _job_from_args(args, Path(work), ui)

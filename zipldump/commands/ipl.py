@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from zipldump.commands import hsa_size_arg, int_arg, size_arg
+from zipldump.commands import add_block_size_arg, block_size_of, hsa_size_arg, int_arg, size_arg
 from zipldump.errors import UsageError
 from zipldump.ui import UI
 
@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
         help="load components above the HSA limit (destroys unsaved crash data) with a warning instead of refusing",
     )
     p.add_argument("--verify", action="store_true", help="compare the written dump byte for byte with the crashed system")
-    p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 4096), help="logical block size of the disk (default 512)")
+    add_block_size_arg(p, (512, 4096))
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         crashed=args.crashed,
         seed=args.seed,
         verify=args.verify,
-        block_size=args.block_size,
+        block_size=block_size_of(args.image, args.block_size, ui),
         allow_above_hsa=args.allow_above_hsa,
     )
     report = run_ipl(opts, ui)

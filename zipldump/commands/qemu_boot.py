@@ -6,7 +6,7 @@ import argparse
 
 from rich.text import Text
 
-from zipldump.commands import int_arg
+from zipldump.commands import add_block_size_arg, block_size_of, int_arg
 from zipldump.qemu import boot as qemu
 from zipldump.ui import UI
 
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("image", metavar="IMAGE", help="disk image")
     p.add_argument("--loadparm", type=int_arg(), metavar="N", help="program-table entry to boot (0..30; default 0)")
-    p.add_argument("--block-size", type=int_arg(), choices=(512, 4096), default=512, help="logical block size of the disk")
+    add_block_size_arg(p, (512, 4096))
     p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="give up after S seconds (default 120)")
     p.add_argument("--expect", metavar="TEXT", help="succeed as soon as TEXT appears on the console")
     p.add_argument("--memory", default="512M", help="guest memory (default 512M)")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     result = qemu.boot(
         args.image,
         expect=args.expect,
-        block_size=args.block_size,
+        block_size=block_size_of(args.image, args.block_size, ui),
         loadparm=args.loadparm,
         timeout=args.timeout,
         memory=args.memory,

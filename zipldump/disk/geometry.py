@@ -10,9 +10,10 @@ The evidence, strongest first:
 4. a zipl dump boot_info: the dump superblock's `part_start` (bytes) must equal an
    msdos partition's start LBA times the block size;
 5. an msdos table: the size at which the partitions' first sectors hold an ext
-   superblock magic; else the largest size at which every partition ends inside
-   the disk (a table written for 4096-byte blocks also fits at 512, describing an
-   eighth of the disk: the larger reading is the one that uses the disk).
+   superblock magic; else the only size at which every partition ends inside the
+   disk; else the smallest size at which every partition starts on a 1 MiB
+   boundary, as partitioning tools align them (a table written for 4096-byte
+   blocks read at 512 starts its partitions at 128 KiB multiples).
 
 No evidence (an empty or foreign disk) gives 512, as disks mostly are, with the
 reason saying so.  When two pieces of evidence disagree, the stronger one wins and
@@ -47,9 +48,11 @@ class Geometry:
     reason: str  # what on the disk said so, for the operator and the JSON
     ambiguous: bool = False
     detected: bool = True  # False: given by --block-size
+    evidence: bool = True  # False: nothing on the disk said anything (the 512 fallback)
 
     def to_json(self) -> dict[str, object]:
-        return {"block_size": self.block_size, "reason": self.reason, "ambiguous": self.ambiguous, "detected": self.detected}
+        return {"block_size": self.block_size, "reason": self.reason, "ambiguous": self.ambiguous, "detected": self.detected,
+                "evidence": self.evidence}
 
 
 def geometry(path: str | os.PathLike[str], block_size: int | None = None) -> Geometry:
@@ -95,7 +98,7 @@ def _judge(fd: int, head: bytes, disk_size: int) -> Geometry:
         if fs is not None:
             votes.append(fs)
     if not votes:
-        return Geometry(512, "no GPT header, zipl boot record or partition table says otherwise: 512, the common size")
+        return Geometry(512, "no GPT header, zipl boot record or partition table says otherwise: 512, the common size", evidence=False)
     first = votes[0]
     others = [v for v in votes[1:] if v[0] != first[0]]
     if others:
@@ -144,6 +147,10 @@ def _msdos_vote(fd: int, entries: list[tuple[int, int]], disk_size: int) -> tupl
                 return bs, f"an ext file system starts at msdos partition LBA {start} of {bs}-byte blocks"
     if len(fits) == 1:
         return fits[0], f"the msdos partitions fit the disk only with {fits[0]}-byte blocks"
-    if fits:  # a table written for 4096 also fits at 512, describing an eighth of the disk
-        return fits[-1], f"the largest block size at which the msdos partitions fit the disk is {fits[-1]} (smaller ones fit too)"
+    # Partitioning tools start partitions on 1 MiB boundaries: a table written for
+    # 4096-byte blocks (start LBA 256) read at 512 starts at 128 KiB; one written for
+    # 512 (start LBA 2048) also aligns at 4096, so the smallest aligned size is it.
+    aligned = [bs for bs in fits if all(start * bs % (1 << 20) == 0 for start, _ in entries)]
+    if aligned:
+        return aligned[0], f"the msdos partitions start on 1 MiB boundaries with {aligned[0]}-byte blocks (the smallest such size)"
     return None
