@@ -267,7 +267,7 @@ def above_hsa(table: ComponentTable, load: Load, hsa_size: int) -> Finding | Non
     a = load.address
     return _f(Rule.ABOVE_HSA, table.where(load.entry, "compdat (address)"),
               f"dump program LOAD {a:#x}-{end - 1:#x} ends above the HSA limit {hsa_size:#x} (set --hsa-size for a larger HSA)",
-              entry=load.entry.index, address=a, end=end, hsa=hsa_size)
+              entry=load.entry.index, address=a, end=end, last=end - 1, hsa=hsa_size)
 
 
 def execute_outside_loads(table: ComponentTable, entry: ComponentEntry, loads: Sequence[Load]) -> Finding | None:
@@ -277,7 +277,7 @@ def execute_outside_loads(table: ComponentTable, entry: ComponentEntry, loads: S
     if any(ld.address <= addr < ld.end for ld in loads):
         return None
     return _f(Rule.EXECUTE_OUTSIDE_LOADS, table.where(entry, "compdat"), f"EXECUTE address {addr:#x} is not inside any LOAD component",
-              "warning", psw=psw, entry=addr)
+              "warning", psw=psw, address=addr)
 
 
 def signature_trailer(entries: Sequence[ComponentEntry], k: int) -> int:
