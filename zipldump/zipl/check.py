@@ -408,8 +408,7 @@ class _Inspector:
                 prog = replace(by_index[j], index=i, duplicate_of=j)
                 if j in self.dump_programs:
                     self.dump_programs.add(i)
-                self._report([R.Finding(Rule.SHARED_COMPONENT_TABLE, None,
-                                        f"program table entries {j} and {i} point at the same component table {ptr.blockno:#x}", "note")])
+                self._report([R.shared_component_table(j, i, ptr.blockno)])
             else:
                 first_for_lba[ptr.blockno] = i
                 prog = self._program(i, ptr, pt.lba)

@@ -345,6 +345,12 @@ def block_role(have: str | None, role: str, lba: int, where: Place) -> Finding |
     return _f(Rule.BLOCK_ROLE, where, f"block {lba:#x} is used as {role} but is already {have}")
 
 
+def shared_component_table(first: int, index: int, lba: int) -> Finding:
+    """Menu entries may share a component table (zipl does so for the default entry): read once, noted."""
+    return _f(Rule.SHARED_COMPONENT_TABLE, None, f"program table entries {first} and {index} point at the same component table {lba:#x}",
+              "note")
+
+
 # --- entries --------------------------------------------------------------------------------
 def stray_after_list_end(v: EntryView) -> Iterator[Finding]:
     for w in v.blocks.stray_after_end if v.blocks is not None else ():
