@@ -329,7 +329,8 @@ class _Inspector:
         self.roles: dict[int, str] = {0: "the boot record"}
         self.data_runs: list[tuple[int, int, str]] = []
         self.pt_lba: int | None = None
-        self.dump_programs: set[int] = set()  # entries whose component table is a DUMP one (duplicates too)
+        self.dump_programs: set[int] = set()  # entries with a DUMP component table (not counting duplicates)
+        self.programs = 0  # program-table entries read
 
     # -- policy ---------------------------------------------------------------
     def _report(self, findings: Iterable[R.Finding]) -> None:
@@ -406,14 +407,13 @@ class _Inspector:
             if ptr.blockno in first_for_lba:
                 j = first_for_lba[ptr.blockno]
                 prog = replace(by_index[j], index=i, duplicate_of=j)
-                if j in self.dump_programs:
-                    self.dump_programs.add(i)
                 self._report([R.shared_component_table(j, i, ptr.blockno)])
             else:
                 first_for_lba[ptr.blockno] = i
                 prog = self._program(i, ptr, pt.lba)
             by_index[i] = prog
             self.r.programs.append(prog)
+            self.programs += 1
 
     def _program(self, index: int, ptr: BlockPtr, pt_lba: int) -> ProgramReport:
         prog = ProgramReport(index, None, ptr.blockno)
@@ -520,10 +520,9 @@ class _Inspector:
         findings = dp.findings
         self._report_dump(f for f in findings if f.code in BOOT_INFO_CODES)
         named = dp.superblock is not None or dp.has(*SUPERBLOCK_READ_CODES)
-        # a duplicate entry's first entry is listed too: counting the first ones is enough
-        dump_programs = sum(1 for p in self.r.programs if p.index in self.dump_programs and p.duplicate_of is None)
-        self._run(RULES.dump_tool, R.DumpToolView(dp.has(Code.BOOT_INFO_EMPTY), named, br.program_table.blockno, dump_programs,
-                                                  len(self.r.programs)))
+        # a duplicate entry's first entry is read too: counting the first ones is enough
+        self._run(RULES.dump_tool, R.DumpToolView(dp.has(Code.BOOT_INFO_EMPTY), named, br.program_table.blockno,
+                                                  len(self.dump_programs), self.programs))
         if dp.has(Code.BOOT_INFO_EMPTY) or not named:
             return  # an IPL disk, or no SCSI dump boot_info: the chain ends there
         self._report_dump(f for f in findings if f.code in SUPERBLOCK_READ_CODES)
