@@ -43,7 +43,7 @@ def load_shas(img: Path, bs: int) -> list[str] | None:
         return None
     rep = inspect_disk(img, bs)
     assert rep.valid, rep.problems
-    return [c["sha256"] for p in rep.programs for c in p["components"] if c["kind"] == "load"]
+    return [c.sha256 or "" for p in rep.programs for c in p.components if c.kind == "load"]
 
 
 def kill_at(event: int, run, hooks: list[tuple[type, str]]) -> bool:

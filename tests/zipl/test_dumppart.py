@@ -173,7 +173,7 @@ def test_inspect_takes_checksum_only_over_a_valid_range(disk: Path) -> None:
     sb_field(disk, "csum_size", 0)
     r = inspect_disk(disk, 512)
     assert [p.kind for p in r.errors] == [SuperblockError.kind]
-    assert r.dump is not None and r.dump["checksum_ok"] is None and "checksum_computed" not in r.dump
+    assert r.dump is not None and r.dump.checksum_ok is None and "checksum_computed" not in r.dump.to_json()
 
 
 def test_inspect_keeps_its_exit_code_where_the_writer_is_stricter(disk: Path) -> None:

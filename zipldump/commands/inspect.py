@@ -9,7 +9,7 @@ from typing import Any
 from zipldump.commands import hsa_size_arg, int_arg
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.ui import UI
-from zipldump.zipl.check import Report, inspect_disk
+from zipldump.zipl.check import ExecuteComponent, Report, inspect_disk
 
 KEY_WIDTH = 22
 
@@ -58,47 +58,45 @@ def _rows(report: Report) -> list[tuple[int, str, str]]:
     add(0, "Disk size", f"{report.disk_size} bytes ({report.disk_size // report.block_size} blocks)")
     br = report.boot_record
     if br is not None:
-        add(0, "Boot record", f"zIPL version {br['version_id']}, program table at block {br['program_table']:#x}")
-        bi = br["boot_info"]
+        add(0, "Boot record", f"zIPL version {br.version_id}, program table at block {br.program_table:#x}")
+        bi = br.boot_info
         if bi is None:
             add(0, "Boot info", "empty (IPL disk)")
         else:
-            kind = {0: "IPL", 1: "dump"}.get(bi["bp_type"], f"bp_type {bi['bp_type']}")
-            dev = {0: "ECKD", 1: "FBA", 2: "SCSI"}.get(bi["dev_type"], f"dev_type {bi['dev_type']}")
-            add(0, "Boot info", f"{kind}, {dev}, superblock at byte {bi['dump_sb_offset']:#x}")
+            add(0, "Boot info", f"{bi.bp_type_name}, {bi.dev_type_name}, superblock at byte {bi.dump_sb_offset:#x}")
     if report.program_table is not None:
         pt = report.program_table
-        add(0, "Program table", f"block {pt['block']:#x}, entries {', '.join(map(str, pt['entries'])) or 'none'}")
+        add(0, "Program table", f"block {pt.block:#x}, entries {', '.join(map(str, pt.entries)) or 'none'}")
     for prog in report.programs:
-        dup = f", same as entry {prog['duplicate_of']}" if prog["duplicate_of"] is not None else ""
-        add(0, f"Program {prog['index']}", f"{prog['type'] or '?'} (component table block {prog['component_table']:#x}{dup})")
-        for c in prog["components"]:
-            if c["kind"] == "execute":
-                add(1, "EXECUTE", f"PSW {c['psw']:#018x} ({c['addressing']}, address {c['entry_address']:#x})")
-            elif "length" not in c:
-                add(1, c["kind"].upper(), f"unreadable block list at block {c['blocklist']:#x} ({c.get('error')})")
+        dup = f", same as entry {prog.duplicate_of}" if prog.duplicate_of is not None else ""
+        add(0, f"Program {prog.index}", f"{prog.type or '?'} (component table block {prog.component_table:#x}{dup})")
+        for c in prog.components:
+            if isinstance(c, ExecuteComponent):
+                add(1, "EXECUTE", f"PSW {c.psw:#018x} ({c.addressing}, address {c.entry_address:#x})")
+            elif c.length is None:
+                add(1, c.kind.upper(), f"unreadable block list at block {c.blocklist:#x} ({c.error})")
             else:
-                n = c["length"]
-                if c["kind"] == "load":
-                    span = f"{c['address']:#010x}-{c['address'] + n - 1:#010x}" if n else f"{c['address']:#010x} (empty)"
+                size = c.length
+                if c.kind == "load":
+                    span = f"{c.address:#010x}-{(c.address or 0) + size - 1:#010x}" if size else f"{c.address:#010x} (empty)"
                 else:
-                    span = f"signature format {c['signature_format']}, {c['signature_length']} bytes"
-                add(1, c["kind"].upper(), f"{span}  {n} bytes  extents {len(c['extents'])}  sha256 {c['sha256'][:16]}")
-        st = prog.get("stage3")
+                    span = f"signature format {c.signature_format}, {c.signature_length} bytes"
+                add(1, c.kind.upper(), f"{span}  {size} bytes  extents {len(c.extents or ())}  sha256 {(c.sha256 or '')[:16]}")
+        st = prog.stage3
         if st:
-            initrd = f"initrd {st['initrd_addr']:#x} ({st['initrd_len']} bytes)" if st["initrd_len"] else "no initrd"
-            add(1, "Stage 3", f"kernel {st['image_addr']:#x} ({st['image_len']} bytes), {initrd}, PSW {st['load_psw']:#018x}")
-            if st["parmline"] is not None:
-                add(1, "Parmline", repr(st["parmline"]))
+            initrd = f"initrd {st.initrd_addr:#x} ({st.initrd_len} bytes)" if st.initrd_len else "no initrd"
+            add(1, "Stage 3", f"kernel {st.image_addr:#x} ({st.image_len} bytes), {initrd}, PSW {st.load_psw:#018x}")
+            if st.parmline is not None:
+                add(1, "Parmline", repr(st.parmline))
     d = report.dump
     if d is not None:
-        add(0, "Dump superblock", f"byte {d['offset']:#x}, version {d['version']}")
-        add(1, "Layout", d["layout"])
-        add(1, "Partition", f"{d['partition'] if d['partition'] is not None else '?'} at {d['part_start']:#x}, {d['part_size']:#x} bytes")
-        add(1, "Dump area", f"offset {d['dump_offset']:#x}, maximum dump size {d['dump_size']:#x} bytes ({_human(d['dump_size'])})")
-        ok = {True: "ok", False: "WRONG", None: "not checked"}[d["checksum_ok"]]
-        add(1, "Checksum", f"{d['csum']:#x} over {d['csum_size']:#x} bytes at {d['csum_offset']:#x}: {ok}")
-        add(1, "Dump present", str(d["present"]))
+        add(0, "Dump superblock", f"byte {d.offset:#x}, version {d.version}")
+        add(1, "Layout", d.layout)
+        add(1, "Partition", f"{d.partition if d.partition is not None else '?'} at {d.part_start:#x}, {d.part_size:#x} bytes")
+        add(1, "Dump area", f"offset {d.dump_offset:#x}, maximum dump size {d.dump_size:#x} bytes ({_human(d.dump_size)})")
+        ok = {True: "ok", False: "WRONG", None: "not checked"}[d.checksum_ok]
+        add(1, "Checksum", f"{d.csum:#x} over {d.csum_size:#x} bytes at {d.csum_offset:#x}: {ok}")
+        add(1, "Dump present", str(d.present))
     for n in report.notes:
         add(0, "Note", n)
     for p in report.problems:

@@ -139,6 +139,16 @@ class LoadedRange:
         return self.address + self.length
 
 
+def hsa_overrun(address: int, length: int, hsa_size: int, *, block_size: int = 1) -> int | None:
+    """The HSA-limit rule, for the installer, inspect, the firmware model and stage 3 alike.
+
+    A load of `length` bytes at `address` fills whole blocks; returns the end of
+    what it fills when that lies above `hsa_size` (ending exactly there is fine), else None.
+    """
+    end = address + align(length, block_size)
+    return end if end > hsa_size else None
+
+
 def check_hsa(ranges: list[LoadedRange], hsa_size: int, *, program: str = "", block_size: int = 1) -> None:
     """A SCSI dump program must lie entirely in the HSA (memory the machine saved).
 
@@ -148,8 +158,8 @@ def check_hsa(ranges: list[LoadedRange], hsa_size: int, *, program: str = "", bl
     not be aligned, and then the last block may reach past the byte-exact end.
     """
     for r in ranges:
-        end = r.address + align(r.length, block_size)
-        if end > hsa_size:
+        end = hsa_overrun(r.address, r.length, hsa_size, block_size=block_size)
+        if end is not None:
             raise HsaLimitError(
                 f"component '{r.name}' {r.address:#010x}-{end - 1:#010x} ends above the HSA limit {hsa_size:#010x}"
                 + (f" (the last {block_size}-byte block loads up to {end - 1:#010x})" if end != r.end else ""),

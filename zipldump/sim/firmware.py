@@ -7,7 +7,10 @@ reader parses; this module adds firmware policy and turns every refusal into an
 IplError whose message starts with the QEMU s390-ccw text for the same
 condition (spec §12.2) and whose `where` is the reader's block/offset/field.
 The QEMU text is chosen by the reader's `reason` code through one table,
-`FIRMWARE_TEXT`, never by matching the reader's wording.
+`FIRMWARE_TEXT`, never by matching the reader's wording.  The loader's own
+checks are the rules inspect runs too (zipldump.zipl.rules: block-size hint,
+layout version, short PSW, empty LOAD, HSA limit, signature trailer, EXECUTE
+inside a LOAD); the same table words their findings, keyed by the rule.
 
 Policy choices where the real firmware is not documented (spec §11, §14):
 
@@ -38,21 +41,17 @@ from zipldump.errors import (
     ComponentError,
     FormatError,
     IplError,
+    Place,
     Reason,
 )
-from zipldump.formats.blockptr import BlockPtrStruct
-from zipldump.formats.bootrecord import DISK_LAYOUT_ID
 from zipldump.formats.component_table import (
     COMPONENT_HEADER_SIZE,
-    FILE_SIGNATURE_SIZE,
     HEADER_DUMP,
     HEADER_IPL,
-    PSW_BIT12,
     TYPE_LOAD,
     TYPE_SIGNATURE,
     psw_address,
 )
-from zipldump.formats.fields import offset_of
 from zipldump.formats.lowcore import (
     LC_IPL_PSW,
     LC_IPLDEV,
@@ -62,7 +61,6 @@ from zipldump.formats.lowcore import (
 from zipldump.formats.program_table import PROGRAM_TABLE_ENTRIES
 from zipldump.zipl.bootmap import (
     HEADER_TYPE_AT,
-    PROGRAM_TABLE_AT,
     BootRecord,
     iter_component_data,
     place,
@@ -71,6 +69,20 @@ from zipldump.zipl.bootmap import (
     read_component_table,
     read_program_table,
     walk_block_list,
+)
+from zipldump.zipl.rules import (
+    BootRecordView,
+    EntryView,
+    Finding,
+    Load,
+    Rule,
+    above_hsa,
+    block_size_hint,
+    empty_component,
+    execute_outside_loads,
+    layout_version,
+    psw_not_short,
+    signature_trailer,
 )
 
 if TYPE_CHECKING:
@@ -83,8 +95,9 @@ CHUNK = 1 << 20
 
 # What s390-ccw prints for each reader refusal (spec §12.2).  {lba} is the block
 # the reader names (the list block holding a bad chain slot), {entry} the
-# component entry being loaded.  A reason not listed gets DEFAULT_TEXT.
-FIRMWARE_TEXT: dict[Reason, str] = {
+# component entry being loaded.  A reason not listed gets DEFAULT_TEXT.  The
+# rules the loader enforces are worded here too, from their findings' values.
+FIRMWARE_TEXT: dict[Reason | Rule, str] = {
     Reason.DISK_TOO_SMALL: "Error reading Program Table",
     Reason.BOOT_RECORD_MAGIC: "No zIPL magic in block 0 (not a zipl SCSI disk)",
     Reason.NO_PROGRAM_TABLE: "No Program Table",
@@ -103,6 +116,16 @@ FIRMWARE_TEXT: dict[Reason, str] = {
     Reason.LIST_BLOCK_OUTSIDE_DISK: "zIPL failed to read BPRS at 0x{lba:016x}",
     Reason.BLOCK_LIST_LOOP: "block list of component entry {entry} loops",
     Reason.TOO_MANY_LIST_BLOCKS: "block list of component entry {entry} loops",
+    # the rules (zipldump.zipl.rules)
+    Rule.BLOCK_SIZE_HINT: " (the disk's pointers say {size}-byte blocks; is the block size {size}?)",
+    Rule.LAYOUT_VERSION: "Unknown MBR layout version, assuming version 1 (version_id {version_id})",
+    Rule.PSW_NOT_SHORT: "EXECUTE PSW {psw:016x} is not a short-format PSW (bit 12 is 0): the CPU would take a specification exception",
+    Rule.EMPTY_COMPONENT: "zIPL load segment failed: component entry {entry} has a block list without data pointers",
+    Rule.ABOVE_HSA: (
+        "component entry {entry} loads {address:#x}..{last:#x}, above the HSA limit {hsa:#x}: "
+        "the load destroys crash data the hardware did not save"
+    ),
+    Rule.EXECUTE_OUTSIDE_LOADS: "EXECUTE PSW {psw:016x} starts at {address:#x}, which no LOAD component of this program covers",
 }
 DEFAULT_TEXT = "zIPL failed to read the boot program"
 # Block-0 refusals after which the program-table pointer's size field may reveal a wrong --block-size.
@@ -193,6 +216,15 @@ class LoadResult:
         }
 
 
+def _text(f: Finding) -> str:
+    return FIRMWARE_TEXT[f.code].format(**f.values)
+
+
+def _refuse_rule(f: Finding, where: Place) -> IplError:
+    """IplError with the firmware's wording of a rule's finding, at the firmware's place."""
+    return IplError(_text(f), where=where)
+
+
 def _refuse(exc: FormatError, *, entry: int | None = None, hint: str = "") -> IplError:
     """IplError with the firmware's text for the reader's reason first, then the reader's detail, at the reader's place."""
     lba = exc.place.lba if exc.place is not None and exc.place.lba is not None else 0
@@ -261,16 +293,9 @@ def _scsi_load(
     try:
         br = read_boot_record(disk)
     except FormatError as exc:
-        hint = ""
-        if exc.reason in _BLOCK_SIZE_HINT:
-            size_at = PROGRAM_TABLE_AT + offset_of(BlockPtrStruct, "size")
-            size = int.from_bytes(disk.read_at(size_at, 2), "big")
-            if size != bs and size in (512, 1024, 2048, 4096):
-                hint = f" (the disk's pointers say {size}-byte blocks; is the block size {size}?)"
-        raise _refuse(exc, hint=hint) from exc
-    warnings: list[str] = []
-    if br.version_id != DISK_LAYOUT_ID:
-        warnings.append(f"Unknown MBR layout version, assuming version 1 (version_id {br.version_id})")
+        hint = block_size_hint(disk) if exc.reason in _BLOCK_SIZE_HINT else None
+        raise _refuse(exc, hint="" if hint is None else _text(hint)) from exc
+    warnings = [_text(f) for f in layout_version(BootRecordView(disk, br))]
 
     # Program table and the selected entry.
     try:
@@ -306,11 +331,9 @@ def _scsi_load(
         where = ct.where(last, "type") if last else place(ct.lba, COMPONENT_HEADER_SIZE, "component table", "type")
         raise IplError("No EXEC entry: the component table has no EXECUTE entry", where=where)
     psw = int(execute.psw or 0)
-    if not psw & PSW_BIT12:
-        raise IplError(
-            f"EXECUTE PSW {psw:016x} is not a short-format PSW (bit 12 is 0): the CPU would take a specification exception",
-            where=ct.where(execute, "psw"),
-        )
+    short = psw_not_short(ct, execute)
+    if short is not None:
+        raise _refuse_rule(short, ct.where(execute, "psw"))
 
     # Clear storage for a normal load; a dump load keeps the crashed system's memory.
     if not dump:
@@ -318,6 +341,7 @@ def _scsi_load(
 
     mem = _memory_size(machine)
     components: list[LoadedComponent] = []
+    loads: list[Load] = []
     signatures: list[int] = []
     for k, e in enumerate(ct.entries):
         if e.type == TYPE_SIGNATURE:
@@ -331,47 +355,36 @@ def _scsi_load(
             raise _refuse(exc, entry=e.index) from exc
         address = int(e.address or 0)
         length = bl.nblocks * bs
-        if not bl.pointers:
-            # zipl never writes an empty component; loading nothing would start a program with a hole.
-            raise IplError(
-                f"zIPL load segment failed: component entry {e.index} has a block list without data pointers",
-                where=ct.where(e, "blocklist"),
-            )
-        end = address + length
+        # zipl never writes an empty component; loading nothing would start a program with a hole.
+        for f in empty_component(EntryView(ct, e, ct.entries[k - 1] if k else None, bs, bl)):
+            raise _refuse_rule(f, ct.where(e, "blocklist"))
+        load = Load(e, address, length, signature_trailer(ct.entries, k))
+        end = load.end
         if end > mem:
             raise IplError(
                 f"zIPL load segment failed: component entry {e.index} loads {address:#x}..{end - 1:#x}, "
                 f"past the end of the machine's storage ({mem:#x} bytes)",
                 where=ct.where(e, "address"),
             )
-        if dump and hsa is not None and end > hsa:
-            msg = (
-                f"component entry {e.index} loads {address:#x}..{end - 1:#x}, above the HSA limit {hsa:#x}: "
-                f"the load destroys crash data the hardware did not save"
-            )
+        above = above_hsa(ct, load, hsa) if dump and hsa is not None else None
+        if above is not None:
             if not allow_above_hsa:
-                raise IplError(msg, where=ct.where(e, "address"))
-            warnings.append(msg)
+                raise _refuse_rule(above, ct.where(e, "address"))
+            warnings.append(_text(above))
         h = hashlib.sha256()
         at = address
         for chunk in iter_component_data(disk, bl.pointers):
             machine.storage.write(at, chunk)
             h.update(chunk)
             at += len(chunk)
-        before = ct.entries[k - 1] if k else None
-        trailer = 0
-        if before is not None and before.type == TYPE_SIGNATURE:
-            trailer = int(before.signature_length or 0) + FILE_SIGNATURE_SIZE
+        loads.append(load)
         components.append(
-            LoadedComponent(e.index, address, length, len(bl.pointers), len(bl.list_blocks), h.hexdigest(), trailer)
+            LoadedComponent(e.index, address, length, len(bl.pointers), len(bl.list_blocks), h.hexdigest(), load.trailer)
         )
 
-    entry = psw_address(psw)
-    if not any(c.address <= entry < c.end for c in components):
-        raise IplError(
-            f"EXECUTE PSW {psw:016x} starts at {entry:#x}, which no LOAD component of this program covers",
-            where=ct.where(execute, "psw"),
-        )
+    outside = execute_outside_loads(ct, execute, loads)
+    if outside is not None:
+        raise _refuse_rule(outside, ct.where(execute, "psw"))
 
     # What the loader leaves for the program (QEMU jump_to_IPL_code; the machine
     # loader stores the IPL device the same way): the reset PSW at 0, the

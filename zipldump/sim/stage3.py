@@ -13,7 +13,8 @@ Two layouts are modelled:
 In both cases the kernel image in storage is then checked (KernelImageError):
 "S390EP" at 0x10008, a sane parm area, a NUL-terminated command line within
 the kernel's limit, an initrd that lies inside loaded storage and, for a dump
-IPL, below the HSA limit.  Where real stage 3 truncates a too long command line
+IPL, below the HSA limit.  The signature-trailer rule (zipl.rules.holds) and
+the HSA limit (plan.addresses.hsa_overrun) are inspect's and the loader's too.  Where real stage 3 truncates a too long command line
 silently (strlcpy), the model refuses it: the dump kernel would lose parameters.
 
 The result is a `KernelStart`: the command line the dump kernel sees, the
@@ -55,7 +56,9 @@ from zipldump.formats.stage3_params import (
     STAGE3_PARAMS_ADDRESS,
     Stage3ParamsLegacy,
 )
+from zipldump.plan.addresses import hsa_overrun
 from zipldump.sim.firmware import LoadResult
+from zipldump.zipl.rules import holds
 
 if TYPE_CHECKING:
     from zipldump.sim.interfaces import MachineView
@@ -150,7 +153,7 @@ def _stage3(machine: MachineView, storage: Storage, load: LoadResult) -> KernelS
         )
     # A signed kernel: image_len is the file's stat() size, the LOAD holds it without
     # the signature trailer (spec §8.3, §8.9).
-    if p.image_len > kernel.length + kernel.signed_trailer:
+    if not holds(kernel.length, kernel.signed_trailer, p.image_len):
         signed = f" plus its {kernel.signed_trailer:#x}-byte signature trailer" if kernel.signed_trailer else ""
         raise KernelImageError(
             f"image_len {p.image_len:#x} is larger than the kernel component loaded at {p.image_addr:#x} "
@@ -277,14 +280,14 @@ def _check_kernel(
     if pa.initrd_size:
         # A signed ramdisk: initrd_len counts the signature trailer its LOAD left out (§8.3, §8.9).
         rd = load.component_at(pa.initrd_start)
-        signed = rd is not None and rd.signed_trailer and pa.initrd_size <= rd.length + rd.signed_trailer
+        signed = rd is not None and rd.signed_trailer and holds(rd.length, rd.signed_trailer, pa.initrd_size)
         if not signed and load.covering(pa.initrd_start, pa.initrd_size) is None:
             raise KernelImageError(
                 f"initrd {pa.initrd_start:#x}+{pa.initrd_size:#x} is not inside loaded storage",
                 where=f"storage {INITRD_START:#x} (kernel parm area) field initrd_start",
             )
         hsa = load.hsa_size
-        if load.dump and hsa is not None and pa.initrd_start + pa.initrd_size > hsa:
+        if load.dump and hsa is not None and hsa_overrun(pa.initrd_start, pa.initrd_size, hsa) is not None:
             raise KernelImageError(
                 f"initrd {pa.initrd_start:#x}..{pa.initrd_start + pa.initrd_size - 1:#x} ends above the HSA limit "
                 f"{hsa:#x}: the dump kernel only uses memory below it",
@@ -292,7 +295,7 @@ def _check_kernel(
             )
     elif pa.initrd_start:
         notes.append(f"initrd_start {pa.initrd_start:#x} with size 0: no initrd")
-    if load.dump and load.hsa_size is not None and image_end > load.hsa_size:
+    if load.dump and load.hsa_size is not None and hsa_overrun(image_start, image_end - image_start, load.hsa_size) is not None:
         raise KernelImageError(
             f"the kernel image ends at {image_end:#x}, above the HSA limit {load.hsa_size:#x}",
             where=f"storage {image_start:#x} (kernel image)",

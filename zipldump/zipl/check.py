@@ -2,20 +2,22 @@
 
 Reads anything zipl has written since 1.24 (both superblock positions, 38- or
 512-byte bootmap header, 64- or 80-byte stage-3 parameters, legacy EXECUTE
-PSWs) through zipldump.zipl.bootmap, and judges it: magics, versions, pointers,
-block-list chains, component overlaps and address limits, EXECUTE PSW, the HSA
-limit of dump programs, boot_info, the dump superblock, its CKSM checksum and
-its agreement with the partition table.  Problems are collected, not raised,
-so one run reports as much as it can; the report's exit code is that of the
-first error.  Bytes zipl does not define (spec §7.4) are never examined.
+PSWs) through zipldump.zipl.bootmap, and judges it with the rules of
+zipldump.zipl.rules and the dump-partition findings of zipldump.zipl.dumppart.
+`_Inspector` is the walk: it reads each record of the chain once, runs the
+rules registered for it and turns their findings into the typed `Report`
+(inspect's policy: error with its class, warning, or note).  Problems are
+collected, not raised, so one run reports as much as it can; the report's exit
+code is that of the first error.  Bytes zipl does not define (spec §7.4) are
+never examined.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from zipldump.disk.image import DiskImage
 from zipldump.errors import (
@@ -30,44 +32,25 @@ from zipldump.errors import (
     ZiplDumpError,
 )
 from zipldump.formats.blockptr import BlockPtr
-from zipldump.formats.bootrecord import (
-    DISK_LAYOUT_ID,
-)
-from zipldump.formats.bootrecord import BootRecord as BootRecordStruct
-from zipldump.formats.component_table import (
-    FILE_SIGNATURE_SIZE,
-    HEADER_DUMP,
-    HEADER_IPL,
-    PKCS7_FORMAT,
-    PSW_BIT12,
-    TYPE_EXECUTE,
-    TYPE_LOAD,
-    TYPE_SIGNATURE,
-    psw_address,
-)
-from zipldump.formats.fields import offset_of
-from zipldump.formats.kernel_image import KERNEL_HEADER_SIZE
+from zipldump.formats.bootrecord import BP_TYPE_DUMP, BP_TYPE_IPL, DEV_TYPE_ECKD, DEV_TYPE_FBA, DEV_TYPE_SCSI
+from zipldump.formats.component_table import HEADER_DUMP, HEADER_IPL, TYPE_EXECUTE, TYPE_LOAD, TYPE_SIGNATURE, psw_address
 from zipldump.formats.s390dump import BUSY_MARKER
-from zipldump.formats.stage3_params import (
-    FLAG_SCSI,
-    NO_PARMLINE,
-    STAGE3_LOAD_ADDRESS,
-    STAGE3_PARAMS_ADDRESS,
-    Stage3ParamsLegacy,
-)
-from zipldump.plan.addresses import ADDRESS_LIMIT, MAXIMUM_PARMLINE_SIZE
+from zipldump.formats.stage3_params import NO_PARMLINE, STAGE3_LOAD_ADDRESS, STAGE3_PARAMS_ADDRESS, Stage3ParamsLegacy
+from zipldump.plan.addresses import MAXIMUM_PARMLINE_SIZE
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.zipl import bootmap as reader
+from zipldump.zipl import dumppart
+from zipldump.zipl import rules as R
 from zipldump.zipl.dumppart import (
     BOOT_INFO_CODES,
     PARTITION_TABLE_CODES,
     SUPERBLOCK_READ_CODES,
     Code,
-    Finding,
     boot_info_place,
     read_dump_partition,
     superblock_field,
 )
+from zipldump.zipl.rules import RULES, Rule
 
 # Inspect's error class per dumppart finding (SuperblockError when not listed).
 INSPECT_CLASS: dict[Code, type[FormatError]] = {
@@ -77,12 +60,21 @@ INSPECT_CLASS: dict[Code, type[FormatError]] = {
     Code.PARTITION_OUTSIDE_DISK: PointerError,
     Code.CHECKSUM_MISMATCH: ChecksumError,
 }
+# Inspect's class per rule finding: ComponentError for an error, FormatError for a warning, unless listed.
+RULE_CLASS: dict[Rule, type[ZiplDumpError]] = {
+    Rule.BLOCK_ROLE: PointerError,
+    Rule.DATA_OVER_METADATA: PointerError,
+    Rule.STRAY_AFTER_LIST_END: PointerError,
+    Rule.ABOVE_HSA: HsaLimitError,
+    Rule.DUMP_AREA_COVERS_TOOL: SuperblockError,
+}
+# Names of boot_info's bp_type and dev_type values (spec §3), for the renderers.
+BP_TYPE_NAMES = {BP_TYPE_IPL: "IPL", BP_TYPE_DUMP: "dump"}
+DEV_TYPE_NAMES = {DEV_TYPE_ECKD: "ECKD", DEV_TYPE_FBA: "FBA", DEV_TYPE_SCSI: "SCSI"}
+PROGRAM_TYPE_NAMES = {HEADER_IPL: "ipl", HEADER_DUMP: "dump"}
 
-PSW_WAIT = 1 << 49
-PSW_EA = 1 << 32
-PSW_BA = 1 << 31
 
-
+# --- the report -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Problem:
     severity: str  # "error" | "warning"
@@ -92,16 +84,172 @@ class Problem:
     exit_code: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity,
-            "where": self.where,
-            "message": self.message,
-            "kind": self.kind,
-            "exit_code": self.exit_code,
-        }
+        return {"severity": self.severity, "where": self.where, "message": self.message, "kind": self.kind, "exit_code": self.exit_code}
 
     def line(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
+
+
+@dataclass(frozen=True)
+class BootInfoReport:
+    magic: str
+    version: int
+    bp_type: int
+    dev_type: int
+    flags: int
+    dump_sb_offset: int
+
+    @property
+    def bp_type_name(self) -> str:
+        return BP_TYPE_NAMES.get(self.bp_type, f"bp_type {self.bp_type}")
+
+    @property
+    def dev_type_name(self) -> str:
+        return DEV_TYPE_NAMES.get(self.dev_type, f"dev_type {self.dev_type}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"magic": self.magic, "version": self.version, "bp_type": self.bp_type, "dev_type": self.dev_type, "flags": self.flags,
+                "dump_sb_offset": self.dump_sb_offset}
+
+
+@dataclass(frozen=True)
+class BootRecordReport:
+    version_id: int
+    program_table: int  # LBA
+    pc_label: bool
+    boot_info: BootInfoReport | None  # None: all zero (an IPL disk)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version_id": self.version_id, "program_table": self.program_table, "pc_label": self.pc_label,
+                "boot_info": None if self.boot_info is None else self.boot_info.to_json()}
+
+
+@dataclass(frozen=True)
+class ProgramTableReport:
+    block: int
+    entries: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"block": self.block, "entries": list(self.entries)}
+
+
+@dataclass(frozen=True)
+class Extent:
+    block: int
+    blocks: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"block": self.block, "blocks": self.blocks}
+
+
+@dataclass(frozen=True)
+class DataComponent:
+    """A LOAD or SIGNATURE entry; `length` is None when its block list could not be read (`error` says why)."""
+
+    kind: str  # "load" | "signature"
+    entry: int
+    blocklist: int
+    address: int | None = None  # LOAD
+    signature_format: int | None = None  # SIGNATURE
+    signature_length: int | None = None
+    length: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+    list_blocks: int | None = None
+    extents: tuple[Extent, ...] | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.length is not None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "entry": self.entry}
+        if self.kind == "load":
+            out["address"] = self.address
+        else:
+            out["signature_format"] = self.signature_format
+            out["signature_length"] = self.signature_length
+        out["blocklist"] = self.blocklist
+        for k in ("length", "sha256", "error", "list_blocks"):
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
+        if self.extents is not None:
+            out["extents"] = [e.to_json() for e in self.extents]
+        return out
+
+
+@dataclass(frozen=True)
+class ExecuteComponent:
+    entry: int
+    psw: int
+    entry_address: int
+    addressing: str  # "24-bit" | "31-bit" | "64-bit" | "invalid"
+    kind: str = "execute"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "entry": self.entry, "psw": self.psw, "entry_address": self.entry_address, "addressing": self.addressing}
+
+
+Component = DataComponent | ExecuteComponent
+
+
+@dataclass(frozen=True)
+class Stage3Report:
+    parm_addr: int
+    initrd_addr: int
+    initrd_len: int
+    load_psw: int
+    extra_parm: int
+    flags: int
+    image_len: int
+    image_addr: int
+    parmline: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class ProgramReport:
+    index: int
+    type: str | None  # "ipl" | "dump" | "unknown (0x..)" | None (table unreadable)
+    component_table: int
+    duplicate_of: int | None = None
+    components: tuple[Component, ...] = ()
+    stage3: Stage3Report | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "type": self.type, "component_table": self.component_table,
+                               "duplicate_of": self.duplicate_of, "components": [c.to_json() for c in self.components]}
+        if self.stage3 is not None:
+            out["stage3"] = self.stage3.to_json()
+        return out
+
+
+@dataclass(frozen=True)
+class DumpReport:
+    offset: int
+    version: int
+    part_start: int
+    part_size: int
+    dump_offset: int
+    dump_size: int
+    csum_offset: int
+    csum_size: int
+    csum: int
+    layout: str
+    checksum_ok: bool | None = None
+    partition: int | None = None
+    present: str | None = None
+    checksum_computed: int | None = None  # absent from the JSON when not computed
+
+    def to_json(self) -> dict[str, Any]:
+        keys = ("offset", "version", "part_start", "part_size", "dump_offset", "dump_size", "csum_offset", "csum_size", "csum",
+                "checksum_ok", "partition", "present", "layout")
+        out = {k: getattr(self, k) for k in keys}
+        if self.checksum_computed is not None:
+            out["checksum_computed"] = self.checksum_computed
+        return out
 
 
 @dataclass
@@ -112,10 +260,10 @@ class Report:
     disk_size: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    boot_record: dict[str, Any] | None = None
-    program_table: dict[str, Any] | None = None
-    programs: list[dict[str, Any]] = field(default_factory=list)
-    dump: dict[str, Any] | None = None
+    boot_record: BootRecordReport | None = None
+    program_table: ProgramTableReport | None = None
+    programs: list[ProgramReport] = field(default_factory=list)
+    dump: DumpReport | None = None
 
     # -- collecting --------------------------------------------------------
     def error(self, exc: ZiplDumpError) -> None:
@@ -148,10 +296,10 @@ class Report:
             "hsa_size": self.hsa_size,
             "problems": [p.to_json() for p in self.problems],
             "notes": self.notes,
-            "boot_record": self.boot_record,
-            "program_table": self.program_table,
-            "programs": self.programs,
-            "dump": self.dump,
+            "boot_record": None if self.boot_record is None else self.boot_record.to_json(),
+            "program_table": None if self.program_table is None else self.program_table.to_json(),
+            "programs": [p.to_json() for p in self.programs],
+            "dump": None if self.dump is None else self.dump.to_json(),
         }
 
 
@@ -164,7 +312,13 @@ def inspect_disk(path: str | os.PathLike[str], block_size: int = 512, *, hsa_siz
     return report
 
 
+V = TypeVar("V")
+
+
+# --- the walk -------------------------------------------------------------------------------
 class _Inspector:
+    """Reads the chain once, in report order, and runs the rules registered for each record."""
+
     def __init__(self, disk: DiskImage, report: Report) -> None:
         self.disk = disk
         self.r = report
@@ -175,52 +329,47 @@ class _Inspector:
         self.roles: dict[int, str] = {0: "the boot record"}
         self.data_runs: list[tuple[int, int, str]] = []
         self.pt_lba: int | None = None
-        self.pointers: dict[tuple[int, int], list[BlockPtr]] = {}  # (component table, entry) -> data pointers
+        self.dump_programs: set[int] = set()  # entries with a DUMP component table (not counting duplicates)
+        self.programs = 0  # program-table entries read
 
-    def _role(self, lba: int, role: str, where: Place | str) -> bool:
+    # -- policy ---------------------------------------------------------------
+    def _report(self, findings: Iterable[R.Finding]) -> None:
+        for f in findings:
+            if f.severity == "note":
+                self.r.notes.append(f"{f.place}: {f.message}" if f.place is not None else f.message)
+            elif f.severity == "warning":
+                self.r.warning(f.place or "", f.message, RULE_CLASS.get(f.code, FormatError))
+            else:
+                self.r.error(RULE_CLASS.get(f.code, ComponentError)(f.message, where=f.place))
+
+    def _run(self, rules: Iterable[Callable[[V], Iterator[R.Finding]]], view: V) -> None:
+        for rule in rules:
+            self._report(rule(view))
+
+    def _report_dump(self, findings: Iterable[dumppart.Finding]) -> None:
+        """dumppart's findings: every one, an error with its class, a warning, or a note."""
+        for f in findings:
+            if f.severity == "note":
+                self.r.notes.append(f.message)
+            elif f.severity == "warning":
+                self.r.warning(f.place, f.message)
+            else:
+                self.r.error(INSPECT_CLASS.get(f.code, SuperblockError)(f.message, where=f.place))
+
+    def _role(self, lba: int, role: str, where: Place) -> bool:
         """Record a metadata block's role; a block with two roles is a bad pointer."""
-        have = self.roles.get(lba)
-        if have is not None and have != role:
-            self.r.error(PointerError(f"block {lba:#x} is used as {role} but is already {have}", where=where))
+        f = R.block_role(self.roles.get(lba), role, lba, where)
+        if f is not None:
+            self._report([f])
             return False
         self.roles[lba] = role
         return True
 
-    def _zeros(self, lba: int, ranges: list[tuple[int, int, str]], what: str) -> None:
-        """Warn about non-zero bytes in fields zipl always writes as zero."""
-        block = self.disk.read_block(lba)
-        for start, end, fld in ranges:
-            nz = next((i for i in range(start, min(end, len(block))) if block[i]), None)
-            if nz is not None:
-                self.r.warning(reader.place(lba, nz, what, fld), f"bytes {start:#x}..{end - 1:#x} should be zero (zipl writes zeros there)")
-
-    def _data_over_metadata(self) -> None:
-        """No data run may cover a table or list block (zipl never shares them)."""
-        import bisect
-
-        meta = sorted(self.roles)
-        for lba, n, what in self.data_runs:
-            i = bisect.bisect_left(meta, lba)
-            if i < len(meta) and meta[i] < lba + n:
-                hit = meta[i]
-                self.r.error(
-                    PointerError(
-                        f"data of {what} (blocks {lba:#x}..{lba + n - 1:#x}) covers block {hit:#x}, {self.roles[hit]}",
-                        where=reader.place(hit),
-                    )
-                )
-
-    def _block_size_hint(self) -> None:
-        """A disk read with the wrong --block-size fails on the first pointer's size field: say which size it names."""
-        if self.disk.size < 0x1C:
-            return
-        head = self.disk.read_at(0, 0x1C)
-        size = int.from_bytes(head[0x18:0x1A], "big")
-        if head[:4] == b"zIPL" and size != self.bs and size in (512, 1024, 2048, 4096):
-            self.r.notes.append(f"the boot record was written for {size}-byte blocks: try --block-size {size}")
-
+    # -- the chain ------------------------------------------------------------
     def run(self) -> None:
-        self._block_size_hint()
+        hint = R.block_size_hint(self.disk)
+        if hint is not None:
+            self._report([hint])
         try:
             br = reader.read_boot_record(self.disk)
         except FormatError as exc:
@@ -234,70 +383,40 @@ class _Inspector:
             pt = None
         self.pt_lba = pt.lba if pt is not None else None
         if pt is not None:
-            self._zeros(pt.lba, [(4, 16, "version/reserved")], "program table")
+            view = R.ProgramTableView(self.disk, pt, tuple(i for i, _ in pt.valid()))
+            self._run(RULES.program_table, view)
             self._role(pt.lba, "the program table", reader.place(0, reader.PROGRAM_TABLE_AT, "boot record", "program_table"))
             self._programs(pt)
+            self._run(RULES.program_table_end, view)
         self._dump(br)
-        self._data_over_metadata()
+        self._run(RULES.block_roles, R.BlockRolesView(self.roles, tuple(self.data_runs)))
 
-    # -- block 0 -------------------------------------------------------------
     def _boot_record(self, br: reader.BootRecord) -> None:
         bi = br.boot_info
-        self.r.boot_record = {
-            "version_id": br.version_id,
-            "program_table": br.program_table.blockno,
-            "pc_label": br.has_pc_label,
-            "boot_info": None
-            if bi.is_empty
-            else {
-                "magic": bi.magic.decode("latin-1"),
-                "version": bi.version,
-                "bp_type": bi.bp_type,
-                "dev_type": bi.dev_type,
-                "flags": bi.flags,
-                "dump_sb_offset": bi.dump_sb_offset,
-            },
-        }
-        zero = [(0x08, 0x10, "reserved"), (0x20, 0x70, "reserved2")]
-        if bi.has_magic:
-            zero.append((0x80, 0x98, "boot_info reserved"))
-        self._zeros(0, zero, "boot record")
-        if br.version_id != DISK_LAYOUT_ID:
-            self.r.warning(
-                reader.place(0, offset_of(BootRecordStruct, "version_id"), "boot record", "version_id"),
-                f"unknown boot record layout version {br.version_id}, read as version 1",
-            )
+        info = None if bi.is_empty else BootInfoReport(bi.magic.decode("latin-1"), bi.version, bi.bp_type, bi.dev_type, bi.flags,
+                                                        bi.dump_sb_offset)
+        self.r.boot_record = BootRecordReport(br.version_id, br.program_table.blockno, br.has_pc_label, info)
+        self._run(RULES.boot_record, R.BootRecordView(self.disk, br))
 
-    # -- programs ----------------------------------------------------------------
     def _programs(self, pt: reader.ProgramTable) -> None:
         valid = pt.valid()
         first_for_lba: dict[int, int] = {}
-        self.r.program_table = {"block": pt.lba, "entries": [i for i, _ in valid]}
-        by_index: dict[int, dict[str, Any]] = {}
+        self.r.program_table = ProgramTableReport(pt.lba, tuple(i for i, _ in valid))
+        by_index: dict[int, ProgramReport] = {}
         for i, ptr in valid:
             if ptr.blockno in first_for_lba:
                 j = first_for_lba[ptr.blockno]
-                prog = dict(by_index[j], index=i, duplicate_of=j)
-                self.r.notes.append(f"program table entries {j} and {i} point at the same component table {ptr.blockno:#x}")
+                prog = replace(by_index[j], index=i, duplicate_of=j)
+                self._report([R.shared_component_table(j, i, ptr.blockno)])
             else:
                 first_for_lba[ptr.blockno] = i
                 prog = self._program(i, ptr, pt.lba)
             by_index[i] = prog
             self.r.programs.append(prog)
-        if 0 not in by_index:
-            self.r.warning(
-                reader.program_table_entry(pt.lba, 0),
-                "entry 0 (the default program) is empty; only a boot program selector > 0 can load this disk",
-            )
+            self.programs += 1
 
-    def _program(self, index: int, ptr: BlockPtr, pt_lba: int) -> dict[str, Any]:
-        prog: dict[str, Any] = {
-            "index": index,
-            "type": None,
-            "component_table": ptr.blockno,
-            "duplicate_of": None,
-            "components": [],
-        }
+    def _program(self, index: int, ptr: BlockPtr, pt_lba: int) -> ProgramReport:
+        prog = ProgramReport(index, None, ptr.blockno)
         try:
             ct = reader.read_component_table(self.disk, ptr, require_execute=False)
         except FormatError as exc:
@@ -305,288 +424,135 @@ class _Inspector:
             return prog
         ext = self.extents.setdefault(index, [])
         ext.append((ct.lba, 1, f"program {index} component table"))
-        pt_where = reader.program_table_entry(pt_lba, index)
-        if not self._role(ct.lba, "a component table", pt_where):
+        if not self._role(ct.lba, "a component table", reader.program_table_entry(pt_lba, index)):
             return prog
-        hdr_where = reader.place(ct.lba, reader.HEADER_TYPE_AT, "component table", "type")
-        zero = [(5, 32, "header reserved")]
-        for e in ct.entries:
-            if e.type == TYPE_EXECUTE:
-                zero.append((e.offset, e.offset + 0x17, f"entry {e.index} data"))
-                zero.append((e.offset + 32, self.bs, "after the EXECUTE entry"))
-            else:
-                zero.append((e.offset + 0x10, e.offset + 0x17, f"entry {e.index} reserved"))
-        self._zeros(ct.lba, zero, "component table")
-        if ct.header_type == HEADER_IPL:
-            prog["type"] = "ipl"
-        elif ct.header_type == HEADER_DUMP:
-            prog["type"] = "dump"
-        else:
-            prog["type"] = f"unknown ({ct.header_type:#x})"
-            self.r.error(ComponentError(f"unknown component table type {ct.header_type:#04x} (0 IPL, 1 DUMP)", where=hdr_where))
-        loads: list[tuple[int, int, reader.ComponentEntry]] = []
-        execute: reader.ComponentEntry | None = None
+        self._run(RULES.component_table, R.ComponentTableView(self.disk, ct))
+        kind = PROGRAM_TYPE_NAMES.get(ct.header_type, f"unknown ({ct.header_type:#x})")
+        if ct.header_type == HEADER_DUMP:
+            self.dump_programs.add(index)
+        components: list[Component] = []
+        loads: list[R.Load] = []
+        pointers: dict[int, list[BlockPtr]] = {}  # entry -> data pointers
         prev: reader.ComponentEntry | None = None
-        for e in ct.entries:
+        for k, e in enumerate(ct.entries):
+            blocks: reader.BlockList | None = None
             if e.type in (TYPE_LOAD, TYPE_SIGNATURE):
-                comp = self._data_component(ct, e, ext, index)
-                prog["components"].append(comp)
-                if e.type == TYPE_LOAD and "length" in comp:
-                    loads.append((e.address or 0, comp["length"], e))
+                comp, blocks = self._data_component(ct, e, ext, index)
+                components.append(comp)
+                if blocks is not None:
+                    pointers[e.index] = blocks.pointers
+                if e.type == TYPE_LOAD and comp.length is not None:
+                    loads.append(R.Load(e, e.address or 0, comp.length, R.signature_trailer(ct.entries, k)))
             elif e.type == TYPE_EXECUTE:
-                execute = e
-                prog["components"].append(self._execute(ct, e))
-            else:
-                self.r.error(
-                    ComponentError(
-                        f"no EXECUTE entry: entry {e.index} has type {e.type:#04x} (expected 1 EXECUTE, 2 LOAD or 3 SIGNATURE)",
-                        where=ct.where(e, "type"),
-                    )
-                )
-            if prev is not None and prev.type == TYPE_SIGNATURE and e.type != TYPE_LOAD:
-                self.r.warning(ct.where(prev), "SIGNATURE entry is not followed by the LOAD entry it signs")
+                psw = e.psw or 0
+                components.append(ExecuteComponent(e.index, psw, psw_address(psw), R.addressing(psw)))
+            self._run(RULES.entry, R.EntryView(ct, e, prev, self.bs, blocks))
             prev = e
-        if not ct.entries or (execute is None and ct.entries[-1].type in (TYPE_LOAD, TYPE_SIGNATURE)):
-            self.r.error(
-                ComponentError(
-                    f"no EXECUTE entry: the {len(ct.entries)} LOAD/SIGNATURE entries fill the component table block",
-                    where=reader.place(ct.lba, None, "component table"),
-                )
-            )
-        self._check_loads(ct, loads, prog["type"] == "dump")
+        view = R.ProgramView(ct, tuple(loads), self.r.hsa_size)
+        self._run(RULES.program, view)
+        stage3 = None
+        execute = ct.execute
         if execute is not None and execute.psw is not None and psw_address(execute.psw) == STAGE3_LOAD_ADDRESS:
-            self._stage3(ct, prog, loads)
-        if execute is not None and execute.psw is not None and not execute.psw & PSW_WAIT:
-            addr = psw_address(execute.psw)
-            if not any(a <= addr < a + n for a, n, _ in loads):
-                self.r.warning(ct.where(execute, "compdat"), f"EXECUTE address {addr:#x} is not inside any LOAD component")
-        if not loads:
-            self.r.warning(reader.place(ct.lba, None, "component table"), "program loads nothing")
-        return prog
+            stage3 = self._stage3(ct, index, view.loads, pointers)
+        self._run(RULES.program_end, view)
+        return replace(prog, type=kind, components=tuple(components), stage3=stage3)
 
     def _data_component(
         self, ct: reader.ComponentTable, e: reader.ComponentEntry, ext: list[tuple[int, int, str]], index: int
-    ) -> dict[str, Any]:
-        comp: dict[str, Any] = {"kind": e.kind, "entry": e.index}
-        if e.type == TYPE_LOAD:
-            comp["address"] = e.address
-        else:
-            comp["signature_format"] = e.signature_format
-            comp["signature_length"] = e.signature_length
-        comp["blocklist"] = e.blocklist.blockno
+    ) -> tuple[DataComponent, reader.BlockList | None]:
+        comp = DataComponent(e.kind, e.index, e.blocklist.blockno, e.address if e.type == TYPE_LOAD else None,
+                             e.signature_format if e.type == TYPE_SIGNATURE else None,
+                             e.signature_length if e.type == TYPE_SIGNATURE else None)
         if not self._role(e.blocklist.blockno, "a block-list block", ct.where(e, "blocklist")):
-            comp["error"] = PointerError.kind
-            return comp
+            return replace(comp, error=PointerError.kind), None
+        length: int | None = None
         try:
             bl = reader.walk_block_list(self.disk, e.blocklist)
-            comp["length"] = bl.length(self.bs)
-            comp["sha256"] = reader.component_sha256(self.disk, bl.pointers)
+            length = bl.length(self.bs)
+            sha = reader.component_sha256(self.disk, bl.pointers)
         except FormatError as exc:
             self.r.error(exc)
-            comp["error"] = exc.kind
-            return comp
-        comp["list_blocks"] = len(bl.list_blocks)
-        comp["extents"] = [{"block": p.blockno, "blocks": p.nblocks} for p in bl.pointers]
-        self.pointers[(ct.lba, e.index)] = bl.pointers
+            return replace(comp, length=length, error=exc.kind), None
+        comp = replace(comp, length=length, sha256=sha, list_blocks=len(bl.list_blocks),
+                       extents=tuple(Extent(p.blockno, p.nblocks) for p in bl.pointers))
         what = f"program {index} entry {e.index} ({e.kind})"
         ext.extend((lba, n, what) for lba, n in bl.extents())
         for k, lb in enumerate(bl.list_blocks):
             # sharing a list block between components is harmless; using it as a table is not
             self._role(lb, "a block-list block", reader.place(lb, None, f"list block {k} of {what}"))
         self.data_runs.extend((p.blockno, p.nblocks, what) for p in bl.pointers)
-        for w in bl.stray_after_end:
-            self.r.warning(w, "non-zero bytes after the end of the block list (zipl writes whole list blocks)", PointerError)
-        if not bl.pointers:
-            self.r.warning(ct.where(e, "blocklist"), f"{e.kind.upper()} component has no data blocks")
-        if e.type == TYPE_SIGNATURE:
-            if e.signature_format != PKCS7_FORMAT:
-                self.r.warning(ct.where(e, "compdat.format"), f"signature format {e.signature_format} is not PKCS#7 (1)")
-            if (e.signature_length or 0) > comp["length"]:
-                self.r.error(
-                    ComponentError(
-                        f"signature length {e.signature_length} exceeds its {comp['length']} data bytes",
-                        where=ct.where(e, "compdat.length"),
-                    )
-                )
-        return comp
+        return comp, bl
 
-    def _stage3(self, ct: reader.ComponentTable, prog: dict[str, Any], loads: list[tuple[int, int, reader.ComponentEntry]]) -> None:
+    def _stage3(
+        self, ct: reader.ComponentTable, index: int, loads: tuple[R.Load, ...], pointers: dict[int, list[BlockPtr]]
+    ) -> Stage3Report | None:
         """zipl >= 2.9 stage-3 parameters at 0x9000 (spec §8.3): decode and check against the LOADs.
 
         Only the first 64 bytes are read: zipl <= 2.17 wrote no more, and the
         envblk fields after them may hold old data on a raw partition.
         """
-        by_addr = {a: (n, e) for a, n, e in loads}
-        if STAGE3_PARAMS_ADDRESS not in by_addr:
-            return
-        n, pe = by_addr[STAGE3_PARAMS_ADDRESS]
-        ptrs = self.pointers.get((ct.lba, pe.index))
-        if not ptrs or n < Stage3ParamsLegacy.sizeof():
-            return
+        by_addr = {ld.address: ld for ld in loads}
+        params = by_addr.get(STAGE3_PARAMS_ADDRESS)
+        if params is None:
+            return None
+        ptrs = pointers.get(params.entry.index)
+        if not ptrs or params.length < Stage3ParamsLegacy.sizeof():
+            return None
         raw = b"".join(reader.iter_component_data(self.disk, ptrs, Stage3ParamsLegacy.sizeof()))
         p = Stage3ParamsLegacy.parse(raw)
-        fields = {k: getattr(p, k) for k in ("parm_addr", "initrd_addr", "initrd_len", "load_psw", "extra_parm", "flags", "image_len", "image_addr")}
-        prog["stage3"] = dict(fields, parmline=None)
-        blk = ptrs[0].blockno
-
-        def where(fld: str) -> Place:
-            return reader.place(blk, offset_of(Stage3ParamsLegacy, fld), f"stage-3 parameters, program {prog['index']}", fld)
-
-        # A signed file's LOAD holds the file without its signature trailer (the PKCS#7
-        # data of the SIGNATURE entry right before it, plus the 40-byte file_signature),
-        # while zipl sets image_len and initrd_len to the stat() size of the whole file (§8.3, §8.9).
-        entries = list(ct.entries)
-        trailer: dict[int, int] = {}
-        for k in range(1, len(entries)):
-            if entries[k].type == TYPE_LOAD and entries[k - 1].type == TYPE_SIGNATURE:
-                trailer[entries[k].index] = (entries[k - 1].signature_length or 0) + FILE_SIGNATURE_SIZE
-
-        def covered(addr: int, length: int) -> bool:
-            if addr not in by_addr:
-                return False
-            n, e = by_addr[addr]
-            return n + trailer.get(e.index, 0) >= length
-
-        if not p.load_psw & PSW_BIT12:
-            self.r.error(ComponentError(f"kernel load PSW {p.load_psw:#018x} has bit 12 clear", where=where("load_psw")))
-        if not covered(p.image_addr, p.image_len):
-            self.r.error(
-                ComponentError(
-                    f"no LOAD at image_addr {p.image_addr:#x} holding image_len {p.image_len:#x} bytes", where=where("image_addr")
-                )
-            )
-        elif not p.image_addr <= psw_address(p.load_psw) < p.image_addr + by_addr[p.image_addr][0]:
-            self.r.warning(where("load_psw"), f"kernel entry {psw_address(p.load_psw):#x} is not inside the kernel LOAD")
-        if p.image_len < KERNEL_HEADER_SIZE:
-            self.r.notes.append(
-                f"{where('image_len')}: image_len {p.image_len:#x} < {KERNEL_HEADER_SIZE:#x}: stage 3 would not start this kernel (spec §13.4)"
-            )
-        if (p.initrd_addr or p.initrd_len) and not covered(p.initrd_addr, p.initrd_len):
-            self.r.error(
-                ComponentError(
-                    f"no LOAD at initrd_addr {p.initrd_addr:#x} holding initrd_len {p.initrd_len:#x} bytes", where=where("initrd_addr")
-                )
-            )
-        if not p.flags & FLAG_SCSI:
-            self.r.warning(where("flags"), f"flags {p.flags:#x} lack the SCSI flag {FLAG_SCSI:#x}")
-        if p.parm_addr != NO_PARMLINE:
-            if p.parm_addr not in by_addr:
-                self.r.error(ComponentError(f"no LOAD at parm_addr {p.parm_addr:#x}", where=where("parm_addr")))
-            else:
-                pn, parm_e = by_addr[p.parm_addr]
-                pp = self.pointers.get((ct.lba, parm_e.index))
-                if pp:
-                    text = b"".join(reader.iter_component_data(self.disk, pp, min(pn, MAXIMUM_PARMLINE_SIZE)))
-                    nul = text.find(b"\0")
-                    if nul < 0:
-                        self.r.warning(ct.where(parm_e), "parmline has no NUL terminator")
-                    else:
-                        prog["stage3"]["parmline"] = text[:nul].decode("latin-1")
-
-    def _execute(self, ct: reader.ComponentTable, e: reader.ComponentEntry) -> dict[str, Any]:
-        psw = e.psw or 0
-        ea, ba = bool(psw & PSW_EA), bool(psw & PSW_BA)
-        mode = {(False, False): "24-bit", (False, True): "31-bit", (True, True): "64-bit"}.get((ea, ba), "invalid")
-        comp = {"kind": "execute", "entry": e.index, "psw": psw, "entry_address": psw_address(psw), "addressing": mode}
-        where = ct.where(e, "compdat (PSW)")
-        if not psw & PSW_BIT12:
-            self.r.error(ComponentError(f"EXECUTE PSW {psw:#018x} has bit 12 clear (short-format PSWs need it set)", where=where))
-        if mode == "invalid":
-            self.r.error(ComponentError(f"EXECUTE PSW {psw:#018x} has EA set without BA (invalid addressing mode)", where=where))
-        if psw & PSW_WAIT:
-            self.r.notes.append(f"{where}: EXECUTE PSW {psw:#018x} is a wait PSW (segment program or disabled wait)")
-        return comp
-
-    def _check_loads(self, ct: reader.ComponentTable, loads: list[tuple[int, int, reader.ComponentEntry]], dump: bool) -> None:
-        for addr, n, e in loads:
-            if addr + n > ADDRESS_LIMIT:
-                self.r.error(
-                    ComponentError(
-                        f"LOAD {addr:#x}-{addr + n - 1:#x} ends above the 31-bit limit {ADDRESS_LIMIT:#x}",
-                        where=ct.where(e, "compdat (address)"),
-                    )
-                )
-            if dump and addr + n > self.r.hsa_size:
-                self.r.error(
-                    HsaLimitError(
-                        f"dump program LOAD {addr:#x}-{addr + n - 1:#x} ends above the HSA limit {self.r.hsa_size:#x} "
-                        "(set --hsa-size for a larger HSA)",
-                        where=ct.where(e, "compdat (address)"),
-                    )
-                )
-        ordered = sorted(loads, key=lambda t: (t[0], t[2].index))
-        for i, (a, n, e) in enumerate(ordered):
-            for b, m, f in ordered[i + 1 :]:
-                if b >= a + n:
-                    break
-                if m == 0 or n == 0:
-                    continue
-                self.r.error(
-                    ComponentError(
-                        f"LOAD entries {e.index} ({a:#x}-{a + n - 1:#x}) and {f.index} ({b:#x}-{b + m - 1:#x}) overlap in memory",
-                        where=ct.where(f, "compdat (address)"),
-                    )
-                )
+        parm_load = by_addr.get(p.parm_addr) if p.parm_addr != NO_PARMLINE else None
+        text: bytes | None = None
+        if parm_load is not None:
+            pp = pointers.get(parm_load.entry.index)
+            if pp:
+                text = b"".join(reader.iter_component_data(self.disk, pp, min(parm_load.length, MAXIMUM_PARMLINE_SIZE)))
+        self._run(RULES.stage3, R.Stage3View(p, ct, loads, index, ptrs[0].blockno, text, parm_load))
+        nul = -1 if text is None else text.find(b"\0")
+        parmline = text[:nul].decode("latin-1") if text is not None and nul >= 0 else None
+        return Stage3Report(p.parm_addr, p.initrd_addr, p.initrd_len, p.load_psw, p.extra_parm, p.flags, p.image_len, p.image_addr,
+                            parmline)
 
     # -- dump superblock -----------------------------------------------------------
     def _dump(self, br: reader.BootRecord) -> None:
-        """Report every finding of zipldump.zipl.dumppart, with inspect's own checks
+        """Report every finding of zipldump.zipl.dumppart, with inspect's own rules
         (the DUMP program, block roles, the dump tool's blocks) at their place in the chain."""
         dp = read_dump_partition(self.disk, br.boot_info)
         findings = dp.findings
-        self._report(f for f in findings if f.code in BOOT_INFO_CODES)
-        if dp.has(Code.BOOT_INFO_EMPTY):
-            if any(p["type"] == "dump" and p["duplicate_of"] is None for p in self.r.programs):
-                # zipl's --dumptofs (<= 1.23) and kdump sections write DUMP programs without boot_info
-                self.r.notes.append("DUMP program without boot_info: a file-system dump (--dumptofs) or kdump program")
-            return
-        if dp.superblock is None and not dp.has(*SUPERBLOCK_READ_CODES):
-            return  # no SCSI dump boot_info: the chain ends there
-        if not any(p["type"] == "dump" for p in self.r.programs) and self.r.programs:
-            self.r.error(
-                ComponentError(
-                    "boot_info names a dump disk, but no program-table entry points at a DUMP component table",
-                    where=reader.place(br.program_table.blockno, None, "program table"),
-                )
-            )
-        self._report(f for f in findings if f.code in SUPERBLOCK_READ_CODES)
+        self._report_dump(f for f in findings if f.code in BOOT_INFO_CODES)
+        named = dp.superblock is not None or dp.has(*SUPERBLOCK_READ_CODES)
+        # a duplicate entry's first entry is read too: counting the first ones is enough
+        self._run(RULES.dump_tool, R.DumpToolView(dp.has(Code.BOOT_INFO_EMPTY), named, br.program_table.blockno,
+                                                  len(self.dump_programs), self.programs))
+        if dp.has(Code.BOOT_INFO_EMPTY) or not named:
+            return  # an IPL disk, or no SCSI dump boot_info: the chain ends there
+        self._report_dump(f for f in findings if f.code in SUPERBLOCK_READ_CODES)
         sb = dp.superblock
         if sb is None:
             return
         self._role(sb.offset // self.bs, "the dump superblock", boot_info_place("dump_sb_offset"))
-        dump: dict[str, Any] = sb.to_json()
-        dump["checksum_ok"] = None
-        dump["partition"] = None
-        dump["present"] = None
-        dump["layout"] = self._layout(sb)
+        dump = DumpReport(sb.offset, sb.version, sb.part_start, sb.part_size, sb.dump_offset, sb.dump_size, sb.csum_offset,
+                          sb.csum_size, sb.csum, self._layout(sb))
         self.r.dump = dump
         # The checksum is judged only over a valid checksummed range.
         skip = {Code.CHECKSUM_MISMATCH, Code.CHECKSUM_RANGE_OUTSIDE_DISK} if dp.has(Code.CHECKSUM_RANGE_BAD) else set()
         rest = SUPERBLOCK_READ_CODES | PARTITION_TABLE_CODES | BOOT_INFO_CODES | skip
-        self._report(f for f in findings if f.code not in rest)
+        self._report_dump(f for f in findings if f.code not in rest)
         if dp.has(Code.PARTITION_OUTSIDE_DISK):
             return
         if not dp.has(Code.CHECKSUM_RANGE_BAD) and dp.checksum is not None:
-            dump["checksum_computed"] = dp.checksum
-            dump["checksum_ok"] = dp.checksum == sb.csum
+            dump = replace(dump, checksum_computed=dp.checksum, checksum_ok=dp.checksum == sb.csum)
         part_end = sb.part_start + sb.part_size
         dump_start = sb.part_start + sb.dump_offset
         dump_end = dump_start + sb.dump_size
-        self._dump_area_overlaps(dump_start, dump_end, part_end, sb.offset)
-        self._report(f for f in findings if f.code in PARTITION_TABLE_CODES)
-        dump["partition"] = dp.partition_at_start
+        tools = tuple((i, tuple(exts)) for i, exts in self.extents.items() if i in self.dump_programs)
+        self._run(RULES.dump_area, R.DumpAreaView(self.bs, dump_start, dump_end, part_end, superblock_field(sb.offset, "dump_size"), tools))
+        self._report_dump(f for f in findings if f.code in PARTITION_TABLE_CODES)
+        dump = replace(dump, partition=dp.partition_at_start)
         if not dp.has(Code.DUMP_AREA_OUTSIDE_PARTITION):  # else reported above; nothing sensible to read
-            dump["present"] = self._dump_present(dump_start, dump_end)
-
-    def _report(self, findings: Iterable[Finding]) -> None:
-        """Inspect's policy: every finding, an error with its class, a warning, or a note."""
-        for f in findings:
-            if f.severity == "note":
-                self.r.notes.append(f.message)
-            elif f.severity == "warning":
-                self.r.warning(f.place, f.message)
-            else:
-                self.r.error(INSPECT_CLASS.get(f.code, SuperblockError)(f.message, where=f.place))
+            kind = self._dump_present(dump_start, dump_end)
+            self._run(RULES.dump_present, R.DumpPresentView(kind))
+            dump = replace(dump, present=kind)
+        self.r.dump = dump
 
     def _layout(self, sb: reader.Superblock) -> str:
         """Which zipl write order put the superblock where it is (spec §7.2); informational."""
@@ -599,28 +565,6 @@ class _Inspector:
             return "superblock after the program table (zipl 1.24-2.24)"
         return "other"
 
-    def _dump_area_overlaps(self, dump_start: int, dump_end: int, part_end: int, sb_offset: int) -> None:
-        bs = self.bs
-        for index, exts in self.extents.items():
-            prog = next((p for p in self.r.programs if p["index"] == index), None)
-            if prog is None or prog["type"] != "dump":
-                continue
-            reported_outside = False
-            for lba, n, what in exts:
-                a, b = lba * bs, (lba + n) * bs
-                if a < dump_end and b > dump_start:
-                    self.r.error(
-                        SuperblockError(
-                            f"the dump area {dump_start:#x}-{dump_end - 1:#x} covers blocks {lba:#x}..{lba + n - 1:#x} of {what}: "
-                            "a dump would overwrite the dump tool",
-                            where=superblock_field(sb_offset, "dump_size"),
-                        )
-                    )
-                    return
-                if not reported_outside and not (dump_start <= a and b <= part_end):
-                    reported_outside = True
-                    self.r.warning(reader.place(lba, None, what), "dump tool block lies outside the dump partition")
-
     def _dump_present(self, start: int, end: int) -> str:
         """What the dump area starts with (informational only)."""
         from zipldump.formats import s390dump
@@ -632,20 +576,13 @@ class _Inspector:
         if not any(head):
             return "none"
         if magic == s390dump.DUMP_MAGIC:
-            kind = "s390"
-        elif magic == s390dump.DUMP_MAGIC_EXT:
-            kind = "s390_ext"
-        elif magic == s390dump.LKCD_MAGIC:
-            kind = "lkcd"
-        elif head.startswith(b"\x7fELF"):
-            kind = "elf"
-        elif head.startswith(BUSY_MARKER):
-            kind = "busy"
-        else:
-            kind = "unknown"
-        text = {
-            "busy": "a dump was started but not finished ('zfcpdump busy' marker)",
-            "unknown": "the dump area starts with data that is not a known dump format",
-        }.get(kind, f"a {kind} dump is present at the partition start")
-        self.r.notes.append(text)
-        return kind
+            return "s390"
+        if magic == s390dump.DUMP_MAGIC_EXT:
+            return "s390_ext"
+        if magic == s390dump.LKCD_MAGIC:
+            return "lkcd"
+        if head.startswith(b"\x7fELF"):
+            return "elf"
+        if head.startswith(BUSY_MARKER):
+            return "busy"
+        return "unknown"
