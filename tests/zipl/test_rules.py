@@ -12,10 +12,10 @@ from builders.fakes import FakeMachine
 
 from zipldump.disk.image import DiskImage
 from zipldump.errors import IplError
+from zipldump.formats.component_table import TYPE_EXECUTE, TYPE_LOAD, TYPE_SIGNATURE, ComponentEntry, SignatureHeader
 from zipldump.plan.addresses import LoadedRange, check_hsa, hsa_overrun
 from zipldump.sim.firmware import FIRMWARE_TEXT, scsi_load
 from zipldump.zipl import rules
-from zipldump.zipl.bootmap import ComponentEntry
 from zipldump.zipl.check import inspect_disk
 from zipldump.zipl.rules import RULES, Rule
 
@@ -42,8 +42,8 @@ def test_signature_trailer_rule() -> None:
     from zipldump.formats.blockptr import BlockPtr
 
     ptr = BlockPtr(1, 512, 0)
-    sig = ComponentEntry(0, 0x20, 3, ptr, signature_format=1, signature_length=700)
-    load = ComponentEntry(1, 0x40, 2, ptr, address=0x10000)
+    sig = ComponentEntry(ptr, TYPE_SIGNATURE, SignatureHeader(1, 700), index=0, offset=0x20)
+    load = ComponentEntry(ptr, TYPE_LOAD, 0x10000, index=1, offset=0x40)
     assert rules.signature_trailer([sig, load], 1) == 740
     assert rules.signature_trailer([load, load], 1) == 0
     assert rules.signature_trailer([load], 0) == 0
@@ -82,8 +82,8 @@ def test_firmware_texts_format_with_their_rules_values() -> None:
     from zipldump.zipl.bootmap import BlockList, ComponentTable
 
     ptr = BlockPtr(1, 512, 0)
-    ex = ComponentEntry(1, 0x40, 1, ptr, psw=0x80010000)
-    ld = ComponentEntry(0, 0x20, 2, ptr, address=0x2000000)
+    ex = ComponentEntry(ptr, TYPE_EXECUTE, 0x80010000, index=1, offset=0x40)
+    ld = ComponentEntry(ptr, TYPE_LOAD, 0x2000000, index=0, offset=0x20)
     ct = ComponentTable(5, 1, (ld, ex))
     found = [
         rules.psw_not_short(ct, ex),
