@@ -61,7 +61,7 @@ def loads(img: Path, bs: int) -> tuple[str, ...] | None:
         return None
     if not rep.valid:
         return None
-    return tuple(c["sha256"] for p in rep.programs for c in p["components"] if c["kind"] == "load")
+    return tuple(c.sha256 or "" for p in rep.programs for c in p.components if c.kind == "load")
 
 
 def dump_install(image: Path, kernel: Path, ramdisk: Path, part: int, bs: int) -> None:
