@@ -469,3 +469,33 @@ def test_memory_goes_direct_where_possible_and_buffered_otherwise(tmp_path, monk
     einval_disk, _, _ = dumpto_disk(tmp_path, 512, 24 * MiB, name="einval.img")
     dump_to_partition(einval_disk, FakeZcore(zfile, 4 * MiB), quiet_ui(), chunk_size=1 * MiB, clock=lambda: HEADER_TOD + 7)
     assert after_mbr(einval_disk) == after_mbr(direct_disk)
+
+
+def test_a_dump_area_over_the_dump_tool_is_refused_as_inspect_refuses_it(tmp_path):
+    """The writer applies inspect's dump-area rule: a dump there would overwrite the tool that writes it."""
+    import struct
+
+    from zipldump.cli import main as cli_main
+    from zipldump.errors import SuperblockError
+    from zipldump.formats.dump_superblock import DumpSuperblock
+    from zipldump.formats.fields import offset_of
+    from zipldump.sim.payloads import write_demo_payloads
+    from zipldump.zipl.check import inspect_disk
+
+    img, sb_off, _ = dumpto_disk(tmp_path, 512, 64 * MiB)
+    p = write_demo_payloads(tmp_path / "p")
+    assert cli_main(["-q", "install", str(img), "--dumpto", "1", "--image", str(p.image), "--ramdisk", str(p.ramdisk), "-n"]) == 0
+    rep = inspect_disk(img, 512)
+    kernel = next(c for c in rep.programs[0].components if c.kind == "load" and c.extents)
+    first_lba = kernel.extents[0].block
+    data = bytearray(img.read_bytes())
+    sb_off = int.from_bytes(data[0x78:0x80], "big")
+    sb = DumpSuperblock.parse(bytes(data[sb_off : sb_off + 72]), offset=sb_off)
+    assert first_lba * 512 > sb_off, "the tool's data lies after the superblock"
+    struct.pack_into(">Q", data, sb_off + offset_of(DumpSuperblock, "dump_offset"), first_lba * 512 - sb.part_start)
+    struct.pack_into(">Q", data, sb_off + offset_of(DumpSuperblock, "dump_size"), 4 * MiB)
+    img.write_bytes(bytes(data))
+    before = img.read_bytes()
+    assert cli_main(["-q", "inspect", str(img)]) == SuperblockError.exit_code
+    assert cli_main(["-q", "ipl", str(img), "--memory", "2M", "--cpus", "1"]) == SuperblockError.exit_code
+    assert img.read_bytes() == before

@@ -53,6 +53,7 @@ from zipldump.errors import (
     FormatError,
     MagicError,
     PointerError,
+    SuperblockError,
     ZiplDumpError,
 )
 from zipldump.formats.dump_superblock import DumpSuperblock
@@ -69,7 +70,9 @@ from zipldump.formats.s390dump import (
 from zipldump.jsonout import JsonMixin, member
 from zipldump.ui import UI, ByteProgress
 from zipldump.zipl import bootmap as reader
+from zipldump.zipl.bootmap import dump_program_extents
 from zipldump.zipl.dumppart import Code, Finding, read_dump_partition, superblock_field
+from zipldump.zipl.rules import DumpAreaView, Rule, dump_area_covers_tool
 
 DEFAULT_CHUNK = 4 << 20  # 4 MiB: per-chunk Python work is noise
 WRITES_IN_FLIGHT = 2  # memory writes queued at the disk while the next chunk is read (measured: 1 -> 2 gains ~40 %)
@@ -533,7 +536,23 @@ def locate_dump_partition(disk: DiskImage) -> DumpTarget:
                 continue
         raise _refusal(f)
     assert dp.superblock is not None
+    _refuse_dump_over_tool(disk, dp.superblock)
     return DumpTarget(dp.superblock, dp.partition, note)
+
+
+def _refuse_dump_over_tool(disk: DiskImage, sb: DumpSuperblock) -> None:
+    """inspect's dump-area rule (zipl/rules.py), as a refusal: a dump written over its
+    own dump tool would leave the disk unable to dump again (SuperblockError, as inspect)."""
+    try:
+        tools = dump_program_extents(disk)
+    except ZiplDumpError:
+        return  # the firmware loaded this tool from these blocks; the rule has nothing to read
+    start = sb.part_start + sb.dump_offset
+    view = DumpAreaView(disk.block_size, start, start + sb.dump_size, sb.part_start + sb.part_size,
+                        superblock_field(sb.offset, "dump_size"), tools)
+    for f in dump_area_covers_tool(view):
+        if f.code is Rule.DUMP_AREA_COVERS_TOOL:
+            raise SuperblockError(f.message, where=f.place)
 
 
 def _own_artefact(data: bytes) -> str | None:

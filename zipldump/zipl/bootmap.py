@@ -47,6 +47,7 @@ from zipldump.formats.bootrecord import (
 from zipldump.formats.component_table import (
     COMPONENT_ENTRY_SIZE,
     COMPONENT_HEADER_SIZE,
+    HEADER_DUMP,
     TYPE_EXECUTE,
     TYPE_LOAD,
     TYPE_NAMES,
@@ -400,6 +401,24 @@ def iter_component_data(disk: Disk, pointers: Iterable[BlockPtr], length: int | 
             n -= want
             if left is not None:
                 left -= want
+
+
+def dump_program_extents(disk: Disk) -> tuple[tuple[int, tuple[tuple[int, int, str], ...]], ...]:
+    """(program-table index, ((lba, blocks, what), ...)) of every DUMP program: its component
+    table, and each LOAD's list blocks and data, for the dump-area rule (zipl/rules.py)."""
+    pt = read_program_table(disk, read_boot_record(disk).program_table)
+    out = []
+    for index, ptr in pt.valid():
+        ct = read_component_table(disk, ptr, require_execute=False)
+        if ct.header_type != HEADER_DUMP:
+            continue
+        exts: list[tuple[int, int, str]] = [(ct.lba, 1, f"program {index} component table")]
+        for e in ct.entries:
+            if e.type == TYPE_LOAD:
+                what = f"program {index} component entry {e.index}"
+                exts += [(lba, n, what) for lba, n in walk_block_list(disk, e.blocklist).extents()]
+        out.append((index, tuple(exts)))
+    return tuple(out)
 
 
 def component_sha256(disk: Disk, pointers: Iterable[BlockPtr], length: int | None = None) -> str:
