@@ -19,7 +19,7 @@ simulator's `--crashed FILE` input.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -53,12 +53,16 @@ def _output(out: Output, overwrite: bool) -> OutputFile:
 
 def _copy_stream(dump: AnyDump, out: OutputFile, start: int, end: int, dst: int, progress: ByteProgress | None, chunk: int) -> None:
     """Memory [start, end) of `dump` to `dst` in OUT."""
+    _copy_pieces(dump.iter_memory(start, end, chunk=chunk), out, dst, progress, chunk)
+
+
+def _copy_pieces(pieces: Iterator[memoryview], out: OutputFile, dst: int, progress: ByteProgress | None, chunk: int) -> None:
+    """Consecutive pieces to OUT from `dst` on; all-zero pieces become holes (dumps are mostly empty memory)."""
     zero = bytes(chunk)
     pos = dst
-    for piece in dump.iter_memory(start, end, chunk=chunk):
+    for piece in pieces:
         n = len(piece)
-        # Zero chunks become holes: dumps are mostly empty memory.  Compare the
-        # underlying bytearray (memcmp); memoryview comparison is per element.
+        # Compare the underlying bytearray (memcmp); memoryview comparison is per element.
         base = piece.obj
         if isinstance(base, (bytes, bytearray)) and len(base) == n:
             is_zero = base == zero if n == len(zero) else base == zero[:n]
@@ -219,20 +223,7 @@ def write_s390(dump: S390Dump, out_path: Output, *, ui: UI | None = None, chunk:
 
 def _copy_file(dump: S390Dump, out: OutputFile, length: int, progress: ByteProgress | None, chunk: int) -> None:
     """Raw dump bytes [0, length) to OUT, zero chunks left as holes."""
-    zero = bytes(chunk)
-    pos = 0
-    for piece in dump.iter_file(0, length, chunk=chunk):
-        n = len(piece)
-        base = piece.obj
-        if isinstance(base, (bytes, bytearray)) and len(base) == n:
-            is_zero = base == zero if n == len(zero) else base == zero[:n]
-        else:
-            is_zero = bytes(piece) == zero[:n]
-        if not is_zero:
-            out.pwrite(piece, pos)
-        pos += n
-        if progress is not None:
-            progress.advance(n)
+    _copy_pieces(dump.iter_file(0, length, chunk=chunk), out, 0, progress, chunk)
 
 
 class _NullProgress:
