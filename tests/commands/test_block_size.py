@@ -35,3 +35,14 @@ def test_the_override_still_wins(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert cli_main(["-q", "install", str(img), "--dumpto", "1", "--image", str(p.image), "--ramdisk", str(p.ramdisk), "-n"]) == 0
     # told 512, the 4Kn dump disk's pointers do not fit: refused, not silently read
     assert cli_main(["-q", "ipl", str(img), "--block-size", "512", "--memory", "16M"]) != 0
+
+
+def test_inspect_finds_a_4kn_disk_by_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = tmp_path / "disk.img"
+    make_disk(img, 320 * MiB, block_size=4096, parts=[PartSpec(300 * MiB)])
+    p = write_demo_payloads(tmp_path / "p")
+    assert cli_main(["-q", "install", str(img), "--dumpto", "1", "--image", str(p.image), "--ramdisk", str(p.ramdisk), "-n"]) == 0
+    capsys.readouterr()
+    assert cli_main(["inspect", str(img)]) == 0  # was INVALID (exit 22) without --block-size 4096
+    captured = capsys.readouterr()
+    assert "block size 4096:" in captured.err

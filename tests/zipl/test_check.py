@@ -113,8 +113,11 @@ def test_4096_byte_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     loads = [c for c in doc["programs"][0]["components"] if c["kind"] == "load"]
     assert [c["length"] for c in loads] == [0x4000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000]
     # read with the wrong block size, the pointers' size fields disagree
-    rc, doc, _ = run_json(capsys, path)
+    rc, doc, _ = run_json(capsys, path, "--block-size", "512")
     assert rc == PointerError.exit_code
+    # without --block-size the disk says 4096 itself (disk.geometry)
+    rc, doc, _ = run_json(capsys, path)
+    assert rc == 0 and doc["block_size"] == 4096
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["zipl-2.26", "zipl-2.16"])
@@ -777,7 +780,7 @@ def test_done_when_failures_on_an_installed_disk(tmp_path: Path, capsys: pytest.
 
 
 def test_wrong_block_size_gets_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, doc, _ = run_json(capsys, write(build_4k(), tmp_path))
+    rc, doc, _ = run_json(capsys, write(build_4k(), tmp_path), "--block-size", "512")  # told the wrong size
     assert rc == PointerError.exit_code
     assert "the boot record was written for 4096-byte blocks: try --block-size 4096" in doc["notes"]
     rc, doc, _ = run_json(capsys, tmp_path / "disk.img", "--block-size", "4096")

@@ -69,7 +69,9 @@ def block_size_of(path: object, given: int | None, ui: UI) -> int:
     if given is not None or not isinstance(path, (str, os.PathLike)) or not os.path.exists(path):
         return given if given is not None else 512  # nothing to read: the opener names the missing file
     g = geometry(path, given)
-    if g.evidence:  # the 512 fallback is what every command assumed before: not worth a line
+    # 512 is what every command assumed before (said only when in doubt), and a
+    # --json run keeps stderr for problems.
+    if g.evidence and g.block_size != 512 and not ui.json_output:
         ui.info(f"block size {g.block_size}: {g.reason}")
     if g.ambiguous:
         ui.warn(f"the block size is not certain ({g.reason}); give --block-size if {g.block_size} is wrong")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from zipldump.commands import hsa_size_arg, int_arg
+from zipldump.commands import add_block_size_arg, block_size_of, hsa_size_arg
 from zipldump.plan.job import DEFAULT_HSA_SIZE
 from zipldump.ui import UI
 from zipldump.zipl.check import ExecuteComponent, Report, inspect_disk
@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
         "block lists, boot_info, dump superblock) and report problems.  Exit 0 when valid.",
     )
     p.add_argument("image", metavar="IMAGE", help="disk image file or block device")
-    p.add_argument("--block-size", type=int_arg(), default=512, choices=(512, 1024, 2048, 4096), help="logical block size (default 512)")
+    add_block_size_arg(p)
     p.add_argument("--hsa-size", type=hsa_size_arg, metavar="SIZE", help="HSA size; dump-program components must end below it (default 32M)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=run)
@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     hsa = args.hsa_size or DEFAULT_HSA_SIZE
-    report = inspect_disk(args.image, args.block_size, hsa_size=hsa)
+    report = inspect_disk(args.image, block_size_of(args.image, args.block_size, ui), hsa_size=hsa)
     if args.json:
         ui.emit_json(report.to_json())
     elif sys.stdout.isatty():
