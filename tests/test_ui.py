@@ -160,4 +160,4 @@ def test_emit_json_goes_to_stdout_only(capsys: pytest.CaptureFixture[str]) -> No
     ui, err = plain_ui(json_output=True)
     ui.emit_json({"a": b"\x01\x02", "n": 1})
     out = capsys.readouterr().out
-    assert json.loads(out) == {"a": "0102", "n": 1} and err.getvalue() == ""
+    assert json.loads(out) == {"schema_version": 1, "a": "0102", "n": 1} and err.getvalue() == ""

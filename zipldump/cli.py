@@ -25,11 +25,31 @@ def one_line(text: str) -> str:
     return " | ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
+class _ArgumentError(SystemExit):
+    """argparse's refusal, its message kept for the --json error document."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(UsageError.exit_code)
+        self.message = message
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line, like every other error (no usage block)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(UsageError.exit_code, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+        text = f"{one_line(message)} (see {self.prog} --help)"
+        sys.stderr.write(f"{self.prog}: error: {text}\n")
+        raise _ArgumentError(text)
+
+
+def _asks_json(argv: list[str]) -> bool:
+    """--json among the options (before a bare '--'): argparse refused the line, so it is all we know."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
+def error_document(exc: ZiplDumpError) -> dict[str, object]:
+    """The one error shape of every command's --json (docs/schemas/error.schema.json)."""
+    return {"error": {"kind": exc.kind, "where": exc.where, "message": one_line(exc.message), "exit_code": exc.exit_code}}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _report(exc: ZiplDumpError, label: str, json_output: bool, ui: UI) -> int:
     print(f"zipldump: {label}: {one_line(str(exc))}", file=sys.stderr)
     if json_output:
-        message = one_line(exc.message)
-        ui.emit_json({"error": {"kind": exc.kind, "where": exc.where, "message": message, "exit_code": exc.exit_code}})
+        ui.emit_json(error_document(exc))
     return exc.exit_code
 
 
@@ -55,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its message
+    except _ArgumentError as exc:  # already on stderr; with --json also as the error document
+        if _asks_json(sys.argv[1:] if argv is None else argv):
+            UI(json_output=True).emit_json(error_document(UsageError(exc.message)))
+        return UsageError.exit_code
+    except SystemExit as exc:  # --help, --version (argparse printed them)
         return UsageError.exit_code if exc.code else 0
     json_output = getattr(args, "json", False)
     ui = UI(json_output=json_output, quiet=args.quiet)

@@ -32,6 +32,15 @@ from zipldump.errors import AbortedError
 
 CLIP = 60  # characters of user text quoted in a message
 
+# The version of every --json document's shape (docs/json.md, docs/schemas/): added keys
+# and enum values keep it; a removed or renamed key or a changed type is a new version.
+SCHEMA_VERSION = 1
+
+
+def versioned(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with `schema_version` as its first key (always this version's number)."""
+    return {"schema_version": SCHEMA_VERSION, **{k: v for k, v in data.items() if k != "schema_version"}}
+
 
 def clip(text: str) -> str:
     """User text quoted in a message: non-printable characters escaped (no line breaks or
@@ -187,8 +196,9 @@ class UI:
         return line.strip().lower() in ("y", "yes")
 
     # -- results -----------------------------------------------------------
-    def emit_json(self, data: Any) -> None:
-        json.dump(data, sys.stdout, indent=2, sort_keys=False, default=_json_default)
+    def emit_json(self, data: dict[str, Any]) -> None:
+        """The command's one JSON document, `schema_version` first (docs/json.md)."""
+        json.dump(versioned(data), sys.stdout, indent=2, sort_keys=False, default=_json_default)
         sys.stdout.write("\n")
         sys.stdout.flush()
 
