@@ -109,8 +109,8 @@ def test_documented_signatures_are_the_real_ones() -> None:
         a = node.args
         kinds = [(p, pyinspect.Parameter.POSITIONAL_OR_KEYWORD) for p in a.args]
         kinds += [(p, pyinspect.Parameter.KEYWORD_ONLY) for p in a.kwonlyargs]
-        defaults = dict(zip([p.arg for p in a.args][len(a.args) - len(a.defaults):], a.defaults))
-        defaults |= {p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None}
+        defaults = dict(zip([p.arg for p in a.args][len(a.args) - len(a.defaults):], a.defaults, strict=True))
+        defaults |= {p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None}
         assert [p.arg for p, _ in kinds] == list(real.parameters), name
         for p, kind in kinds:
             param = real.parameters[p.arg]
