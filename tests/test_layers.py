@@ -12,12 +12,13 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "zipldump"
 
 LAYERS = {
-    0: {"errors", "ui", "jsonout", "formats", "__init__"},
+    0: {"errors", "ui", "jsonout", "formats"},
     1: {"disk"},
     2: {"plan"},
     3: {"zipl", "dump"},
     4: {"sim", "qemu"},
-    5: {"commands", "cli", "__main__"},
+    # __init__ re-exports the API (lazily); the lower layers import only its __version__
+    5: {"commands", "cli", "__main__", "api", "__init__"},
 }
 
 
