@@ -146,7 +146,7 @@ def test_install_inspect_ipl_dump_info_get_dump(tmp_path: Path, files: dict[str,
 
     report = zipldump.inspect(img, progress=progress)
     assert isinstance(report, Report) and report.valid, report.to_json()["problems"]
-    assert report.block_size == 512 and report.dump is not None and report.dump["present"] == "none"
+    assert report.block_size == 512 and report.dump is not None and report.dump.present == "none"
 
     progress = Calls()
     rep = zipldump.ipl(img, memory_size=16 * MiB, cpus=2, verify=True, progress=progress)
