@@ -118,6 +118,7 @@ def from_zipl_conf(
     root: int | None = None,
     kernel: PathArg | None = None,
     ramdisk: PathArg | None = None,
+    parmfile: PathArg | None = None,
     parameters: str | None = None,
     dumpto: int | None = None,
     target: int | None = None,
@@ -148,6 +149,7 @@ def from_zipl_conf(
         root=root,
         kernel=None if kernel is None else Path(kernel),
         ramdisk=None if ramdisk is None else Path(ramdisk),
+        parmfile=None if parmfile is None else Path(parmfile),
         parameters=parameters,
         dumpto=dumpto,
         target=target,
@@ -206,41 +208,17 @@ def install(
     progress: Progress | None = None,
 ) -> InstallResult:
     """`zipldump install` with the same options (kernel= is --image): a program on dumpto=,
-    target= or dumptofs=, or sections of a zipl.conf, or the image's own configuration."""
+    target= or dumptofs=, or sections of a zipl.conf, or the image's own configuration.
+    from_zipl_conf, then install_job."""
     import tempfile
 
-    from zipldump.zipl.installer import install as run_install
-    from zipldump.zipl.jobs import JobRequest, job_from_request
-
-    def opt(p: PathArg | None) -> Path | None:
-        return None if p is None else Path(p)
-
-    req = JobRequest(
-        image=Path(image),
-        block_size=_block_size(image, block_size),
-        config=config,
-        section=section,
-        menu=menu,
-        blsdir=blsdir,
-        root=root,
-        kernel=opt(kernel),
-        ramdisk=opt(ramdisk),
-        parmfile=opt(parmfile),
-        parameters=parameters,
-        dumpto=dumpto,
-        target=target,
-        dumptofs=dumptofs,
-        stage3=opt(stage3),
-        hsa_size=hsa_size,
-        dump_mem=dump_mem,
-        compat=compat,
-        dry_run=dry_run,
-        assume_yes=assume_yes,
-        verify=verify,
-    )
-    ui = _ApiUI(progress)
     with tempfile.TemporaryDirectory(prefix="zipldump-install-") as work:
-        return run_install(job_from_request(req, Path(work), ui), ui)
+        job = from_zipl_conf(
+            image, config, section, menu, blsdir=blsdir, root=root, kernel=kernel, ramdisk=ramdisk, parmfile=parmfile,
+            parameters=parameters, dumpto=dumpto, target=target, dumptofs=dumptofs, stage3=stage3, block_size=block_size,
+            hsa_size=hsa_size, dump_mem=dump_mem, compat=compat, dry_run=dry_run, assume_yes=assume_yes, verify=verify, work=work,
+        )
+        return install_job(job, progress=progress)
 
 
 # --- inspect and ipl ----------------------------------------------------------------------------
