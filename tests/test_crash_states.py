@@ -53,13 +53,20 @@ def spread(states: list[State]) -> list[State]:
     return [states[int(i * step)] for i in range(STATE_BUDGET)] + [states[-1]]
 
 
-def loads(img: Path, bs: int) -> tuple[str, ...] | None:
-    """SHA-256 of every LOAD as loaded; None when the disk holds no valid zipl program."""
+def loads(img: Path, bs: int, *, stale: list[str] | None = None) -> tuple[str, ...] | None:
+    """SHA-256 of every LOAD as loaded; None when the disk holds no valid zipl program.
+
+    With `stale`, a program whose only fault is that the file system no longer owns its
+    blocks (a cut lost the bootmap's inode or bitmap) still counts, and is noted there:
+    that is the file system's damage, which the ext4 file-system test measures."""
     try:
         rep = inspect_disk(img, bs)
     except ZiplDumpError:
         return None
-    if not rep.valid:
+    kinds = {p.kind for p in rep.errors}
+    if stale is not None and kinds == {"stale-bootmap"}:
+        stale.append(str(img))
+    elif not rep.valid:
         return None
     return tuple(c.sha256 or "" for p in rep.programs for c in p.components if c.kind == "load")
 
@@ -173,9 +180,10 @@ def _ext_reinstall(tmp_path: Path, fstype: str) -> tuple[Path, Path, list[State]
 def test_ipl_reinstall_into_ext_boot_record_old_or_new(tmp_path: Path, fstype: str) -> None:
     img, before, states, expected, _, _ = _ext_reinstall(tmp_path, fstype)
     work = StateImage(before, tmp_path / "state.img")
+    stale: list[str] = []
     for st in states:
-        assert loads(work.apply(st), 512) in expected, f"{st.name}: boot record neither old nor new"
-    report(f"{fstype} IPL re-install, boot record", states=len(states), mixed=0)
+        assert loads(work.apply(st), 512, stale=stale) in expected, f"{st.name}: boot record neither old nor new"
+    report(f"{fstype} IPL re-install, boot record", states=len(states), mixed=0, stale_bootmap=len(stale))
 
 
 @needs_e2fsprogs

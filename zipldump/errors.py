@@ -293,6 +293,14 @@ class SclpError(IplError):
     kind = "sclp"
 
 
+class StaleBootmapError(FormatError):
+    """The boot record's block lists reach file-system blocks no file owns: the bootmap was
+    deleted or replaced, and the next write to the file system may reuse those blocks."""
+
+    exit_code = 27
+    kind = "stale-bootmap"
+
+
 # --- dumps ---------------------------------------------------------------------
 class DumpError(ZiplDumpError):
     exit_code = 40

@@ -285,6 +285,28 @@ class ExtFs:
             raise DiskError("no such file in the file system", where=f"{self.spec}:{fs_path}")
         return out
 
+    def block_owners(self, fs_blocks: list[int]) -> dict[int, int | None]:
+        """The inode owning each file system block (None: no file owns it), by debugfs icheck."""
+        out: dict[int, int | None] = {}
+        for i in range(0, len(fs_blocks), 512):  # bounded command lines
+            text = self._debugfs(["icheck " + " ".join(str(b) for b in fs_blocks[i : i + 512])])
+            for line in text.splitlines()[1:]:
+                parts = line.split(None, 1)
+                if len(parts) == 2 and parts[0].isdigit():
+                    out[int(parts[0])] = int(parts[1]) if parts[1].strip().isdigit() else None
+        return out
+
+    def inode_paths(self, inodes: list[int]) -> dict[int, str]:
+        """A path of each inode (debugfs ncheck); inodes without a name are left out."""
+        if not inodes:
+            return {}
+        out: dict[int, str] = {}
+        for line in self._debugfs(["ncheck " + " ".join(str(i) for i in inodes)]).splitlines()[1:]:
+            parts = line.split("\t", 1)
+            if len(parts) == 2 and parts[0].strip().isdigit():
+                out.setdefault(int(parts[0]), re.sub(r"/+", "/", parts[1].strip()))  # debugfs writes "//bootmap"
+        return out
+
     def exists(self, fs_path: str) -> bool:
         return self._stat(fs_path) is not None
 

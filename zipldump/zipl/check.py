@@ -28,6 +28,7 @@ from zipldump.errors import (
     MagicError,
     Place,
     PointerError,
+    StaleBootmapError,
     SuperblockError,
     ZiplDumpError,
 )
@@ -253,6 +254,18 @@ class DumpReport:
 
 
 @dataclass
+class BootmapFileReport:
+    """Where the boot record's blocks live when a file system holds them (a --target / zipl.conf install)."""
+
+    partition: int
+    fs_type: str
+    files: tuple[str, ...]  # the paths of the files owning them: the bootmap, and files referenced in place
+
+    def to_json(self) -> dict[str, Any]:
+        return {"partition": self.partition, "fs_type": self.fs_type, "files": list(self.files)}
+
+
+@dataclass
 class Report:
     image: str
     block_size: int
@@ -264,6 +277,7 @@ class Report:
     program_table: ProgramTableReport | None = None
     programs: list[ProgramReport] = field(default_factory=list)
     dump: DumpReport | None = None
+    bootmap_file: BootmapFileReport | None = None
 
     # -- collecting --------------------------------------------------------
     def error(self, exc: ZiplDumpError) -> None:
@@ -300,6 +314,7 @@ class Report:
             "program_table": None if self.program_table is None else self.program_table.to_json(),
             "programs": [p.to_json() for p in self.programs],
             "dump": None if self.dump is None else self.dump.to_json(),
+            "bootmap_file": None if self.bootmap_file is None else self.bootmap_file.to_json(),
         }
 
 
@@ -390,6 +405,51 @@ class _Inspector:
             self._run(RULES.program_table_end, view)
         self._dump(br)
         self._run(RULES.block_roles, R.BlockRolesView(self.roles, tuple(self.data_runs)))
+        self._bootmap_file()
+
+    def _bootmap_file(self) -> None:
+        """A bootmap in an ext file system: the file that owns its blocks, and none that no file owns."""
+        from zipldump.disk.extfs import ExtFs
+        from zipldump.disk.partitions import read_partition_table
+
+        br = self.r.boot_record
+        if self.pt_lba is None or (br is not None and br.boot_info is not None and br.boot_info.bp_type == BP_TYPE_DUMP):
+            return  # a --dumpto tail lives in a raw partition (its first 64 KiB wiped), not in a file
+        try:
+            table = read_partition_table(self.disk, self.bs)
+        except ZiplDumpError:
+            return  # no table: a whole-disk layout, judged elsewhere
+        part = next((p for p in table.partitions if p.start <= self.pt_lba < p.start + p.length), None)
+        if part is None or part.fs_type not in ("ext2", "ext3", "ext4"):
+            return  # a raw dump partition's tail: no file system owns blocks there
+        fs = ExtFs(self.disk.path, part.start_bytes, part.size_bytes)
+        first = part.start_bytes // fs.block_size
+        # every metadata block, and the first and last block of every data run: a deleted
+        # file frees all of its blocks, a replaced one at least its first
+        spans = [(lba, 1, role) for lba, role in self.roles.items() if lba] + list(self.data_runs)
+        probes: dict[int, tuple[int, str]] = {}
+        for lba, n, what in spans:
+            for b in {lba, lba + n - 1}:
+                if part.start <= b < part.start + part.length:
+                    probes.setdefault(b * self.bs // fs.block_size - first, (b, what))
+        try:
+            owners = fs.block_owners(sorted(probes))
+        except ZiplDumpError:
+            return
+        stale = sorted(fb for fb in probes if owners.get(fb) is None)
+        for fb in stale[:1]:
+            lba, what = probes[fb]
+            self.r.error(StaleBootmapError(
+                f"block {lba:#x} (file system block {fb} of {what}) belongs to no file in the {part.fs_type} file system of "
+                f"partition {part.number}: the bootmap was deleted or replaced, and the next write may reuse the block",
+                where=reader.place(lba, None, what),
+            ))
+        inodes = sorted({i for i in owners.values() if i is not None})
+        try:
+            paths = fs.inode_paths(inodes)
+        except ZiplDumpError:  # a damaged directory: the files are named by inode
+            paths = {}
+        self.r.bootmap_file = BootmapFileReport(part.number, part.fs_type, tuple(paths.get(i, f"<inode {i}>") for i in inodes))
 
     def _boot_record(self, br: reader.BootRecord) -> None:
         bi = br.boot_info
