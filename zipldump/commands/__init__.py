@@ -64,11 +64,11 @@ def block_size_of(path: object, given: int | None, ui: UI) -> int:
     """The block size to use for the disk at `path`: `given`, or what the disk says (the reason goes to stderr)."""
     import os
 
-    from zipldump.disk.geometry import geometry
+    from zipldump.disk.geometry import detect
 
     if given is not None or not isinstance(path, (str, os.PathLike)) or not os.path.exists(path):
         return given if given is not None else 512  # nothing to read: the opener names the missing file
-    g = geometry(path, given)
+    g = detect(path)  # `given` is None here: the override returned above
     # 512 is what every command assumed before (said only when in doubt), and a
     # --json run keeps stderr for problems.
     if g.evidence and g.block_size != 512 and not ui.json_output:
